@@ -1,0 +1,204 @@
+"""The tamper-evident audit log.
+
+Every state change that someone could later dispute is recorded here, in the same transaction as
+the change itself::
+
+    audit.record(session, actor="analyst:7", action="report.graded",
+                 subject=("report", report.id), details={"grade": "A1"})
+
+The events form a hash chain: each event's ``hash`` is the SHA-256 of a canonical JSON of its
+fields and the previous event's hash. Editing any stored field, or deleting or reordering events,
+breaks the chain at that point and ``verify()`` names the first event that no longer fits.
+What a chain cannot show by itself is the loss of its newest events; publish or hand over
+``VerifyResult.head`` from time to time so that a later head can be checked against it.
+
+Appending is serialised: on PostgreSQL ``record()`` takes an EXCLUSIVE lock on the table (readers
+are not blocked), on SQLite it takes the database's write lock before reading the last hash. The
+lock is held until the caller's transaction ends, so keep audited transactions short, and run
+them at READ COMMITTED (PostgreSQL's default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from meldpunt.clock import as_utc, get_clock
+from meldpunt.store.models import AuditEvent
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditEvent",
+    "Subject",
+    "VerifyResult",
+    "canonical_json",
+    "event_hash",
+    "record",
+    "verify",
+]
+
+#: The ``prev_hash`` of the first event.
+GENESIS_HASH = "0" * 64
+
+#: What an event is about: a type name and an id, e.g. ``("report", 42)``.
+Subject = tuple[str, str | int]
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    #: Events checked: all of them when ``ok``, else up to and including the broken one.
+    count: int
+    first_broken_id: int | None = None
+    reason: str | None = None
+    #: The hash of the last intact event (``GENESIS_HASH`` for an empty log).
+    head: str = GENESIS_HASH
+
+
+def canonical_json(value: Any) -> str:
+    """One fixed text for a JSON value: sorted keys, no spaces, UTF-8, no NaN."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def event_hash(
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    subject_type: str | None,
+    subject_id: str | None,
+    details: str,
+    prev_hash: str,
+) -> str:
+    """The hash of one event; ``details`` is the stored canonical JSON text."""
+    fields = {
+        "at": as_utc(at).isoformat(timespec="microseconds"),
+        "actor": actor,
+        "action": action,
+        "subject_type": subject_type,
+        "subject_id": subject_id,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(fields).encode("utf-8")).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    subject: Subject | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one event in the session's transaction and return it (flushed, with its id).
+
+    ``details`` must be JSON-serialisable as it is (no datetimes or sets): what is hashed must be
+    exactly what is stored.
+    """
+    details_json = canonical_json(dict(details or {}))
+    subject_type, subject_id = (None, None) if subject is None else (subject[0], str(subject[1]))
+    _lock_chain(session)
+    prev_hash = session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    at = get_clock().now()
+    event = AuditEvent(
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        details=details_json,
+        prev_hash=prev_hash or GENESIS_HASH,
+    )
+    event.hash = event_hash(
+        at=at,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        details=details_json,
+        prev_hash=event.prev_hash,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _lock_chain(session: Session) -> None:
+    connection = session.connection()
+    dialect = connection.dialect
+    table = dialect.identifier_preparer.format_table(AuditEvent.__table__)
+    if dialect.name == "postgresql":
+        connection.execute(text(f"LOCK TABLE {table} IN EXCLUSIVE MODE"))
+    elif dialect.name == "sqlite":
+        # A write statement takes SQLite's write lock even when it changes nothing; from then on
+        # this transaction sees the newest committed state and no other writer can append.
+        connection.execute(text(f"UPDATE {table} SET id = id WHERE 0"))
+
+
+def verify(session: Session, *, batch_size: int = 1000) -> VerifyResult:
+    """Walk the whole chain in id order and report the first event that does not fit."""
+    columns = AuditEvent.__table__.c
+    rows = session.execute(
+        select(
+            columns.id,
+            columns.at,
+            columns.actor,
+            columns.action,
+            columns.subject_type,
+            columns.subject_id,
+            columns.details,
+            columns.prev_hash,
+            columns.hash,
+        ).order_by(columns.id),
+        execution_options={"yield_per": batch_size},
+    )
+    try:
+        return _walk(rows)
+    finally:
+        rows.close()
+
+
+def _walk(rows: Iterable[Any]) -> VerifyResult:
+    head = GENESIS_HASH
+    count = 0
+    for row in rows:
+        count += 1
+        if row.prev_hash != head:
+            return VerifyResult(
+                ok=False,
+                count=count,
+                first_broken_id=row.id,
+                reason="prev_hash does not match the event before it (events removed or moved)",
+                head=head,
+            )
+        expected = event_hash(
+            at=row.at,
+            actor=row.actor,
+            action=row.action,
+            subject_type=row.subject_type,
+            subject_id=row.subject_id,
+            details=row.details,
+            prev_hash=row.prev_hash,
+        )
+        if row.hash != expected:
+            return VerifyResult(
+                ok=False,
+                count=count,
+                first_broken_id=row.id,
+                reason="hash does not match the event's content (the event was altered)",
+                head=head,
+            )
+        head = row.hash
+    return VerifyResult(ok=True, count=count, head=head)

@@ -1,0 +1,159 @@
+"""The only source of time.
+
+Nothing else in meldpunt calls ``datetime.now()``, ``time.time()``, ``time.monotonic()`` or
+``time.sleep()``. Everything asks the current clock instead, so that a test can freeze time or run a
+whole day of deadlines and re-checks in milliseconds::
+
+    clock = FrozenClock(datetime(2025, 1, 1, tzinfo=UTC))
+    with use_clock(clock):
+        ...
+        clock.advance(timedelta(hours=24))
+
+Wall time (``now()``) is always timezone-aware UTC. ``monotonic()`` is for measuring durations and
+never goes backwards.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "Clock",
+    "ControllableClock",
+    "FrozenClock",
+    "SystemClock",
+    "as_utc",
+    "get_clock",
+    "now",
+    "set_clock",
+    "use_clock",
+]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current wall time, timezone-aware, in UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards; only differences mean anything."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``; a test clock just moves forward instead."""
+        ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC; a naive datetime is taken to be UTC already (as SQLite returns it)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+class FrozenClock:
+    """A clock that only moves when told to: ``set()``, ``advance()`` or ``sleep()``.
+
+    ``monotonic()`` moves forward with every forward step of the wall time and stays put when
+    ``set()`` moves the wall time backwards, as a real monotonic clock would. Thread-safe, so a
+    worker thread and the test driving it can share one.
+    """
+
+    def __init__(self, start: datetime | None = None) -> None:
+        if start is None:
+            start = datetime(2025, 1, 1, tzinfo=UTC)
+        self._now = _require_aware(start)
+        self._monotonic = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._monotonic
+
+    def set(self, moment: datetime) -> None:
+        moment = _require_aware(moment)
+        with self._lock:
+            step = (moment - self._now).total_seconds()
+            self._now = moment
+            self._monotonic += max(step, 0.0)
+
+    def advance(self, delta: timedelta | float) -> datetime:
+        """Move forward by ``delta`` (a timedelta or seconds) and return the new time."""
+        seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)
+        if seconds < 0:
+            raise ValueError(f"a clock cannot advance by a negative amount ({seconds} s)")
+        with self._lock:
+            self._now += timedelta(seconds=seconds)
+            self._monotonic += seconds
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def __repr__(self) -> str:
+        return f"FrozenClock({self._now.isoformat()})"
+
+
+#: The same class under the name that says what tests do with it.
+ControllableClock = FrozenClock
+
+
+def _require_aware(moment: datetime) -> datetime:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"a clock needs a timezone-aware datetime, got naive {moment!r}")
+    return moment.astimezone(UTC)
+
+
+_current: Clock = SystemClock()
+
+
+def get_clock() -> Clock:
+    return _current
+
+
+def set_clock(clock: Clock) -> Clock:
+    """Make ``clock`` the current clock for every thread; returns the one it replaces."""
+    global _current
+    previous, _current = _current, clock
+    return previous
+
+
+@contextmanager
+def use_clock(clock: Clock) -> Iterator[Clock]:
+    """Use ``clock`` inside the ``with`` block, then put the previous clock back."""
+    previous = set_clock(clock)
+    try:
+        yield clock
+    finally:
+        set_clock(previous)
+
+
+def now() -> datetime:
+    """Shorthand for ``get_clock().now()``."""
+    return _current.now()

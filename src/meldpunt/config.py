@@ -1,0 +1,159 @@
+"""Settings, from (weakest to strongest) defaults, a TOML file, ``MELDPUNT_*`` environment variables
+and keyword arguments.
+
+The TOML file is the one named by ``MELDPUNT_CONFIG``, else ``./meldpunt.toml`` when it exists.
+Its keys are the field names below, at the top level::
+
+    database_url = "postgresql+psycopg://meldpunt@db/meldpunt"
+    pdq_min_quality = 60
+
+Relative paths are relative to the working directory. Code reads settings through
+``get_settings()``; tests call ``reset_settings()`` after changing the environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "config_file",
+    "get_settings",
+    "load_settings",
+    "reset_settings",
+]
+
+ENV_PREFIX = "MELDPUNT_"
+CONFIG_ENV_VAR = "MELDPUNT_CONFIG"
+DEFAULT_CONFIG_FILE = Path("meldpunt.toml")
+DEFAULT_DATA_DIR = Path("var")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the setting and where it came from."""
+
+
+def config_file() -> Path | None:
+    """The TOML file to read, or None. A file named by ``MELDPUNT_CONFIG`` must exist."""
+    named = os.environ.get(CONFIG_ENV_VAR)
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"{CONFIG_ENV_VAR}={named}: no such file")
+        return path
+    return DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.is_file() else None
+
+
+def _sqlite_url(path: Path) -> str:
+    # "sqlite:///var/x.db" is a relative path but reads like /var; spell relative ones "./var/x.db".
+    shown = path.as_posix() if path.is_absolute() else f"./{path.as_posix()}"
+    return f"sqlite:///{shown}"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL; empty means SQLite at <data_dir>/meldpunt.db.",
+    )
+    data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="Where local state is kept.")
+    pdq_min_quality: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="PDQ hashes with a lower quality are kept but marked low quality, not matched.",
+    )
+    max_image_pixels: int = Field(
+        default=200_000_000,
+        gt=0,
+        description="Images with more pixels are refused (decompression bombs).",
+    )
+    max_image_bytes: int = Field(
+        default=512 * 1024 * 1024, gt=0, description="Files larger than this are refused."
+    )
+    exif_transpose: bool = Field(
+        default=True, description="Apply the EXIF orientation before hashing."
+    )
+    log_level: LogLevel = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_database_url(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("database_url"):
+            data_dir = Path(data.get("data_dir") or DEFAULT_DATA_DIR)
+            data = {**data, "database_url": _sqlite_url(data_dir / "meldpunt.db")}
+        return data
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Fresh settings from all sources; ``overrides`` win over everything else."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except (OSError, ValueError) as exc:  # an unreadable or malformed TOML file
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"cannot read configuration file {config_file()}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    toml_file = config_file()
+    lines = ["invalid meldpunt configuration:"]
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(settings)"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"  {field}: unknown setting (in {toml_file or 'the arguments'})")
+            continue
+        where = f"{ENV_PREFIX}{field.upper()}"
+        if toml_file is not None:
+            where += f" or '{field}' in {toml_file}"
+        shown = "" if error["type"] == "missing" else f" (got {error.get('input')!r})"
+        lines.append(f"  {field}: {error['msg']}{shown} [set with {where}]")
+    return "\n".join(lines)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next ``get_settings()`` reads the sources again."""
+    get_settings.cache_clear()

@@ -1,0 +1,182 @@
+"""Bytes to signals: the one entry point the rest of meldpunt calls.
+
+Two PDQ paths, both public:
+
+* ``fast`` (the default): reduced-scale decoding (JPEG DCT scaling, luminance only) and the
+  weight-matrix filter of ``pdq.py``, which follows the full-resolution filter; for pictures of
+  quality >= 80 it stays within a few bits of the reference (see bench/README.md for figures).
+* ``exact``: full-resolution RGB through Meta's C++ reference (the ``pdqhash`` bindings), bit for
+  bit the reference hash of the same pixels.
+
+Orientation hashes (``dihedral=True``) are the hashes of the picture turned by 90, 180 and 270
+degrees and mirrored, in the order of ``pdq.ORIENTATIONS``. The fast path computes them from the
+same decoded pixels; the exact path hashes the eight turned pixel arrays with the reference.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import FileTooLarge, SignalError, UnreadableFile
+from .exact import ExactDigests, digest_bytes, digest_file
+from .image import ImageLimits, Source, decode_luma, decode_rgb
+from .pdq import ORIENTATION_TRANSFORMS, ORIENTATIONS, LumaBuffers, PdqHash, Transform
+
+# The shorter side, in pixels, that reduced decoding keeps at least (measured in bench/hashing.py).
+DEFAULT_MIN_SIDE = 320
+DEFAULT_MIN_QUALITY = 50
+
+
+@dataclass(frozen=True)
+class HashOptions:
+    exact: bool = False
+    dihedral: bool = False
+    exif_transpose: bool = True
+    min_quality: int = DEFAULT_MIN_QUALITY
+    min_side: int = DEFAULT_MIN_SIDE
+    limits: ImageLimits = field(default_factory=ImageLimits)
+
+
+@dataclass(frozen=True)
+class PdqSignal:
+    """A PDQ hash with its quality; ``dihedral`` holds the 8 orientation hashes when asked."""
+
+    hash: str
+    quality: int
+    low_quality: bool
+    dihedral: tuple[str, ...] | None = None
+
+
+def _pdq_fast(source: Source, options: HashOptions) -> tuple[PdqHash, tuple[str, ...] | None]:
+    decoded = decode_luma(
+        source,
+        limits=options.limits,
+        min_side=options.min_side,
+        exif_transpose=options.exif_transpose,
+    )
+    needs_flips = options.dihedral or decoded.orientation != ORIENTATION_TRANSFORMS[ORIENTATIONS[0]]
+    buffers = LumaBuffers(decoded.luma, decoded.full_shape, decoded.scale, with_flips=needs_flips)
+    primary = buffers.pdq(decoded.orientation)
+    if not options.dihedral:
+        return primary, None
+    turned = tuple(
+        buffers.pdq(decoded.orientation.then(ORIENTATION_TRANSFORMS[o])).hash for o in ORIENTATIONS
+    )
+    return primary, turned
+
+
+def _reference_pdq(rgb: np.ndarray[Any, Any]) -> PdqHash:
+    import pdqhash  # the C++ reference; imported lazily, the fast path does not need it
+
+    bits, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+    value = int("".join("1" if b else "0" for b in bits), 2)
+    return PdqHash(f"{value:064x}", int(quality))
+
+
+def _pdq_exact(source: Source, options: HashOptions) -> tuple[PdqHash, tuple[str, ...] | None]:
+    decoded = decode_rgb(source, limits=options.limits, exif_transpose=options.exif_transpose)
+    seen = decoded.orientation.apply(decoded.rgb)
+    primary = _reference_pdq(seen)
+    if not options.dihedral:
+        return primary, None
+    turned = tuple(_reference_pdq(ORIENTATION_TRANSFORMS[o].apply(seen)).hash for o in ORIENTATIONS)
+    return primary, turned
+
+
+def pdq_signal(source: Source, options: HashOptions = HashOptions()) -> PdqSignal:
+    """The PDQ signal of an image (path, bytes or binary stream). Raises a ``SignalError``."""
+    compute = _pdq_exact if options.exact else _pdq_fast
+    primary, turned = compute(source, options)
+    return PdqSignal(
+        hash=primary.hash,
+        quality=primary.quality,
+        low_quality=primary.quality < options.min_quality,
+        dihedral=turned,
+    )
+
+
+@dataclass(frozen=True)
+class FileSignals:
+    """Everything meldpunt knows of one file. ``error`` says why a part is missing."""
+
+    path: str
+    digests: ExactDigests | None = None
+    pdq: PdqSignal | None = None
+    error: str | None = None
+    error_code: str | None = None
+
+    def as_record(self, *, dihedral: bool = False) -> dict[str, object]:
+        record: dict[str, object] = {"path": self.path}
+        if self.digests is not None:
+            record.update(md5=self.digests.md5, sha1=self.digests.sha1, sha256=self.digests.sha256)
+        if self.digests is not None or self.pdq is not None:
+            record["pdq"] = self.pdq.hash if self.pdq else None
+            record["pdq_quality"] = self.pdq.quality if self.pdq else None
+            if self.pdq is not None and self.pdq.low_quality:
+                record["pdq_low_quality"] = True
+            if dihedral:
+                record["pdq_dihedral"] = list(self.pdq.dihedral or ()) if self.pdq else None
+        if self.error is not None:
+            record["error"] = self.error
+            record["error_code"] = self.error_code
+        return record
+
+
+def hash_file(path: str | os.PathLike[str], options: HashOptions = HashOptions()) -> FileSignals:
+    """Exact digests and PDQ of one file; never raises for bad input, it reports it.
+
+    A file within the image size limit is read once and both hashed and decoded from memory; a
+    larger one is streamed for its digests and gets no PDQ.
+    """
+    name = os.fspath(path)
+    try:
+        size = os.stat(path).st_size
+        if size > options.limits.max_bytes:
+            digests = digest_file(path)
+            raise _Partial(
+                digests,
+                FileTooLarge(
+                    f"file is {size:,} bytes; the limit for images is {options.limits.max_bytes:,}"
+                ),
+            )
+        try:
+            with open(path, "rb") as stream:
+                data = stream.read()
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {name}: {exc.strerror or exc}") from exc
+        digests = digest_bytes(data)
+        try:
+            pdq = pdq_signal(data, options)
+        except SignalError as exc:
+            raise _Partial(digests, exc) from exc
+        return FileSignals(name, digests, pdq)
+    except _Partial as partial:
+        return FileSignals(name, partial.digests, None, str(partial.cause), partial.cause.code)
+    except OSError as exc:
+        return FileSignals(name, None, None, f"cannot read {name}: {exc.strerror or exc}",
+                           UnreadableFile.code)  # fmt: skip
+    except SignalError as exc:
+        return FileSignals(name, None, None, str(exc), exc.code)
+
+
+class _Partial(Exception):
+    def __init__(self, digests: ExactDigests, cause: SignalError) -> None:
+        super().__init__(str(cause))
+        self.digests = digests
+        self.cause = cause
+
+
+__all__ = [
+    "DEFAULT_MIN_QUALITY",
+    "DEFAULT_MIN_SIDE",
+    "FileSignals",
+    "HashOptions",
+    "PdqSignal",
+    "Transform",
+    "hash_file",
+    "pdq_signal",
+]

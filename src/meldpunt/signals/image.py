@@ -1,0 +1,265 @@
+"""Opening and decoding images safely, for hashing.
+
+Only well-known raster formats are opened (never EPS, which would run Ghostscript, nor the
+scientific formats Pillow also reads). Limits on file size and pixel count are checked before any
+pixel is decoded. Whatever goes wrong ends in one of the typed errors of ``errors.py``.
+
+Choices that change hashes, documented here once:
+
+* EXIF orientation is applied by default, so a photo is hashed as people see it. Pass
+  ``exif_transpose=False`` for the stored pixel order (what the reference tools hash).
+* Animated images (GIF, APNG, WebP) and multi-page files (TIFF, MPO) give their first frame.
+* Alpha is dropped, not composited, as the reference tools do.
+* 16-bit greyscale is scaled to 8 bits (its top byte), as viewers show it; converting it the way
+  the reference tools do clips every value above 255 and turns most such pictures white.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, UnidentifiedImageError
+
+from .errors import CorruptImage, FileTooLarge, ImageTooLarge, NotAnImage, UnreadableFile
+from .pdq import EXIF_TRANSFORMS, Transform, luma_from_rgb
+
+try:  # HEIC/HEIF support is optional
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - depends on the installation
+    pass
+
+Image.init()
+
+SAFE_FORMATS: tuple[str, ...] = tuple(
+    name
+    for name in (
+        "JPEG",
+        "PNG",
+        "GIF",
+        "WEBP",
+        "BMP",
+        "DIB",
+        "TIFF",
+        "ICO",
+        "PPM",
+        "TGA",
+        "JPEG2000",
+        "AVIF",
+        "HEIF",
+        "QOI",
+        "PCX",
+        "SGI",
+        "PSD",
+        "DDS",
+    )  # fmt: skip
+    if name in Image.OPEN
+)
+
+DCT_SCALES = (8, 4, 2)
+EXIF_ORIENTATION_TAG = 0x0112
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+Source = str | os.PathLike[str] | bytes | BinaryIO
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """What meldpunt agrees to decode. Both are settings (``max_image_bytes``/``_pixels``)."""
+
+    max_bytes: int = 512 * 1024 * 1024
+    max_pixels: int = 200_000_000
+
+
+@dataclass(frozen=True)
+class DecodedLuma:
+    """Luminance of a picture, possibly decoded at reduced scale.
+
+    ``full_shape`` is (height, width) of the stored picture at full resolution; ``luma`` has
+    shape ceil(full_shape / scale). ``orientation`` turns the stored picture into the one people
+    see (identity when EXIF orientation is ignored or absent).
+    """
+
+    luma: NDArray[np.generic]
+    full_shape: tuple[int, int]
+    scale: int
+    orientation: Transform
+    format: str
+
+
+@dataclass(frozen=True)
+class DecodedRgb:
+    rgb: NDArray[np.uint8]
+    orientation: Transform
+    format: str
+
+
+def _size_of(source: Source) -> int | None:
+    if isinstance(source, bytes):
+        return len(source)
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            return os.stat(source).st_size
+        except OSError as exc:
+            raise UnreadableFile(f"cannot read {os.fspath(source)!s}: {exc.strerror}") from exc
+    return None
+
+
+@contextmanager
+def open_image(source: Source, limits: ImageLimits = ImageLimits()) -> Iterator[Image.Image]:
+    """Open an image lazily (header only), enforcing the limits; close it afterwards."""
+    size = _size_of(source)
+    if size is not None and size > limits.max_bytes:
+        raise FileTooLarge(f"file is {size:,} bytes; the limit for images is {limits.max_bytes:,}")
+    if isinstance(source, bytes):
+        stream: BinaryIO = io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        try:
+            stream = open(source, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise UnreadableFile(f"cannot open {os.fspath(source)!s}: {exc.strerror}") from exc
+    else:
+        stream = source
+    try:
+        # Pillow has a process-wide bomb guard; let meldpunt's own limit be the one that decides.
+        if Image.MAX_IMAGE_PIXELS is not None and limits.max_pixels > Image.MAX_IMAGE_PIXELS:
+            Image.MAX_IMAGE_PIXELS = limits.max_pixels
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                image = Image.open(stream, formats=SAFE_FORMATS)
+            except Image.DecompressionBombError as exc:
+                raise ImageTooLarge(str(exc)) from exc
+            except UnidentifiedImageError as exc:
+                raise NotAnImage("not an image in a supported format") from exc
+            except Exception as exc:  # Pillow raises many types on hostile headers
+                raise CorruptImage(f"unreadable image header: {_describe(exc)}") from exc
+        with image:
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise CorruptImage(f"image has no pixels ({width}x{height})")
+            if width * height > limits.max_pixels:
+                raise ImageTooLarge(
+                    f"image is {width}x{height} = {width * height:,} pixels; "
+                    f"the limit is {limits.max_pixels:,}"
+                )
+            yield image
+    finally:
+        if stream is not source:
+            stream.close()
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:200]
+
+
+def _exif_orientation(image: Image.Image, apply: bool) -> Transform:
+    if not apply:
+        return EXIF_TRANSFORMS[1]
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except Exception:  # damaged EXIF never stops hashing; the stored orientation is used
+        value = 1
+    return EXIF_TRANSFORMS.get(value if isinstance(value, int) else 1, EXIF_TRANSFORMS[1])
+
+
+def _load(image: Image.Image) -> None:
+    try:
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from exc
+    except MemoryError as exc:
+        raise ImageTooLarge("not enough memory to decode this image") from exc
+    except Exception as exc:
+        raise CorruptImage(f"cannot decode image: {_describe(exc)}") from exc
+
+
+def _to_eight_bit(image: Image.Image) -> Image.Image:
+    """An 'L' or 'RGB' image of the first frame, following the module's documented choices."""
+    if image.mode in ("L", "RGB"):
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES:
+        wide = np.asarray(image).astype(np.uint16)
+        return Image.fromarray((wide >> 8).astype(np.uint8), mode="L")
+    try:
+        return image.convert("RGB")
+    except Exception as exc:
+        raise CorruptImage(f"cannot convert {image.mode} image: {_describe(exc)}") from exc
+
+
+def choose_scale(width: int, height: int, min_side: int) -> int:
+    """The largest reduction (8, 4, 2) that keeps the shorter side at least ``min_side``."""
+    shorter = min(width, height)
+    for scale in DCT_SCALES:
+        if shorter // scale >= min_side:
+            return scale
+    return 1
+
+
+def decode_luma(
+    source: Source,
+    *,
+    limits: ImageLimits = ImageLimits(),
+    min_side: int = 0,
+    exif_transpose: bool = True,
+) -> DecodedLuma:
+    """Luminance for the fast PDQ path.
+
+    With ``min_side`` > 0, JPEGs whose shorter side is at least ``min_side`` are decoded to their
+    luminance (Y) channel only, skipping colour, and large pictures at 1/2, 1/4 or 1/8 scale
+    (JPEG: in the DCT; other formats: a box reduction after decoding), keeping the shorter side
+    at least ``min_side``. With
+    ``min_side=0`` the picture is decoded in full and converted to luminance exactly as the
+    reference does.
+    """
+    with open_image(source, limits) as image:
+        orientation = _exif_orientation(image, exif_transpose)
+        width, height = image.size
+        image_format = image.format or "unknown"
+        scale = choose_scale(width, height, min_side) if min_side > 0 else 1
+        # Small pictures have a narrow filter, where the Y channel's rounding shows: they are
+        # decoded in colour and converted as the reference does.
+        luma_only = min_side > 0 and min(width, height) >= min_side
+        if luma_only and image.format in ("JPEG", "MPO") and image.mode in ("RGB", "L"):
+            # draft() configures libjpeg to decode only the Y channel, at 1/scale, in the DCT.
+            image.draft("L", (width // scale, height // scale))
+            _load(image)
+            if image.size != (-(-width // scale), -(-height // scale)) or image.mode != "L":
+                raise CorruptImage("JPEG decoder ignored the requested scale")
+            return DecodedLuma(np.asarray(image), (height, width), scale, orientation, image_format)
+        _load(image)
+        eight_bit = _to_eight_bit(image)
+        if scale > 1:
+            grey = eight_bit.convert("L") if eight_bit.mode != "L" else eight_bit
+            reduced = grey.reduce(scale)
+            return DecodedLuma(
+                np.asarray(reduced), (height, width), scale, orientation, image_format
+            )
+        if eight_bit.mode == "L":
+            luma: NDArray[np.generic] = np.asarray(eight_bit)
+        else:
+            luma = luma_from_rgb(np.asarray(eight_bit))
+        return DecodedLuma(luma, (height, width), 1, orientation, image_format)
+
+
+def decode_rgb(
+    source: Source, *, limits: ImageLimits = ImageLimits(), exif_transpose: bool = True
+) -> DecodedRgb:
+    """Full-resolution RGB pixels, as the reference tools hash them (for the exact path)."""
+    with open_image(source, limits) as image:
+        orientation = _exif_orientation(image, exif_transpose)
+        image_format = image.format or "unknown"
+        _load(image)
+        eight_bit = _to_eight_bit(image)
+        rgb = eight_bit.convert("RGB") if eight_bit.mode != "RGB" else eight_bit
+        return DecodedRgb(np.asarray(rgb), orientation, image_format)

@@ -1,0 +1,291 @@
+"""PDQ perceptual hashing: Meta's algorithm, computed as a linear operator.
+
+PDQ turns an image into luminance, smooths it with a "Jarosz" tent filter (two box passes along
+each axis, window ``ceil(side / 128)``), samples 64 x 64 points, takes a 16 x 16 corner of their
+2-D DCT and thresholds it at the median. Everything before the threshold is linear, so the filter
+and the sampling together are one 64 x n weight matrix per axis:
+
+    buffer64 = rows(H) @ luma @ cols(W).T
+
+That gives meldpunt three things the reference does not have:
+
+* speed: two small matrix products instead of four passes over every pixel;
+* reduced decoding: when the image was decoded at 1/s scale (JPEG DCT scaling, or a box
+  reduction), each reduced pixel stands for an s x s block of the original, so the weights are
+  summed per block and the result still follows the full-resolution filter closely;
+* true orientation hashes: flipping or transposing the image permutes the weights, so the eight
+  orientations of the picture are eight cheap products, each the hash the picture would get if it
+  were actually rotated or flipped (PDQ's own "dihedral" hashes, derived from one DCT, are not).
+
+The bit layout and hex format are those of the reference (pdqhash / ThreatExchange).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+HASH_BITS = 256
+BUFFER_SIDE = 64
+LUMA_COEFFS = (0.299, 0.587, 0.114)
+
+FloatArray = NDArray[np.floating]
+
+
+class Orientation(StrEnum):
+    """The eight orientations of a picture, in the order PDQ's dihedral hashes use."""
+
+    ORIGINAL = "original"
+    ROTATE_90 = "rotate90"
+    ROTATE_180 = "rotate180"
+    ROTATE_270 = "rotate270"
+    FLIP_X = "flipx"
+    FLIP_Y = "flipy"
+    FLIP_PLUS_1 = "flip_plus1"
+    FLIP_MINUS_1 = "flip_minus1"
+
+
+ORIENTATIONS: tuple[Orientation, ...] = tuple(Orientation)
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A dihedral transform of a pixel array: optional transpose, then optional flips.
+
+    ``apply(a) = flip_rows? ( flip_cols? ( a.T if transpose else a ) )``
+    """
+
+    transpose: bool
+    flip_rows: bool
+    flip_cols: bool
+
+    def apply(self, array: NDArray[np.generic]) -> NDArray[np.generic]:
+        out = array.swapaxes(0, 1) if self.transpose else array
+        if self.flip_rows:
+            out = out[::-1]
+        if self.flip_cols:
+            out = out[:, ::-1]
+        return out
+
+    def then(self, other: Transform) -> Transform:
+        """The transform that applies ``self`` first and ``other`` second."""
+        probe = np.arange(6).reshape(2, 3)
+        target = other.apply(self.apply(probe))
+        for candidate in _ALL_TRANSFORMS:
+            result = candidate.apply(probe)
+            if result.shape == target.shape and np.array_equal(result, target):
+                return candidate
+        raise AssertionError("dihedral transforms are closed under composition")
+
+
+_ALL_TRANSFORMS = tuple(
+    Transform(t, r, c) for t in (False, True) for r in (False, True) for c in (False, True)
+)
+
+# What each orientation does to the pixel array, named as PDQ's dihedral hashes and its test
+# images name them: "rotate90" is np.rot90 (counter-clockwise), "flipx" mirrors top to bottom,
+# "flip_plus1" mirrors about the main diagonal.
+ORIENTATION_TRANSFORMS: dict[Orientation, Transform] = {
+    Orientation.ORIGINAL: Transform(False, False, False),
+    Orientation.ROTATE_90: Transform(True, True, False),
+    Orientation.ROTATE_180: Transform(False, True, True),
+    Orientation.ROTATE_270: Transform(True, False, True),
+    Orientation.FLIP_X: Transform(False, True, False),
+    Orientation.FLIP_Y: Transform(False, False, True),
+    Orientation.FLIP_PLUS_1: Transform(True, False, False),
+    Orientation.FLIP_MINUS_1: Transform(True, True, True),
+}
+
+# EXIF orientation tag (0x0112) -> the transform that shows the picture as people see it.
+EXIF_TRANSFORMS: dict[int, Transform] = {
+    1: Transform(False, False, False),
+    2: Transform(False, False, True),
+    3: Transform(False, True, True),
+    4: Transform(False, True, False),
+    5: Transform(True, False, False),
+    6: Transform(True, False, True),
+    7: Transform(True, True, True),
+    8: Transform(True, True, False),
+}
+
+
+def jarosz_window(side: int) -> int:
+    """PDQ's box window for one axis: ceil(side / 128)."""
+    return (side + 2 * BUFFER_SIDE - 1) // (2 * BUFFER_SIDE)
+
+
+@lru_cache(maxsize=1024)
+def _tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
+    """PDQ's filter-and-sample weights for one axis, compactly: row i is ``values[i]`` placed
+    at pixel ``base[i]`` onwards (each tent spans about 2 * ceil(side / 128) pixels).
+
+    The weights are those of the reference's two box passes, shrinking windows at the edges
+    included: sample i averages the first pass's outputs ``mid`` in [lo[s], hi[s]], each of
+    which averages the pixels [lo[mid], hi[mid]].
+    """
+    if side < 1:
+        raise ValueError("side must be positive")
+    window = jarosz_window(side)
+    half = (window + 2) // 2
+    outputs = np.arange(side)
+    lo = np.maximum(0, outputs - window + half)
+    hi = np.minimum(side - 1, outputs + half - 1)
+    inv_count = 1.0 / (hi - lo + 1)
+    samples = ((np.arange(BUFFER_SIDE) + 0.5) * side / BUFFER_SIDE).astype(np.int64)
+    base = lo[lo[samples]]
+    spans = hi[samples] - lo[samples] + 1
+    rows = np.repeat(np.arange(BUFFER_SIDE), spans)
+    starts = np.repeat(np.cumsum(spans) - spans, spans)
+    mids = np.repeat(lo[samples], spans) + np.arange(spans.sum()) - starts
+    amount = np.repeat(inv_count[samples], spans) * inv_count[mids]
+    # every (sample, mid) box is a step up at its first pixel and down after its last one
+    width = int((hi[hi[samples]] - base).max()) + 2
+    size = BUFFER_SIDE * width
+    steps = np.bincount(rows * width + lo[mids] - base[rows], amount, size)
+    steps -= np.bincount(rows * width + hi[mids] + 1 - base[rows], amount, size)
+    values = np.cumsum(steps.reshape(BUFFER_SIDE, width), axis=1)
+    values[np.abs(values) < 1e-12] = 0.0
+    return base, values
+
+
+def _weights(side: int, scale: int, reverse: bool) -> NDArray[Any]:
+    base, values = _tents(side)
+    pixels = np.minimum(base[:, None] + np.arange(values.shape[1]), side - 1)
+    if reverse:
+        pixels = side - 1 - pixels
+    columns = -(-side // scale)
+    cells = np.arange(BUFFER_SIDE)[:, None] * columns + pixels // scale
+    dense = np.bincount(cells.ravel(), values.ravel(), BUFFER_SIDE * columns)
+    return dense.reshape(BUFFER_SIDE, columns)
+
+
+@lru_cache(maxsize=64)
+def prefilter_weights(side: int) -> NDArray[Any]:
+    """The 64 x side matrix of PDQ's tent filter followed by its 64-point decimation."""
+    weights = _weights(side, 1, False)
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=1024)
+def reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
+    """Filter weights for an axis of ``side`` pixels that was decoded at 1/scale.
+
+    Reduced pixel k stands for original pixels [k*scale, (k+1)*scale); its weight is the sum of
+    theirs. ``reverse`` gives the weights of the mirrored axis (for flipped orientations).
+    """
+    weights = _weights(side, scale, reverse).astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=1)
+def dct_matrix() -> NDArray[np.float64]:
+    """PDQ's 16 x 64 DCT-II matrix (without the DC row)."""
+    i = np.arange(1, 17)[:, None]
+    j = np.arange(BUFFER_SIDE)[None, :]
+    angles = (math.pi / 2 / BUFFER_SIDE) * i * (2 * j + 1)
+    matrix: NDArray[np.float64] = math.sqrt(2.0 / BUFFER_SIDE) * np.cos(angles)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def quality_of(buffer64: FloatArray) -> int:
+    """PDQ's quality metric: the summed absolute gradient of the 64 x 64 buffer, 0-100."""
+    buf = np.asarray(buffer64, dtype=np.float32)
+    vertical = np.trunc((buf[:-1, :] - buf[1:, :]) * np.float32(100) / np.float32(255))
+    horizontal = np.trunc((buf[:, :-1] - buf[:, 1:]) * np.float32(100) / np.float32(255))
+    gradient = int(np.abs(vertical).sum() + np.abs(horizontal).sum())
+    return min(100, gradient // 90)
+
+
+_BIT_WEIGHTS = (1 << np.arange(16, dtype=np.uint32)).astype(np.uint32)
+
+
+def hash_of(buffer64: FloatArray) -> str:
+    """The 64-hex-digit PDQ hash of a 64 x 64 buffer."""
+    dct = dct_matrix()
+    coefficients = dct @ np.asarray(buffer64, dtype=np.float64) @ dct.T
+    flat = coefficients.ravel()
+    # The reference thresholds at the lower median (Torben's median of 256 values).
+    median = np.partition(flat, 127)[127]
+    bits = (coefficients > median).astype(np.uint32)
+    words = bits @ _BIT_WEIGHTS
+    return "".join(f"{int(word):04x}" for word in words[::-1])
+
+
+def bits_of(hex_hash: str) -> NDArray[np.uint8]:
+    """The 256 bits of a hash, most significant first."""
+    return np.unpackbits(np.frombuffer(bytes.fromhex(hex_hash), dtype=np.uint8))
+
+
+def hamming(a: str, b: str) -> int:
+    """Number of differing bits between two hex hashes of equal length."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+@dataclass(frozen=True)
+class PdqHash:
+    hash: str
+    quality: int
+
+
+class LumaBuffers:
+    """The 64 x 64 PDQ buffers of one luminance array in any orientation.
+
+    ``luma`` is the (possibly reduced) luminance array, ``full_shape`` the size of the picture at
+    full resolution, ``scale`` the reduction factor the luminance was decoded at.
+    """
+
+    def __init__(
+        self,
+        luma: NDArray[np.generic],
+        full_shape: tuple[int, int],
+        scale: int = 1,
+        *,
+        with_flips: bool = False,
+    ) -> None:
+        height, width = full_shape
+        rows, cols = luma.shape
+        if (rows, cols) != (-(-height // scale), -(-width // scale)):
+            raise ValueError(f"luma {luma.shape} does not match {full_shape} at 1/{scale}")
+        pixels = np.asarray(luma, dtype=np.float32)
+        col_weights = [reduced_weights(width, scale, False)]
+        row_weights = [reduced_weights(height, scale, False)]
+        if with_flips:
+            col_weights.append(reduced_weights(width, scale, True))
+            row_weights.append(reduced_weights(height, scale, True))
+        across = pixels @ np.concatenate(col_weights).T  # rows x (64 * k)
+        product = np.concatenate(row_weights) @ across  # (64 * k) x (64 * k)
+        self._blocks = product.astype(np.float64)
+        self._with_flips = with_flips
+
+    def buffer(self, transform: Transform) -> NDArray[np.float64]:
+        """The buffer the reference would compute on ``transform.apply(picture)``."""
+        # Flipping the picture's rows or columns reverses that axis's weights; a transpose
+        # swaps the axes, so it reads the block of the swapped flips, transposed.
+        flip_rows, flip_cols = transform.flip_rows, transform.flip_cols
+        if transform.transpose:
+            flip_rows, flip_cols = flip_cols, flip_rows
+        if (flip_rows or flip_cols) and not self._with_flips:
+            raise ValueError("flipped orientations need with_flips=True")
+        r, c = BUFFER_SIDE * int(flip_rows), BUFFER_SIDE * int(flip_cols)
+        block = self._blocks[r : r + BUFFER_SIDE, c : c + BUFFER_SIDE]
+        return block.T if transform.transpose else block
+
+    def pdq(self, transform: Transform) -> PdqHash:
+        buf = self.buffer(transform)
+        return PdqHash(hash_of(buf), quality_of(buf))
+
+
+def luma_from_rgb(rgb: NDArray[np.uint8]) -> NDArray[Any]:
+    """Luminance as the reference computes it (float64 weights, rounded to float32)."""
+    r, g, b = LUMA_COEFFS
+    luma: NDArray[Any] = (rgb[:, :, 0] * r + rgb[:, :, 1] * g + rgb[:, :, 2] * b).astype(np.float32)
+    return luma

@@ -1,0 +1,1 @@
+"""Alembic migrations of the meldpunt schema (run through meldpunt.store.migrate)."""

@@ -1,0 +1,82 @@
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from meldpunt import clock
+from meldpunt.clock import Clock, ControllableClock, FrozenClock, SystemClock, as_utc, use_clock
+
+START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def test_system_clock_gives_aware_utc_and_a_monotonic_counter():
+    system = SystemClock()
+    moment = system.now()
+    assert moment.tzinfo is not None and moment.utcoffset() == timedelta(0)
+    first = system.monotonic()
+    assert system.monotonic() >= first
+
+
+def test_the_default_clock_is_the_system_clock():
+    assert isinstance(clock.get_clock(), SystemClock)
+    assert isinstance(clock.get_clock(), Clock)
+
+
+def test_frozen_clock_stands_still_until_moved():
+    frozen = FrozenClock(START)
+    assert frozen.now() == START
+    assert frozen.now() == START
+    assert frozen.advance(timedelta(hours=25)) == START + timedelta(hours=25)
+    frozen.sleep(30)
+    assert frozen.now() == START + timedelta(hours=25, seconds=30)
+    assert frozen.monotonic() == pytest.approx(25 * 3600 + 30)
+
+
+def test_frozen_clock_set_moves_wall_time_but_monotonic_never_goes_back():
+    frozen = FrozenClock(START)
+    frozen.set(START + timedelta(minutes=10))
+    assert frozen.monotonic() == pytest.approx(600)
+    frozen.set(START - timedelta(days=1))
+    assert frozen.now() == START - timedelta(days=1)
+    assert frozen.monotonic() == pytest.approx(600)
+
+
+def test_frozen_clock_converts_other_zones_to_utc():
+    amsterdam_summer = timezone(timedelta(hours=2))
+    frozen = FrozenClock(datetime(2025, 7, 1, 14, 0, tzinfo=amsterdam_summer))
+    assert frozen.now() == datetime(2025, 7, 1, 12, 0, tzinfo=UTC)
+    assert frozen.now().utcoffset() == timedelta(0)
+
+
+def test_frozen_clock_refuses_naive_times_and_going_back_by_advance():
+    with pytest.raises(ValueError, match="naive"):
+        FrozenClock(datetime(2025, 1, 1))
+    frozen = FrozenClock(START)
+    with pytest.raises(ValueError, match="naive"):
+        frozen.set(datetime(2025, 1, 1))
+    with pytest.raises(ValueError, match="negative"):
+        frozen.advance(timedelta(seconds=-1))
+
+
+def test_use_clock_replaces_the_clock_for_every_thread_and_restores_it():
+    frozen = ControllableClock(START)
+    seen: list[datetime] = []
+    with use_clock(frozen):
+        assert clock.now() == START
+        worker = threading.Thread(target=lambda: seen.append(clock.now()))
+        worker.start()
+        worker.join()
+    assert seen == [START]
+    assert isinstance(clock.get_clock(), SystemClock)
+
+
+def test_use_clock_restores_the_previous_clock_after_an_error():
+    with pytest.raises(RuntimeError), use_clock(FrozenClock(START)):
+        raise RuntimeError("boom")
+    assert isinstance(clock.get_clock(), SystemClock)
+
+
+def test_as_utc_treats_naive_as_utc():
+    assert as_utc(datetime(2025, 1, 1, 8)) == datetime(2025, 1, 1, 8, tzinfo=UTC)
+    plus_one = timezone(timedelta(hours=1))
+    assert as_utc(datetime(2025, 1, 1, 8, tzinfo=plus_one)).hour == 7
