@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from meldpunt.store.base import Base
 from meldpunt.store.types import BigIntPK
 
-__all__ = ["AuditEvent"]
+__all__ = ["AuditEvent", "HashSet", "Item", "ItemSignal", "RegistryChange"]
 
 
 class AuditEvent(Base):
@@ -35,3 +44,114 @@ class AuditEvent(Base):
 
     def __repr__(self) -> str:
         return f"AuditEvent(id={self.id}, action={self.action!r}, actor={self.actor!r})"
+
+
+# --- registry: hash sets, their items and signals, and the numbered change log -------------------
+
+SET_KINDS = ("blocklist", "allowlist")
+SET_STATES = ("active", "disabled")
+ITEM_STATUSES = ("active", "disabled", "withdrawn")
+CHANGE_ACTIONS = ("add", "update", "remove")
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(value) for value in values)})"
+
+
+class HashSet(Base):
+    """A named list of known material (or, as an allow-list, of known false positives)."""
+
+    __tablename__ = "hash_sets"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", SET_KINDS), name="kind"),
+        CheckConstraint(_one_of("state", SET_STATES), name="state"),
+        CheckConstraint("pdq_threshold BETWEEN 0 AND 64", name="pdq_threshold"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source_org: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="blocklist")
+    default_category: Mapped[str | None] = mapped_column(String(40))
+    pdq_threshold: Mapped[int] = mapped_column(Integer, default=31)
+    state: Mapped[str] = mapped_column(String(20), default="active")
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        return (
+            f"HashSet(id={self.id}, name={self.name!r}, kind={self.kind!r}, state={self.state!r})"
+        )
+
+
+class Item(Base):
+    """One picture or record in a set; its signals (MD5, SHA-1, PDQ, ...) hang off it."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ITEM_STATUSES), name="status"),
+        Index("ix_items_set_reference", "set_id", "reference"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(40))
+    category_raw: Mapped[str | None] = mapped_column(String(200))
+    category_scheme: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    def __repr__(self) -> str:
+        return f"Item(id={self.id}, set_id={self.set_id}, status={self.status!r})"
+
+
+class ItemSignal(Base):
+    """One signal of an item. A value appears at most once per set and signal type."""
+
+    __tablename__ = "item_signals"
+    __table_args__ = (
+        UniqueConstraint("set_id", "signal_type", "value", name="uq_item_signals_set_type_value"),
+        Index("ix_item_signals_type_value", "signal_type", "value"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"),
+        ForeignKey("items.id", ondelete="CASCADE"),
+        index=True,
+    )
+    # Denormalised from the item: the uniqueness rule and the lookups are per set.
+    set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
+    signal_type: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(1000))
+
+
+class RegistryChange(Base):
+    """The change log: one row per signal that became active, changed category or stopped
+    being active. ``seq`` is the change number that followers (indexes, partners) page by.
+
+    Rows with ``item_id`` NULL concern a whole set (created, disabled, enabled)."""
+
+    __tablename__ = "registry_changes"
+    __table_args__ = (
+        CheckConstraint(_one_of("action", CHANGE_ACTIONS), name="action"),
+        # Never reuse a change number on SQLite, even after the newest row was deleted.
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
+    # No foreign key: the row outlives a deleted item.
+    item_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"))
+    action: Mapped[str] = mapped_column(String(10))
+    signal_type: Mapped[str | None] = mapped_column(String(40))
+    value: Mapped[str | None] = mapped_column(String(1000))
+    category: Mapped[str | None] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(40))
