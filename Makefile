@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 venv: $(STAMP)
 
 # Reinstall only when the project's dependencies may have changed.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/meldpunt/index/_mih.c
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)

@@ -168,7 +168,7 @@ def chart(per_size: dict[str, dict], path: Path) -> None:
     for k, (name, label) in enumerate(series):
         values = [per_size[s][name] for s in sizes]
         bars = speed.bar(np.arange(len(sizes)) + (k - 1) * width, values, width, label=label)
-        speed.bar_label(bars, fmt="%.0f", fontsize=8)
+        speed.bar_label(bars, fmt="%.3g", fontsize=8)
     speed.set_xticks(range(len(sizes)), sizes)
     speed.set_yscale("log")
     speed.set_ylabel("images per second, one core (log)")

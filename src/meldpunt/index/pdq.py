@@ -1,0 +1,320 @@
+"""An exact Hamming-radius index for PDQ hashes (multi-index hashing, C search loops).
+
+Slots: every hash added gets the next slot number (0, 1, 2, ...), which never changes; callers
+keep whatever a slot stands for. Removing a slot marks it dead. New hashes go to a small
+"recent" area searched by brute force; ``compact()`` (automatic once the area is large) folds
+them into the chunk tables without touching the slots.
+
+Exact for every radius: the chunk tables are searched with per-chunk bit budgets that add up to
+radius + 1 (see ``_mih.c``); when that would touch a large share of the hashes anyway (radius
+well above PDQ's usual 31), the index compares with every hash instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from . import _mih
+
+HASH_WORDS = 4
+MAX_RADIUS = 256
+# Recent hashes are compared one by one; past this many they are folded into the tables.
+RECENT_LIMIT = 65_536
+SMALL_INDEX = 4_096  # below this many hashes, comparing with every one is the fastest
+
+
+def hashes_from_hex(values: Iterable[str]) -> NDArray[np.uint64]:
+    """An (n, 4) uint64 array from 64-hex-digit strings (word 0 = the first 16 digits)."""
+    values = list(values)
+    if not values:
+        return np.zeros((0, HASH_WORDS), dtype=np.uint64)
+    joined = "".join(values)
+    if len(joined) != 64 * len(values):
+        raise ValueError("every PDQ hash is 64 hex digits")
+    raw = np.frombuffer(bytes.fromhex(joined), dtype=">u8").reshape(-1, HASH_WORDS)
+    return raw.astype(np.uint64)
+
+
+def hashes_to_hex(hashes: NDArray[np.uint64]) -> list[str]:
+    raw = np.ascontiguousarray(hashes, dtype=">u8").tobytes().hex()
+    return [raw[i : i + 64] for i in range(0, len(raw), 64)]
+
+
+# Bytes of bucket offsets allowed per hash: wider chunks mean fewer candidates to compare but
+# tables of 4 bytes per possible chunk value. With 24 the whole index stays under 100 bytes per
+# hash at ten million hashes (32 for the hash, 4 per chunk table, the offsets, 1 alive byte).
+OFFSET_BUDGET = 24
+
+
+def _even_widths(chunks: int) -> tuple[int, ...]:
+    widths = [256 // chunks] * chunks
+    for i in range(256 - sum(widths)):
+        widths[i] += 1
+    return tuple(widths)
+
+
+def choose_widths(count: int) -> tuple[int, ...]:
+    """The fewest chunks (so the widest, most selective ones) whose tables fit the budget."""
+    for chunks in range(8, 17):
+        widths = _even_widths(chunks)
+        if max(widths) <= 32 and sum(4 << w for w in widths) <= OFFSET_BUDGET * count:
+            return widths
+    return _even_widths(16)
+
+
+def _probes(width: int, units: int) -> int:
+    return sum(math.comb(width, k) for k in range(units))
+
+
+@lru_cache(maxsize=512)
+def plan_units(widths: tuple[int, ...], radius: int, count: int) -> tuple[int, ...]:
+    """Bit budgets per chunk (units - 1 = bits that may differ) adding up to radius + 1,
+    placed where they cost the fewest probes and candidates."""
+    units = [0] * len(widths)
+
+    def cost(i: int, u: int) -> float:
+        return _probes(widths[i], u) * (1.0 + count / 2 ** widths[i])
+
+    for _ in range(radius + 1):
+        best = min(range(len(widths)), key=lambda i: cost(i, units[i] + 1) - cost(i, units[i]))
+        units[best] += 1
+    return tuple(units)
+
+
+def expected_work(widths: tuple[int, ...], units: tuple[int, ...], count: int) -> float:
+    return sum(_probes(w, u) * (1.0 + count / 2**w) for w, u in zip(widths, units, strict=True))
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Hits of a batch query: parallel arrays, sorted by query then distance then slot."""
+
+    query: NDArray[np.int32]
+    slot: NDArray[np.uint32]
+    distance: NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return int(self.query.shape[0])
+
+    def for_query(self, q: int) -> list[tuple[int, int]]:
+        lo, hi = np.searchsorted(self.query, [q, q + 1])
+        return [(int(s), int(d)) for s, d in zip(self.slot[lo:hi], self.distance[lo:hi], strict=True)]
+
+
+class PdqIndex:
+    """Exact radius search over PDQ hashes; see the module docstring."""
+
+    def __init__(self, hashes: NDArray[np.uint64] | None = None, *, threads: int | None = None):
+        self._threads = threads or os.cpu_count() or 1
+        base = np.zeros((0, HASH_WORDS), np.uint64) if hashes is None else hashes
+        self._set_tables(np.ascontiguousarray(base, dtype=np.uint64), None)
+        self._recent: list[NDArray[np.uint64]] = []
+        self._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)
+        self._recent_count = 0
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _set_tables(
+        self, hashes: NDArray[np.uint64], alive: NDArray[np.uint8] | None,
+        tables: tuple[tuple[int, ...], NDArray[np.uint32], NDArray[np.uint32]] | None = None,
+    ) -> None:  # fmt: skip
+        self._hashes = hashes
+        count = hashes.shape[0]
+        self._alive = np.ones(count, dtype=np.uint8) if alive is None else alive
+        self._dead = int(count - int(self._alive.sum()))
+        if tables is not None:
+            self._widths, self._offsets, self._ids = tables
+        elif count >= SMALL_INDEX:
+            self._widths = choose_widths(count)
+            size = sum((1 << w) + 1 for w in self._widths)
+            self._offsets = np.empty(size, dtype=np.uint32)
+            self._ids = np.empty(count * len(self._widths), dtype=np.uint32)
+            _mih.build(hashes, self._widths, self._offsets, self._ids)
+        else:
+            self._widths = ()
+            self._offsets = np.zeros(0, dtype=np.uint32)
+            self._ids = np.zeros(0, dtype=np.uint32)
+
+    @classmethod
+    def from_hex(cls, values: Iterable[str], **kwargs: Any) -> PdqIndex:
+        return cls(hashes_from_hex(values), **kwargs)
+
+    def __len__(self) -> int:
+        """Live hashes."""
+        return self.slots - self._dead
+
+    @property
+    def slots(self) -> int:
+        return int(self._hashes.shape[0]) + self._recent_count
+
+    @property
+    def nbytes(self) -> int:
+        parts = (self._hashes, self._alive, self._offsets, self._ids, self._recent_array)
+        return sum(int(p.nbytes) for p in parts)
+
+    def add(self, hashes: NDArray[np.uint64] | Sequence[str]) -> NDArray[np.int64]:
+        """Add hashes; returns their slots."""
+        if not isinstance(hashes, np.ndarray):
+            hashes = hashes_from_hex(hashes)
+        hashes = np.ascontiguousarray(hashes, dtype=np.uint64).reshape(-1, HASH_WORDS)
+        first = self.slots
+        self._recent.append(hashes)
+        self._recent_count += hashes.shape[0]
+        self._recent_alive_extend(hashes.shape[0])
+        if self._recent_count > max(RECENT_LIMIT, self._hashes.shape[0] // 16):
+            self.compact()
+        return np.arange(first, first + hashes.shape[0], dtype=np.int64)
+
+    def _recent_alive_extend(self, n: int) -> None:
+        self._alive = np.concatenate([self._alive, np.ones(n, dtype=np.uint8)])
+        self._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)  # rebuilt lazily
+
+    def remove(self, slots: Iterable[int]) -> int:
+        """Mark slots dead; returns how many were alive."""
+        chosen = np.fromiter((int(s) for s in slots), dtype=np.int64)
+        if chosen.size == 0:
+            return 0
+        if chosen.min() < 0 or chosen.max() >= self.slots:
+            raise IndexError("no such slot")
+        removed = int(self._alive[chosen].sum())
+        self._alive[chosen] = 0
+        self._dead += removed
+        return removed
+
+    def is_alive(self, slot: int) -> bool:
+        return bool(self._alive[slot])
+
+    def hash_at(self, slot: int) -> str:
+        main = self._hashes.shape[0]
+        row = self._hashes[slot] if slot < main else self._recent_hashes()[slot - main]
+        return hashes_to_hex(row.reshape(1, HASH_WORDS))[0]
+
+    def _recent_hashes(self) -> NDArray[np.uint64]:
+        if self._recent_array.shape[0] != self._recent_count:
+            parts = self._recent or [np.zeros((0, HASH_WORDS), np.uint64)]
+            self._recent_array = np.ascontiguousarray(np.concatenate(parts))
+            self._recent = [self._recent_array]
+        return self._recent_array
+
+    def compact(self) -> None:
+        """Fold recent hashes into the chunk tables (slots stay the same)."""
+        if self._recent_count == 0:
+            return
+        merged = np.ascontiguousarray(np.concatenate([self._hashes, self._recent_hashes()]))
+        alive = self._alive
+        self._recent = []
+        self._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)
+        self._recent_count = 0
+        self._set_tables(merged, alive)
+
+    # -- search -------------------------------------------------------------------------------
+
+    def query(self, value: str, radius: int = 31) -> list[tuple[int, int]]:
+        """(slot, distance) of every live hash within ``radius`` bits of ``value``."""
+        return self.query_batch(hashes_from_hex([value]), radius).for_query(0)
+
+    def query_batch(self, queries: NDArray[np.uint64] | Sequence[str], radius: int = 31) -> Matches:
+        if not isinstance(queries, np.ndarray):
+            queries = hashes_from_hex(queries)
+        if not 0 <= radius <= MAX_RADIUS:
+            raise ValueError(f"radius must be 0..{MAX_RADIUS}")
+        queries = np.ascontiguousarray(queries, dtype=np.uint64).reshape(-1, HASH_WORDS)
+        parts = self._split(queries.shape[0])
+        if len(parts) == 1:
+            found = [self._search(queries, 0, radius)]
+        else:
+            with ThreadPoolExecutor(len(parts)) as pool:
+                found = list(pool.map(lambda p: self._search(queries[p[0] : p[1]], p[0], radius),
+                                      parts))  # fmt: skip
+        query = np.concatenate([f[0] for f in found])
+        slot = np.concatenate([f[1] for f in found])
+        distance = np.concatenate([f[2] for f in found])
+        order = np.lexsort((slot, distance, query))
+        return Matches(query[order], slot[order], distance[order])
+
+    def _split(self, count: int) -> list[tuple[int, int]]:
+        work_per_query = max(1, self._hashes.shape[0] // 10_000)
+        if self._threads <= 1 or count * work_per_query < 64:
+            return [(0, count)]
+        step = -(-count // self._threads)
+        return [(i, min(count, i + step)) for i in range(0, count, step)]
+
+    def _search(self, queries: NDArray[np.uint64], first: int, radius: int) -> tuple[Any, ...]:
+        results = []
+        main = self._hashes.shape[0]
+        alive_main = self._alive[:main] if self._dead else np.zeros(0, np.uint8)
+        if main:
+            if self._widths:
+                units = plan_units(self._widths, radius, main)
+                if expected_work(self._widths, units, main) < main / 3:
+                    unit_array = np.asarray(units, dtype=np.int32)
+                    results.append(self._run(_mih.search, queries, self._hashes, alive_main,
+                                             self._widths, self._offsets, self._ids, unit_array,
+                                             queries, radius))  # fmt: skip
+                else:
+                    results.append(self._run(_mih.scan, queries, self._hashes, alive_main,
+                                             queries, radius, 0))  # fmt: skip
+            else:
+                results.append(self._run(_mih.scan, queries, self._hashes, alive_main, queries,
+                                         radius, 0))  # fmt: skip
+        if self._recent_count:
+            recent = self._recent_hashes()
+            results.append(self._run(_mih.scan, queries, recent, self._alive[main:], queries,
+                                     radius, main))  # fmt: skip
+        if not results:
+            empty = np.zeros(0, np.int32)
+            return empty, np.zeros(0, np.uint32), np.zeros(0, np.uint8)
+        query = np.concatenate([r[0] for r in results]) + first
+        return query, np.concatenate([r[1] for r in results]), np.concatenate([r[2] for r in results])
+
+    @staticmethod
+    def _run(function: Any, queries: NDArray[np.uint64], *args: Any) -> tuple[Any, ...]:
+        capacity = max(256, 16 * queries.shape[0])
+        while True:
+            out_q = np.empty(capacity, np.int32)
+            out_s = np.empty(capacity, np.uint32)
+            out_d = np.empty(capacity, np.uint8)
+            count = function(*args, out_q, out_s, out_d)
+            if count <= capacity:
+                return out_q[:count], out_s[:count], out_d[:count]
+            capacity = count
+
+    # -- snapshots ----------------------------------------------------------------------------
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """Everything needed to restore this index (after folding in recent hashes)."""
+        self.compact()
+        return {
+            "hashes": self._hashes,
+            "alive": self._alive,
+            "offsets": self._offsets,
+            "ids": self._ids,
+            "widths": np.asarray(self._widths, dtype=np.int32),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, NDArray[Any]], **kwargs: Any) -> PdqIndex:
+        index = cls.__new__(cls)
+        index._threads = kwargs.get("threads") or os.cpu_count() or 1
+        widths = tuple(int(w) for w in arrays["widths"])
+        hashes = arrays["hashes"]
+        expected_offsets = sum((1 << w) + 1 for w in widths)
+        if (hashes.ndim != 2 or hashes.shape[1] != HASH_WORDS or arrays["alive"].shape[0]
+                != hashes.shape[0] or arrays["offsets"].shape[0] != expected_offsets
+                or arrays["ids"].shape[0] != hashes.shape[0] * len(widths)):  # fmt: skip
+            raise ValueError("snapshot arrays do not fit together")
+        tables = (widths, arrays["offsets"], arrays["ids"])
+        index._set_tables(hashes, np.array(arrays["alive"], dtype=np.uint8), tables)
+        index._recent = []
+        index._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)
+        index._recent_count = 0
+        return index
