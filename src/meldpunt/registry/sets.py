@@ -1,0 +1,193 @@
+"""Hash sets: create, look up, list, disable and enable.
+
+A set is a named list from one source: a blocklist of known material, or an allow-list of known
+false positives that suppresses matches in the blocklists. Sets are never deleted (their change
+log and audit trail refer to them); a set that should no longer count is disabled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from meldpunt import audit
+from meldpunt.clock import now
+from meldpunt.registry.categories import CODES, classify
+from meldpunt.registry.changes import ChangeRow, append_changes
+from meldpunt.registry.errors import InvalidInput, NotFound
+from meldpunt.registry.locking import lock_registry
+from meldpunt.store.models import SET_KINDS, HashSet
+
+__all__ = [
+    "DEFAULT_PDQ_THRESHOLD",
+    "HashSetInfo",
+    "SetRef",
+    "create_set",
+    "disable_set",
+    "enable_set",
+    "get_set",
+    "list_sets",
+    "load_set_row",
+]
+
+DEFAULT_PDQ_THRESHOLD = 31
+
+
+@dataclass(frozen=True)
+class HashSetInfo:
+    id: int
+    name: str
+    description: str
+    source_org: str | None
+    kind: str  # 'blocklist' | 'allowlist'
+    default_category: str | None
+    pdq_threshold: int
+    state: str  # 'active' | 'disabled'
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+    @property
+    def is_allowlist(self) -> bool:
+        return self.kind == "allowlist"
+
+
+#: A set named by its info, id or name.
+SetRef = HashSetInfo | int | str
+
+
+def _info(row: HashSet) -> HashSetInfo:
+    return HashSetInfo(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        source_org=row.source_org,
+        kind=row.kind,
+        default_category=row.default_category,
+        pdq_threshold=row.pdq_threshold,
+        state=row.state,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def load_set_row(session: Session, ref: SetRef) -> HashSet:
+    """The ORM row of a set; raises NotFound."""
+    if isinstance(ref, HashSetInfo):
+        ref = ref.id
+    if isinstance(ref, int):
+        row = session.get(HashSet, ref)
+    else:
+        row = session.scalar(select(HashSet).where(HashSet.name == ref))
+    if row is None:
+        raise NotFound(f"no hash set {ref!r}")
+    return row
+
+
+def get_set(session: Session, ref: SetRef) -> HashSetInfo:
+    """The set with this id or name; raises NotFound."""
+    return _info(load_set_row(session, ref))
+
+
+def list_sets(session: Session) -> list[HashSetInfo]:
+    """Every set, by name."""
+    return [_info(row) for row in session.scalars(select(HashSet).order_by(HashSet.name))]
+
+
+def _check_default_category(category: str | None) -> str | None:
+    """A default category given as a code or as a raw value of any scheme ("A1", "baseline")."""
+    if category is None or not category.strip():
+        return None
+    code = classify(category).code
+    if code == "unknown" or code not in CODES:
+        raise InvalidInput(f"unknown category {category!r} for a set's default")
+    return code
+
+
+def create_set(
+    session: Session,
+    name: str,
+    *,
+    kind: str = "blocklist",
+    description: str = "",
+    source_org: str | None = None,
+    default_category: str | None = None,
+    pdq_threshold: int = DEFAULT_PDQ_THRESHOLD,
+    actor: str = "system",
+) -> HashSetInfo:
+    """Create a set (flushed, not committed); raises InvalidInput for bad values or a taken name."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("a set needs a name of 1 to 200 characters")
+    if kind not in SET_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(SET_KINDS)}, not {kind!r}")
+    if not 0 <= pdq_threshold <= 64:
+        raise InvalidInput(f"pdq_threshold must be 0..64, not {pdq_threshold}")
+    code = _check_default_category(default_category)
+    lock_registry(session)
+    if session.scalar(select(HashSet.id).where(HashSet.name == name)) is not None:
+        raise InvalidInput(f"a hash set named {name!r} exists already")
+    at = now()
+    row = HashSet(
+        name=name,
+        description=description,
+        source_org=source_org,
+        kind=kind,
+        default_category=code,
+        pdq_threshold=pdq_threshold,
+        state="active",
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(row)
+    session.flush()
+    append_changes(session, [ChangeRow(row.id, None, "add", None, None, None, "set_created")])
+    audit.record(
+        session,
+        actor=actor,
+        action="registry.set.created",
+        subject=("hash_set", row.id),
+        details={
+            "name": name,
+            "kind": kind,
+            "source_org": source_org,
+            "default_category": code,
+            "pdq_threshold": pdq_threshold,
+        },
+    )
+    return _info(row)
+
+
+def _set_state(session: Session, ref: SetRef, state: str, actor: str) -> HashSetInfo:
+    lock_registry(session)
+    row = load_set_row(session, ref)
+    if row.state == state:
+        return _info(row)
+    row.state = state
+    row.updated_at = now()
+    reason = "set_disabled" if state == "disabled" else "set_enabled"
+    session.flush()
+    append_changes(session, [ChangeRow(row.id, None, "update", None, None, None, reason)])
+    audit.record(
+        session,
+        actor=actor,
+        action=f"registry.set.{state}",
+        subject=("hash_set", row.id),
+        details={"name": row.name},
+    )
+    return _info(row)
+
+
+def disable_set(session: Session, ref: SetRef, *, actor: str = "system") -> HashSetInfo:
+    """Stop the set counting for matches; its items and their states are kept as they are."""
+    return _set_state(session, ref, "disabled", actor)
+
+
+def enable_set(session: Session, ref: SetRef, *, actor: str = "system") -> HashSetInfo:
+    return _set_state(session, ref, "active", actor)
