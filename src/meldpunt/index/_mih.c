@@ -2,8 +2,8 @@
  * Multi-index hashing for 256-bit PDQ hashes: the hot loops of meldpunt.index.pdq.
  *
  * A hash is four uint64 words, word 0 holding the most significant bits (the first hex digits).
- * The 256 bits are cut into m chunks of at most 32 bits. Table i maps every value of chunk i to
- * the slots whose chunk i has that value (counting-sorted: offsets + slot ids).
+ * The 256 bits are cut into m chunks of at most 32 bits. Table i lists, for every value of chunk
+ * i, the slots whose chunk i has that value (counting-sorted: bucket starts + slot ids).
  *
  * Exactness: give chunk i a budget of u_i "units" with sum(u_i) >= radius + 1. If a hash is
  * within the radius, at least one chunk i differs from the query in at most u_i - 1 bits
@@ -11,6 +11,11 @@
  * chunk values within u_i - 1 bits of the query's chunk therefore finds every hash within the
  * radius. A hash found in table i is reported only if no earlier table j could have found it
  * (chunk distance j >= u_j), so each is reported once, without a set.
+ *
+ * Compact storage, so that ten million hashes fit in under 100 bytes each with wide, selective
+ * chunks: slot ids take 3 bytes while there are fewer than 2^24 slots (4 otherwise); a bucket's
+ * start is a 4-byte base per 64 buckets plus a 2-byte offset within the block (4-byte starts when
+ * one block would hold 65,536 slots or more, which only heavily duplicated data does).
  *
  * Every function takes plain buffers (numpy arrays) and releases the GIL while it works, so
  * Python threads can search several parts of a batch on several cores.
@@ -22,6 +27,7 @@
 #include <string.h>
 
 #define MAX_CHUNKS 64
+#define BLOCK_LOG2 6
 
 static inline uint32_t get_bits(const uint64_t *h, int start, int width) {
     int word = start >> 6, off = start & 63;
@@ -40,11 +46,15 @@ static inline int distance256(const uint64_t *a, const uint64_t *b) {
            __builtin_popcountll(a[2] ^ b[2]) + __builtin_popcountll(a[3] ^ b[3]);
 }
 
+/* ---- layout and tables ----------------------------------------------------------------------- */
+
 typedef struct {
     int m;
     int width[MAX_CHUNKS];
     int start[MAX_CHUNKS];
-    Py_ssize_t table_base[MAX_CHUNKS]; /* where table i's offsets begin */
+    Py_ssize_t base_at[MAX_CHUNKS]; /* where table i's block bases begin */
+    Py_ssize_t rel_at[MAX_CHUNKS];  /* where table i's bucket starts begin */
+    Py_ssize_t base_size, rel_size;
 } Layout;
 
 static int parse_layout(PyObject *widths, Layout *layout) {
@@ -57,19 +67,21 @@ static int parse_layout(PyObject *widths, Layout *layout) {
         return -1;
     }
     int bit = 0;
-    Py_ssize_t base = 0;
+    Py_ssize_t base = 0, rel = 0;
     for (Py_ssize_t i = 0; i < m; i++) {
         long w = PyLong_AsLong(PySequence_Fast_GET_ITEM(seq, i));
-        if (w < 1 || w > 32) {
+        if (w < 1 || w > 30) {
             Py_DECREF(seq);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "chunk widths are 1..32 bits");
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "chunk widths are 1..30 bits");
             return -1;
         }
         layout->width[i] = (int)w;
         layout->start[i] = bit;
-        layout->table_base[i] = base;
+        layout->base_at[i] = base;
+        layout->rel_at[i] = rel;
         bit += (int)w;
-        base += ((Py_ssize_t)1 << w) + 1;
+        base += (((Py_ssize_t)1 << w) >> BLOCK_LOG2) + 2;
+        rel += ((Py_ssize_t)1 << w) + 1;
     }
     Py_DECREF(seq);
     if (bit != 256) {
@@ -77,60 +89,178 @@ static int parse_layout(PyObject *widths, Layout *layout) {
         return -1;
     }
     layout->m = (int)m;
+    layout->base_size = base;
+    layout->rel_size = rel;
     return 0;
 }
 
-static Py_ssize_t layout_offsets_size(const Layout *layout) {
-    int last = layout->m - 1;
-    return layout->table_base[last] + ((Py_ssize_t)1 << layout->width[last]) + 1;
+typedef struct {
+    Layout layout;
+    Py_ssize_t n;
+    const uint64_t *h;
+    const uint8_t *live;
+    const uint32_t *base;
+    const void *rel;
+    int rel_bytes;
+    const uint8_t *ids;
+    int id_bytes;
+} Tables;
+
+static inline uint32_t bucket_start(const Tables *T, int t, uint32_t key) {
+    if (T->rel_bytes == 2) {
+        const uint16_t *rel = (const uint16_t *)T->rel + T->layout.rel_at[t];
+        return T->base[T->layout.base_at[t] + (key >> BLOCK_LOG2)] + rel[key];
+    }
+    return ((const uint32_t *)T->rel + T->layout.rel_at[t])[key];
 }
 
-/* build(hashes, widths, offsets_out, ids_out): counting sort of every chunk. */
+static inline const void *bucket_start_address(const Tables *T, int t, uint32_t key) {
+    if (T->rel_bytes == 2) return (const uint16_t *)T->rel + T->layout.rel_at[t] + key;
+    return (const uint32_t *)T->rel + T->layout.rel_at[t] + key;
+}
+
+static inline const uint8_t *id_address(const Tables *T, int t, Py_ssize_t j) {
+    return T->ids + ((Py_ssize_t)t * T->n + j) * T->id_bytes;
+}
+
+static inline uint32_t slot_at(const Tables *T, int t, Py_ssize_t j) {
+    uint32_t v;
+    memcpy(&v, id_address(T, t, j), 4); /* the ids buffer has 4 bytes of padding */
+    return T->id_bytes == 3 ? (v & 0xffffffu) : v;
+}
+
+static inline int reported_earlier(const Tables *T, const int32_t *units, int t, const uint64_t *q,
+                                   const uint64_t *row) {
+    for (int e = 0; e < t; e++) {
+        if (units[e] <= 0) continue;
+        uint32_t a = get_bits(q, T->layout.start[e], T->layout.width[e]);
+        uint32_t b = get_bits(row, T->layout.start[e], T->layout.width[e]);
+        if (__builtin_popcount(a ^ b) <= units[e] - 1) return 1;
+    }
+    return 0;
+}
+
+/* Parses (hashes, alive, widths, base, rel, rel_bytes, ids, id_bytes) into T. */
+typedef struct {
+    Py_buffer hashes, alive, base, rel, ids;
+} TableBuffers;
+
+static void release_tables(TableBuffers *b) {
+    PyBuffer_Release(&b->hashes);
+    PyBuffer_Release(&b->alive);
+    PyBuffer_Release(&b->base);
+    PyBuffer_Release(&b->rel);
+    PyBuffer_Release(&b->ids);
+}
+
+static int check_tables(TableBuffers *b, PyObject *widths, int rel_bytes, int id_bytes, Tables *T) {
+    if (parse_layout(widths, &T->layout) < 0) return -1;
+    T->n = b->hashes.len / 32;
+    if ((rel_bytes != 2 && rel_bytes != 4) || (id_bytes != 3 && id_bytes != 4) ||
+        (id_bytes == 3 && T->n >= (1 << 24))) {
+        PyErr_SetString(PyExc_ValueError, "bad storage widths");
+        return -1;
+    }
+    if (b->hashes.len % 32 || (b->alive.len != 0 && b->alive.len < T->n) ||
+        b->base.len < (Py_ssize_t)sizeof(uint32_t) * T->layout.base_size ||
+        b->rel.len < rel_bytes * T->layout.rel_size ||
+        b->ids.len < (Py_ssize_t)id_bytes * T->n * T->layout.m + 4) {
+        PyErr_SetString(PyExc_ValueError, "index buffers do not fit the layout");
+        return -1;
+    }
+    T->h = (const uint64_t *)b->hashes.buf;
+    T->live = b->alive.len ? (const uint8_t *)b->alive.buf : NULL;
+    T->base = (const uint32_t *)b->base.buf;
+    T->rel = b->rel.buf;
+    T->rel_bytes = rel_bytes;
+    T->ids = (const uint8_t *)b->ids.buf;
+    T->id_bytes = id_bytes;
+    return 0;
+}
+
+/* ---- build ----------------------------------------------------------------------------------- */
+
+/* build(hashes, widths, base_out, rel_out, rel_bytes, ids_out, id_bytes) -> True, or False when
+ * 2-byte bucket starts overflow (call again with rel_bytes=4). */
 static PyObject *mih_build(PyObject *self, PyObject *args) {
-    Py_buffer hashes, offsets, ids;
+    Py_buffer hashes, base_buf, rel_buf, ids_buf;
     PyObject *widths;
-    if (!PyArg_ParseTuple(args, "y*Ow*w*", &hashes, &widths, &offsets, &ids)) return NULL;
+    int rel_bytes, id_bytes;
+    if (!PyArg_ParseTuple(args, "y*Ow*w*iw*i", &hashes, &widths, &base_buf, &rel_buf, &rel_bytes,
+                          &ids_buf, &id_bytes))
+        return NULL;
     PyObject *result = NULL;
+    uint32_t *counts = NULL;
     Layout layout;
+    int overflow = 0;
     if (parse_layout(widths, &layout) < 0) goto done;
     Py_ssize_t n = hashes.len / 32;
-    if (hashes.len % 32 || n >= 0xffffffffLL) {
-        PyErr_SetString(PyExc_ValueError, "hashes must be 32-byte records, fewer than 2**32");
+    if (hashes.len % 32 || n >= 0xffffffffLL || (rel_bytes != 2 && rel_bytes != 4) ||
+        (id_bytes != 3 && id_bytes != 4) || (id_bytes == 3 && n >= (1 << 24))) {
+        PyErr_SetString(PyExc_ValueError, "bad hashes or storage widths");
         goto done;
     }
-    if (offsets.len < (Py_ssize_t)sizeof(uint32_t) * layout_offsets_size(&layout) ||
-        ids.len < (Py_ssize_t)sizeof(uint32_t) * n * layout.m) {
+    if (base_buf.len < (Py_ssize_t)sizeof(uint32_t) * layout.base_size ||
+        rel_buf.len < rel_bytes * layout.rel_size ||
+        ids_buf.len < (Py_ssize_t)id_bytes * n * layout.m + 4) {
         PyErr_SetString(PyExc_ValueError, "output buffers are too small");
         goto done;
     }
+    int widest = 0;
+    for (int t = 0; t < layout.m; t++) widest = layout.width[t] > widest ? layout.width[t] : widest;
+    counts = (uint32_t *)malloc(sizeof(uint32_t) * (((size_t)1 << widest) + 1));
+    if (!counts) {
+        PyErr_NoMemory();
+        goto done;
+    }
     const uint64_t *h = (const uint64_t *)hashes.buf;
-    uint32_t *off_all = (uint32_t *)offsets.buf;
-    uint32_t *ids_all = (uint32_t *)ids.buf;
+    uint8_t *ids = (uint8_t *)ids_buf.buf;
     Py_BEGIN_ALLOW_THREADS
-    for (int t = 0; t < layout.m; t++) {
-        uint32_t *off = off_all + layout.table_base[t];
-        uint32_t *out = ids_all + (Py_ssize_t)t * n;
-        Py_ssize_t buckets = (Py_ssize_t)1 << layout.width[t];
-        memset(off, 0, sizeof(uint32_t) * (buckets + 1));
-        for (Py_ssize_t i = 0; i < n; i++) off[get_bits(h + 4 * i, layout.start[t], layout.width[t]) + 1]++;
-        for (Py_ssize_t b = 0; b < buckets; b++) off[b + 1] += off[b];
-        /* fill, using off[key] as a cursor, then shift the cursors back into offsets */
-        for (Py_ssize_t i = 0; i < n; i++) {
-            uint32_t key = get_bits(h + 4 * i, layout.start[t], layout.width[t]);
-            out[off[key]++] = (uint32_t)i;
+    memset(ids + (Py_ssize_t)id_bytes * n * layout.m, 0, 4);
+    for (int t = 0; t < layout.m && !overflow; t++) {
+        int w = layout.width[t], s = layout.start[t];
+        Py_ssize_t buckets = (Py_ssize_t)1 << w;
+        memset(counts, 0, sizeof(uint32_t) * (buckets + 1));
+        for (Py_ssize_t i = 0; i < n; i++) counts[get_bits(h + 4 * i, s, w) + 1]++;
+        for (Py_ssize_t b = 0; b < buckets; b++) counts[b + 1] += counts[b];
+        /* bucket starts, compact or not */
+        uint32_t *base = (uint32_t *)base_buf.buf + layout.base_at[t];
+        for (Py_ssize_t b = 0; b <= buckets; b++) {
+            if ((b & ((1 << BLOCK_LOG2) - 1)) == 0) base[b >> BLOCK_LOG2] = counts[b];
+            if (rel_bytes == 2) {
+                uint32_t rel = counts[b] - base[b >> BLOCK_LOG2];
+                if (rel > 0xffff) {
+                    overflow = 1;
+                    break;
+                }
+                ((uint16_t *)rel_buf.buf + layout.rel_at[t])[b] = (uint16_t)rel;
+            } else {
+                ((uint32_t *)rel_buf.buf + layout.rel_at[t])[b] = counts[b];
+            }
         }
-        for (Py_ssize_t b = buckets; b > 0; b--) off[b] = off[b - 1];
-        off[0] = 0;
+        base[(buckets >> BLOCK_LOG2) + 1] = counts[buckets];
+        if (overflow) break;
+        /* slot ids, using counts[key] as a cursor */
+        uint8_t *out = ids + (Py_ssize_t)t * n * id_bytes;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            uint32_t key = get_bits(h + 4 * i, s, w);
+            uint32_t slot = (uint32_t)i;
+            memcpy(out + (Py_ssize_t)counts[key]++ * id_bytes, &slot, id_bytes); /* little-endian */
+        }
     }
     Py_END_ALLOW_THREADS
-    result = Py_None;
+    result = overflow ? Py_False : Py_True;
     Py_INCREF(result);
 done:
+    free(counts);
     PyBuffer_Release(&hashes);
-    PyBuffer_Release(&offsets);
-    PyBuffer_Release(&ids);
+    PyBuffer_Release(&base_buf);
+    PyBuffer_Release(&rel_buf);
+    PyBuffer_Release(&ids_buf);
     return result;
 }
+
+/* ---- hits ------------------------------------------------------------------------------------ */
 
 typedef struct {
     int32_t *query;
@@ -149,7 +279,7 @@ static inline void emit(Hits *hits, Py_ssize_t q, uint32_t slot, int d) {
     hits->count++;
 }
 
-static int parse_hits(Py_buffer *q, Py_buffer *s, Py_buffer *d, Hits *hits) {
+static void parse_hits(Py_buffer *q, Py_buffer *s, Py_buffer *d, Hits *hits) {
     Py_ssize_t cap = q->len / 4;
     if (s->len / 4 < cap) cap = s->len / 4;
     if (d->len < cap) cap = d->len;
@@ -158,67 +288,79 @@ static int parse_hits(Py_buffer *q, Py_buffer *s, Py_buffer *d, Hits *hits) {
     hits->distance = (uint8_t *)d->buf;
     hits->capacity = cap;
     hits->count = 0;
-    return 0;
 }
 
+/* ---- probe keys -------------------------------------------------------------------------------- */
+
+/* Calls visit(key) for every key within max_flips bits of base (w-bit keys). */
+#define FOR_EACH_KEY(base, w, max_flips, key, body)                                             \
+    do {                                                                                          \
+        int pos_[33];                                                                             \
+        for (int k_ = 0; k_ <= (max_flips); k_++) {                                               \
+            for (int i_ = 0; i_ < k_; i_++) pos_[i_] = i_;                                        \
+            for (;;) {                                                                            \
+                uint32_t key = (base);                                                            \
+                for (int i_ = 0; i_ < k_; i_++) key ^= 1u << pos_[i_];                            \
+                body;                                                                             \
+                int i_ = k_ - 1;                                                                  \
+                while (i_ >= 0 && pos_[i_] == (w) - k_ + i_) i_--;                                \
+                if (i_ < 0) break;                                                                \
+                pos_[i_]++;                                                                       \
+                for (int r_ = i_ + 1; r_ < k_; r_++) pos_[r_] = pos_[r_ - 1] + 1;                 \
+            }                                                                                     \
+        }                                                                                         \
+    } while (0)
+
+/* ---- one query at a time: a prefetching pipeline ------------------------------------------------ */
+
 /*
- * Probing is memory-bound: bucket offsets, slot ids and candidate hashes are scattered over
- * hundreds of megabytes. Keys are therefore handled in blocks, in stages that each only issue
- * prefetches for the next stage, so that many cache misses are in flight at once instead of
- * one after the other.
+ * Probing is memory-bound: bucket starts, slot ids and candidate hashes are scattered over
+ * hundreds of megabytes. Keys are handled in blocks through a software pipeline: bucket starts
+ * for key i + 2D, slot ids for key i + D, candidate hashes for key i, so that many cache misses
+ * are in flight at once instead of one after the other.
  */
 #define KEY_BLOCK 512
 #define CAND_BLOCK 2048
 
 typedef struct {
-    const uint64_t *h, *q;
-    const Layout *layout;
+    const Tables *T;
     const int32_t *units;
-    const uint8_t *live;
-    const uint32_t *off, *tid;
-    uint32_t *keys, *lo, *hi, *cand;
-    int nkeys, table, radius;
+    const uint64_t *q;
     Py_ssize_t qi;
+    int table, radius, nkeys;
+    uint32_t keys[KEY_BLOCK], lo[KEY_BLOCK], hi[KEY_BLOCK], cand[CAND_BLOCK];
     Hits *hits;
 } Probe;
 
 static void verify(Probe *p, int ncand) {
+    const Tables *T = p->T;
     for (int c = 0; c < ncand; c++) {
         uint32_t slot = p->cand[c];
-        const uint64_t *row = p->h + 4 * (Py_ssize_t)slot;
+        const uint64_t *row = T->h + 4 * (Py_ssize_t)slot;
         int d = distance256(p->q, row);
         if (d > p->radius) continue;
-        if (p->live && !p->live[slot]) continue;
-        /* report once: skip it if an earlier table's probes reached it */
-        int earlier = 0;
-        for (int e = 0; e < p->table && !earlier; e++) {
-            if (p->units[e] <= 0) continue;
-            uint32_t a = get_bits(p->q, p->layout->start[e], p->layout->width[e]);
-            uint32_t b = get_bits(row, p->layout->start[e], p->layout->width[e]);
-            if (__builtin_popcount(a ^ b) <= p->units[e] - 1) earlier = 1;
-        }
-        if (!earlier) emit(p->hits, p->qi, slot, d);
+        if (T->live && !T->live[slot]) continue;
+        if (!reported_earlier(T, p->units, p->table, p->q, row)) emit(p->hits, p->qi, slot, d);
     }
 }
 
 static void run_keys(Probe *p) {
-    /* a software pipeline: bucket offsets for key i + 2D, slot ids for key i + D, candidate
-     * hashes for key i; D keeps about as many misses in flight as the core can track */
     enum { D = 12 };
-    int n = p->nkeys, ncand = 0;
+    const Tables *T = p->T;
+    int t = p->table, n = p->nkeys, ncand = 0;
     for (int i = 0; i < n + 2 * D; i++) {
-        if (i < n) __builtin_prefetch(p->off + p->keys[i]);
+        if (i < n) __builtin_prefetch(bucket_start_address(T, t, p->keys[i]));
         int j = i - D;
         if (j >= 0 && j < n) {
-            p->lo[j] = p->off[p->keys[j]];
-            p->hi[j] = p->off[p->keys[j] + 1];
-            if (p->lo[j] < p->hi[j]) __builtin_prefetch(p->tid + p->lo[j]);
+            p->lo[j] = bucket_start(T, t, p->keys[j]);
+            p->hi[j] = bucket_start(T, t, p->keys[j] + 1);
+            if (p->lo[j] < p->hi[j]) __builtin_prefetch(id_address(T, t, p->lo[j]));
         }
         int k = i - 2 * D;
         if (k >= 0) {
             for (uint32_t x = p->lo[k]; x < p->hi[k]; x++) {
-                uint32_t slot = p->tid[x];
-                __builtin_prefetch(p->h + 4 * (Py_ssize_t)slot);
+                uint32_t slot = slot_at(T, t, x);
+                __builtin_prefetch(T->h + 4 * (Py_ssize_t)slot);
                 p->cand[ncand++] = slot;
                 if (ncand == CAND_BLOCK) {
                     verify(p, ncand);
@@ -232,97 +374,64 @@ static void run_keys(Probe *p) {
 }
 
 /*
- * search(hashes, alive, widths, offsets, ids, units, queries, radius, out_query, out_slot,
- *        out_distance) -> number of hits (when larger than the buffers, call again with room).
- * alive: one byte per slot (0 = removed), or an empty buffer for "all alive".
+ * search(hashes, alive, widths, base, rel, rel_bytes, ids, id_bytes, units, queries, radius,
+ *        out_query, out_slot, out_distance) -> number of hits; when larger than the output
+ *        buffers, call again with room. alive: one byte per slot (0 = removed), or empty.
  */
 static PyObject *mih_search(PyObject *self, PyObject *args) {
-    Py_buffer hashes, alive, offsets, ids, units_buf, queries, out_q, out_s, out_d;
+    TableBuffers b;
+    Py_buffer units_buf, queries, out_q, out_s, out_d;
     PyObject *widths;
-    int radius;
-    if (!PyArg_ParseTuple(args, "y*y*Oy*y*y*y*iw*w*w*", &hashes, &alive, &widths, &offsets, &ids,
-                          &units_buf, &queries, &radius, &out_q, &out_s, &out_d))
+    int rel_bytes, id_bytes, radius;
+    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*", &b.hashes, &b.alive, &widths, &b.base,
+                          &b.rel, &rel_bytes, &b.ids, &id_bytes, &units_buf, &queries, &radius,
+                          &out_q, &out_s, &out_d))
         return NULL;
     PyObject *result = NULL;
-    Layout layout;
-    int32_t *units = (int32_t *)units_buf.buf;
-    if (parse_layout(widths, &layout) < 0) goto done;
-    Py_ssize_t n = hashes.len / 32, nq = queries.len / 32;
-    if (units_buf.len != (Py_ssize_t)sizeof(int32_t) * layout.m) {
+    Probe *probe = NULL;
+    Tables T;
+    if (check_tables(&b, widths, rel_bytes, id_bytes, &T) < 0) goto done;
+    if (units_buf.len != (Py_ssize_t)sizeof(int32_t) * T.layout.m) {
         PyErr_SetString(PyExc_ValueError, "one unit count per chunk");
         goto done;
     }
-    if (ids.len < (Py_ssize_t)sizeof(uint32_t) * n * layout.m ||
-        offsets.len < (Py_ssize_t)sizeof(uint32_t) * layout_offsets_size(&layout) ||
-        (alive.len != 0 && alive.len < n)) {
-        PyErr_SetString(PyExc_ValueError, "index buffers do not match the hashes");
+    probe = (Probe *)malloc(sizeof(Probe));
+    if (!probe) {
+        PyErr_NoMemory();
         goto done;
     }
     Hits hits;
     parse_hits(&out_q, &out_s, &out_d, &hits);
-    const uint64_t *h = (const uint64_t *)hashes.buf;
+    const int32_t *units = (const int32_t *)units_buf.buf;
     const uint64_t *qs = (const uint64_t *)queries.buf;
-    const uint32_t *off_all = (const uint32_t *)offsets.buf;
-    const uint32_t *ids_all = (const uint32_t *)ids.buf;
-    const uint8_t *live = alive.len ? (const uint8_t *)alive.buf : NULL;
-
-    Probe probe;
-    probe.keys = (uint32_t *)malloc(sizeof(uint32_t) * KEY_BLOCK);
-    probe.lo = (uint32_t *)malloc(sizeof(uint32_t) * KEY_BLOCK);
-    probe.hi = (uint32_t *)malloc(sizeof(uint32_t) * KEY_BLOCK);
-    probe.cand = (uint32_t *)malloc(sizeof(uint32_t) * CAND_BLOCK);
-    if (!probe.keys || !probe.lo || !probe.hi || !probe.cand) {
-        free(probe.keys); free(probe.lo); free(probe.hi); free(probe.cand);
-        PyErr_NoMemory();
-        goto done;
-    }
-    probe.h = h;
-    probe.layout = &layout;
-    probe.units = units;
-    probe.live = live;
-    probe.radius = radius;
-    probe.hits = &hits;
+    Py_ssize_t nq = queries.len / 32;
+    probe->T = &T;
+    probe->units = units;
+    probe->radius = radius;
+    probe->hits = &hits;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t qi = 0; qi < nq; qi++) {
-        probe.q = qs + 4 * qi;
-        probe.qi = qi;
-        for (int t = 0; t < layout.m; t++) {
-            int flips_max = units[t] - 1;
-            if (flips_max < 0) continue;
-            int w = layout.width[t];
-            if (flips_max > w) flips_max = w;
-            probe.table = t;
-            probe.off = off_all + layout.table_base[t];
-            probe.tid = ids_all + (Py_ssize_t)t * n;
-            probe.nkeys = 0;
-            uint32_t base = get_bits(probe.q, layout.start[t], w);
-            int pos[33];
-            for (int k = 0; k <= flips_max; k++) {
-                /* every set of k bit positions, in lexicographic order */
-                for (int i = 0; i < k; i++) pos[i] = i;
-                for (;;) {
-                    uint32_t key = base;
-                    for (int i = 0; i < k; i++) key ^= 1u << pos[i];
-                    probe.keys[probe.nkeys++] = key;
-                    if (probe.nkeys == KEY_BLOCK) run_keys(&probe);
-                    int i = k - 1;
-                    while (i >= 0 && pos[i] == w - k + i) i--;
-                    if (i < 0) break;
-                    pos[i]++;
-                    for (int r = i + 1; r < k; r++) pos[r] = pos[r - 1] + 1;
-                }
-            }
-            run_keys(&probe);
+        probe->q = qs + 4 * qi;
+        probe->qi = qi;
+        for (int t = 0; t < T.layout.m; t++) {
+            int flips = units[t] - 1, w = T.layout.width[t];
+            if (flips < 0) continue;
+            if (flips > w) flips = w;
+            probe->table = t;
+            probe->nkeys = 0;
+            uint32_t base = get_bits(probe->q, T.layout.start[t], w);
+            FOR_EACH_KEY(base, w, flips, key, {
+                probe->keys[probe->nkeys++] = key;
+                if (probe->nkeys == KEY_BLOCK) run_keys(probe);
+            });
+            run_keys(probe);
         }
     }
     Py_END_ALLOW_THREADS
-    free(probe.keys); free(probe.lo); free(probe.hi); free(probe.cand);
     result = PyLong_FromSsize_t(hits.count);
 done:
-    PyBuffer_Release(&hashes);
-    PyBuffer_Release(&alive);
-    PyBuffer_Release(&offsets);
-    PyBuffer_Release(&ids);
+    free(probe);
+    release_tables(&b);
     PyBuffer_Release(&units_buf);
     PyBuffer_Release(&queries);
     PyBuffer_Release(&out_q);
@@ -331,7 +440,158 @@ done:
     return result;
 }
 
-/* scan(hashes, alive, queries, radius, slot_base, out_query, out_slot, out_distance): brute force. */
+/* ---- many queries at once: memory accesses sorted instead of scattered -------------------------- */
+
+/*
+ * search_batch(...), same arguments and answer as search(): per table, the probe keys of a group
+ * of queries are partitioned by their high bits, so bucket starts and slot ids are read one
+ * small window at a time, and the candidates found are partitioned by slot, so candidate hashes
+ * are compared in one sweep over the hash array.
+ */
+#define KEY_PART_BITS 10
+#define SLOT_PART_LOG2 11
+#define GROUP_PROBES (1 << 20)
+
+typedef struct {
+    uint32_t key, q;
+} Pair;
+
+static int partition_pairs(const Pair *in, Pair *out, Py_ssize_t count, int shift,
+                           Py_ssize_t parts) {
+    Py_ssize_t *cursor = (Py_ssize_t *)calloc(parts + 1, sizeof(Py_ssize_t));
+    if (!cursor) return -1;
+    for (Py_ssize_t i = 0; i < count; i++) cursor[(in[i].key >> shift) + 1]++;
+    for (Py_ssize_t p = 0; p < parts; p++) cursor[p + 1] += cursor[p];
+    for (Py_ssize_t i = 0; i < count; i++) out[cursor[in[i].key >> shift]++] = in[i];
+    free(cursor);
+    return 0;
+}
+
+static int grow(Pair **a, Pair **b, Py_ssize_t *capacity, Py_ssize_t needed) {
+    if (needed <= *capacity) return 0;
+    Py_ssize_t size = needed * 2;
+    Pair *x = (Pair *)realloc(*a, sizeof(Pair) * size);
+    if (!x) return -1;
+    *a = x;
+    Pair *y = (Pair *)realloc(*b, sizeof(Pair) * size);
+    if (!y) return -1;
+    *b = y;
+    *capacity = size;
+    return 0;
+}
+
+static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
+    TableBuffers b;
+    Py_buffer units_buf, queries, out_q, out_s, out_d;
+    PyObject *widths;
+    int rel_bytes, id_bytes, radius;
+    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*", &b.hashes, &b.alive, &widths, &b.base,
+                          &b.rel, &rel_bytes, &b.ids, &id_bytes, &units_buf, &queries, &radius,
+                          &out_q, &out_s, &out_d))
+        return NULL;
+    PyObject *result = NULL;
+    Pair *probes = NULL, *probes_sorted = NULL, *cands = NULL, *cands_sorted = NULL;
+    Py_ssize_t probe_cap = 0, cand_cap = 0;
+    int failed = 0;
+    Tables T;
+    if (check_tables(&b, widths, rel_bytes, id_bytes, &T) < 0) goto done;
+    if (units_buf.len != (Py_ssize_t)sizeof(int32_t) * T.layout.m) {
+        PyErr_SetString(PyExc_ValueError, "one unit count per chunk");
+        goto done;
+    }
+    Hits hits;
+    parse_hits(&out_q, &out_s, &out_d, &hits);
+    const int32_t *units = (const int32_t *)units_buf.buf;
+    const uint64_t *qs = (const uint64_t *)queries.buf;
+    Py_ssize_t nq = queries.len / 32;
+    Py_ssize_t slot_parts = (T.n >> SLOT_PART_LOG2) + 1;
+
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < T.layout.m && !failed; t++) {
+        int flips = units[t] - 1, w = T.layout.width[t];
+        if (flips < 0) continue;
+        if (flips > w) flips = w;
+        Py_ssize_t per_query = 0;
+        for (int k = 0; k <= flips; k++) {
+            Py_ssize_t c = 1;
+            for (int i = 0; i < k; i++) c = c * (w - i) / (i + 1);
+            per_query += c;
+        }
+        Py_ssize_t group = GROUP_PROBES / per_query > 0 ? GROUP_PROBES / per_query : 1;
+        int shift = w > KEY_PART_BITS ? w - KEY_PART_BITS : 0;
+        Py_ssize_t key_parts = ((Py_ssize_t)1 << w) >> shift;
+        for (Py_ssize_t g0 = 0; g0 < nq && !failed; g0 += group) {
+            Py_ssize_t g1 = g0 + group < nq ? g0 + group : nq;
+            if (grow(&probes, &probes_sorted, &probe_cap, (g1 - g0) * per_query) < 0) {
+                failed = 1;
+                break;
+            }
+            Py_ssize_t np_ = 0;
+            for (Py_ssize_t qi = g0; qi < g1; qi++) {
+                uint32_t base = get_bits(qs + 4 * qi, T.layout.start[t], w);
+                FOR_EACH_KEY(base, w, flips, key, {
+                    probes[np_].key = key;
+                    probes[np_].q = (uint32_t)qi;
+                    np_++;
+                });
+            }
+            if (partition_pairs(probes, probes_sorted, np_, shift, key_parts) < 0) {
+                failed = 1;
+                break;
+            }
+            Py_ssize_t nc = 0;
+            for (Py_ssize_t i = 0; i < np_ && !failed; i++) {
+                uint32_t lo = bucket_start(&T, t, probes_sorted[i].key);
+                uint32_t hi = bucket_start(&T, t, probes_sorted[i].key + 1);
+                if (grow(&cands, &cands_sorted, &cand_cap, nc + (hi - lo) + 1) < 0) {
+                    failed = 1;
+                    break;
+                }
+                for (uint32_t j = lo; j < hi; j++) {
+                    cands[nc].key = slot_at(&T, t, j);
+                    cands[nc].q = probes_sorted[i].q;
+                    nc++;
+                }
+            }
+            if (failed || partition_pairs(cands, cands_sorted, nc, SLOT_PART_LOG2, slot_parts) < 0) {
+                failed = 1;
+                break;
+            }
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                if (c + 16 < nc) __builtin_prefetch(T.h + 4 * (Py_ssize_t)cands_sorted[c + 16].key);
+                uint32_t slot = cands_sorted[c].key;
+                const uint64_t *row = T.h + 4 * (Py_ssize_t)slot;
+                const uint64_t *q = qs + 4 * (Py_ssize_t)cands_sorted[c].q;
+                int d = distance256(q, row);
+                if (d > radius) continue;
+                if (T.live && !T.live[slot]) continue;
+                if (!reported_earlier(&T, units, t, q, row)) emit(&hits, cands_sorted[c].q, slot, d);
+            }
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyLong_FromSsize_t(hits.count);
+done:
+    free(probes);
+    free(probes_sorted);
+    free(cands);
+    free(cands_sorted);
+    release_tables(&b);
+    PyBuffer_Release(&units_buf);
+    PyBuffer_Release(&queries);
+    PyBuffer_Release(&out_q);
+    PyBuffer_Release(&out_s);
+    PyBuffer_Release(&out_d);
+    return result;
+}
+
+/* ---- brute force ------------------------------------------------------------------------------- */
+
+/* scan(hashes, alive, queries, radius, slot_base, out_query, out_slot, out_distance) */
 static PyObject *mih_scan(PyObject *self, PyObject *args) {
     Py_buffer hashes, alive, queries, out_q, out_s, out_d;
     int radius;
@@ -378,6 +638,7 @@ done:
 static PyMethodDef methods[] = {
     {"build", mih_build, METH_VARARGS, "Counting-sort every chunk of the hashes into tables."},
     {"search", mih_search, METH_VARARGS, "Exact radius search through the chunk tables."},
+    {"search_batch", mih_search_batch, METH_VARARGS, "search() for many queries, memory-ordered."},
     {"scan", mih_scan, METH_VARARGS, "Exact radius search by comparing with every hash."},
     {NULL, NULL, 0, NULL},
 };

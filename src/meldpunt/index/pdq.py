@@ -30,6 +30,7 @@ MAX_RADIUS = 256
 # Recent hashes are compared one by one; past this many they are folded into the tables.
 RECENT_LIMIT = 65_536
 SMALL_INDEX = 4_096  # below this many hashes, comparing with every one is the fastest
+BATCH_MIN = 256  # from this many queries on, searches sort their memory accesses
 
 
 def hashes_from_hex(values: Iterable[str]) -> NDArray[np.uint64]:
@@ -49,10 +50,10 @@ def hashes_to_hex(hashes: NDArray[np.uint64]) -> list[str]:
     return [raw[i : i + 64] for i in range(0, len(raw), 64)]
 
 
-# Bytes of bucket offsets allowed per hash: wider chunks mean fewer candidates to compare but
-# tables of 4 bytes per possible chunk value. With 24 the whole index stays under 100 bytes per
-# hash at ten million hashes (32 for the hash, 4 per chunk table, the offsets, 1 alive byte).
-OFFSET_BUDGET = 24
+# The memory the index may take per hash when choosing its chunks: wider chunks mean fewer
+# candidates to compare but bigger tables (2 bytes per possible chunk value).
+BYTES_PER_HASH_BUDGET = 96
+BLOCK = 64  # buckets per 4-byte block base (see _mih.c)
 
 
 def _even_widths(chunks: int) -> tuple[int, ...]:
@@ -62,11 +63,23 @@ def _even_widths(chunks: int) -> tuple[int, ...]:
     return tuple(widths)
 
 
+def id_bytes_for(count: int) -> int:
+    return 3 if count < (1 << 24) else 4
+
+
+def bytes_per_hash(widths: tuple[int, ...], count: int) -> float:
+    """Hash, alive flag, slot ids and bucket starts, per hash (2-byte bucket starts)."""
+    buckets = sum((1 << w) + 1 for w in widths)
+    bases = sum(((1 << w) >> 6) + 2 for w in widths)
+    tables = 2 * buckets + 4 * bases
+    return 33 + id_bytes_for(count) * len(widths) + tables / max(count, 1)
+
+
 def choose_widths(count: int) -> tuple[int, ...]:
-    """The fewest chunks (so the widest, most selective ones) whose tables fit the budget."""
-    for chunks in range(8, 17):
+    """The fewest chunks (so the widest, most selective ones) that fit the memory budget."""
+    for chunks in range(9, 17):
         widths = _even_widths(chunks)
-        if max(widths) <= 32 and sum(4 << w for w in widths) <= OFFSET_BUDGET * count:
+        if bytes_per_hash(widths, count) <= BYTES_PER_HASH_BUDGET:
             return widths
     return _even_widths(16)
 
@@ -82,7 +95,7 @@ def plan_units(widths: tuple[int, ...], radius: int, count: int) -> tuple[int, .
     units = [0] * len(widths)
 
     def cost(i: int, u: int) -> float:
-        return _probes(widths[i], u) * (1.0 + count / 2 ** widths[i])
+        return float(_probes(widths[i], u) * (1.0 + count / 2 ** widths[i]))
 
     for _ in range(radius + 1):
         best = min(range(len(widths)), key=lambda i: cost(i, units[i] + 1) - cost(i, units[i]))
@@ -91,7 +104,8 @@ def plan_units(widths: tuple[int, ...], radius: int, count: int) -> tuple[int, .
 
 
 def expected_work(widths: tuple[int, ...], units: tuple[int, ...], count: int) -> float:
-    return sum(_probes(w, u) * (1.0 + count / 2**w) for w, u in zip(widths, units, strict=True))
+    pairs = zip(widths, units, strict=True)
+    return float(sum(_probes(w, u) * (1.0 + count / 2**w) for w, u in pairs))
 
 
 @dataclass(frozen=True)
@@ -107,11 +121,23 @@ class Matches:
 
     def for_query(self, q: int) -> list[tuple[int, int]]:
         lo, hi = np.searchsorted(self.query, [q, q + 1])
-        return [(int(s), int(d)) for s, d in zip(self.slot[lo:hi], self.distance[lo:hi], strict=True)]
+        return [
+            (int(s), int(d)) for s, d in zip(self.slot[lo:hi], self.distance[lo:hi], strict=True)
+        ]
+
+
+Tables = tuple[tuple[int, ...], NDArray[Any], NDArray[Any], NDArray[Any]]
 
 
 class PdqIndex:
     """Exact radius search over PDQ hashes; see the module docstring."""
+
+    _hashes: NDArray[np.uint64]
+    _alive: NDArray[np.uint8]
+    _widths: tuple[int, ...]
+    _base: NDArray[Any]
+    _rel: NDArray[Any]
+    _ids: NDArray[Any]
 
     def __init__(self, hashes: NDArray[np.uint64] | None = None, *, threads: int | None = None):
         self._threads = threads or os.cpu_count() or 1
@@ -125,24 +151,37 @@ class PdqIndex:
 
     def _set_tables(
         self, hashes: NDArray[np.uint64], alive: NDArray[np.uint8] | None,
-        tables: tuple[tuple[int, ...], NDArray[np.uint32], NDArray[np.uint32]] | None = None,
+        tables: Tables | None = None,
     ) -> None:  # fmt: skip
         self._hashes = hashes
         count = hashes.shape[0]
         self._alive = np.ones(count, dtype=np.uint8) if alive is None else alive
         self._dead = int(count - int(self._alive.sum()))
         if tables is not None:
-            self._widths, self._offsets, self._ids = tables
+            self._widths, self._base, self._rel, self._ids = tables
         elif count >= SMALL_INDEX:
             self._widths = choose_widths(count)
-            size = sum((1 << w) + 1 for w in self._widths)
-            self._offsets = np.empty(size, dtype=np.uint32)
-            self._ids = np.empty(count * len(self._widths), dtype=np.uint32)
-            _mih.build(hashes, self._widths, self._offsets, self._ids)
+            self._build_tables(hashes)
         else:
             self._widths = ()
-            self._offsets = np.zeros(0, dtype=np.uint32)
-            self._ids = np.zeros(0, dtype=np.uint32)
+            self._base = np.zeros(0, dtype=np.uint32)
+            self._rel = np.zeros(0, dtype=np.uint16)
+            self._ids = np.zeros(0, dtype=np.uint8)
+
+    def _build_tables(self, hashes: NDArray[np.uint64]) -> None:
+        count = hashes.shape[0]
+        widths = self._widths
+        bases = sum(((1 << w) >> 6) + 2 for w in widths)
+        buckets = sum((1 << w) + 1 for w in widths)
+        id_bytes = id_bytes_for(count)
+        self._ids = np.empty(id_bytes * count * len(widths) + 4, dtype=np.uint8)
+        self._base = np.empty(bases, dtype=np.uint32)
+        for rel_dtype in (np.uint16, np.uint32):  # 4-byte starts only for very duplicated data
+            self._rel = np.empty(buckets, dtype=rel_dtype)
+            itemsize = self._rel.dtype.itemsize
+            if _mih.build(hashes, widths, self._base, self._rel, itemsize, self._ids, id_bytes):
+                return
+        raise AssertionError("4-byte bucket starts cannot overflow")
 
     @classmethod
     def from_hex(cls, values: Iterable[str], **kwargs: Any) -> PdqIndex:
@@ -158,7 +197,7 @@ class PdqIndex:
 
     @property
     def nbytes(self) -> int:
-        parts = (self._hashes, self._alive, self._offsets, self._ids, self._recent_array)
+        parts = (self._hashes, self._alive, self._base, self._rel, self._ids, self._recent_array)
         return sum(int(p.nbytes) for p in parts)
 
     def add(self, hashes: NDArray[np.uint64] | Sequence[str]) -> NDArray[np.int64]:
@@ -257,9 +296,12 @@ class PdqIndex:
                 units = plan_units(self._widths, radius, main)
                 if expected_work(self._widths, units, main) < main / 3:
                     unit_array = np.asarray(units, dtype=np.int32)
-                    results.append(self._run(_mih.search, queries, self._hashes, alive_main,
-                                             self._widths, self._offsets, self._ids, unit_array,
-                                             queries, radius))  # fmt: skip
+                    # many queries: sorted memory access pays off; few: the prefetching loop
+                    search = _mih.search_batch if queries.shape[0] >= BATCH_MIN else _mih.search
+                    tables = (self._widths, self._base, self._rel, self._rel.dtype.itemsize,
+                              self._ids, id_bytes_for(main))  # fmt: skip
+                    results.append(self._run(search, queries, self._hashes, alive_main, *tables,
+                                             unit_array, queries, radius))  # fmt: skip
                 else:
                     results.append(self._run(_mih.scan, queries, self._hashes, alive_main,
                                              queries, radius, 0))  # fmt: skip
@@ -274,7 +316,11 @@ class PdqIndex:
             empty = np.zeros(0, np.int32)
             return empty, np.zeros(0, np.uint32), np.zeros(0, np.uint8)
         query = np.concatenate([r[0] for r in results]) + first
-        return query, np.concatenate([r[1] for r in results]), np.concatenate([r[2] for r in results])
+        return (
+            query,
+            np.concatenate([r[1] for r in results]),
+            np.concatenate([r[2] for r in results]),
+        )
 
     @staticmethod
     def _run(function: Any, queries: NDArray[np.uint64], *args: Any) -> tuple[Any, ...]:
@@ -296,7 +342,8 @@ class PdqIndex:
         return {
             "hashes": self._hashes,
             "alive": self._alive,
-            "offsets": self._offsets,
+            "base": self._base,
+            "rel": self._rel,
             "ids": self._ids,
             "widths": np.asarray(self._widths, dtype=np.int32),
         }
@@ -305,15 +352,25 @@ class PdqIndex:
     def from_arrays(cls, arrays: dict[str, NDArray[Any]], **kwargs: Any) -> PdqIndex:
         index = cls.__new__(cls)
         index._threads = kwargs.get("threads") or os.cpu_count() or 1
-        widths = tuple(int(w) for w in arrays["widths"])
-        hashes = arrays["hashes"]
-        expected_offsets = sum((1 << w) + 1 for w in widths)
-        if (hashes.ndim != 2 or hashes.shape[1] != HASH_WORDS or arrays["alive"].shape[0]
-                != hashes.shape[0] or arrays["offsets"].shape[0] != expected_offsets
-                or arrays["ids"].shape[0] != hashes.shape[0] * len(widths)):  # fmt: skip
+        try:
+            widths = tuple(int(w) for w in arrays["widths"])
+            hashes, alive = arrays["hashes"], arrays["alive"]
+            base, rel, ids = arrays["base"], arrays["rel"], arrays["ids"]
+        except KeyError as exc:
+            raise ValueError(f"snapshot lacks the array {exc}") from exc
+        count = hashes.shape[0] if hashes.ndim == 2 else -1
+        fits = (
+            hashes.ndim == 2 and hashes.shape[1] == HASH_WORDS and hashes.dtype == np.uint64
+            and alive.shape == (count,) and rel.dtype in (np.uint16, np.uint32)
+            and (not widths or (sum(widths) == 256 and all(1 <= w <= 30 for w in widths)
+                 and base.shape == (sum(((1 << w) >> 6) + 2 for w in widths),)
+                 and rel.shape == (sum((1 << w) + 1 for w in widths),)
+                 and ids.shape == (id_bytes_for(count) * count * len(widths) + 4,)))
+        )  # fmt: skip
+        if not fits:
             raise ValueError("snapshot arrays do not fit together")
-        tables = (widths, arrays["offsets"], arrays["ids"])
-        index._set_tables(hashes, np.array(arrays["alive"], dtype=np.uint8), tables)
+        tables = (widths, base, rel, ids)
+        index._set_tables(hashes, np.array(alive, dtype=np.uint8), tables)
         index._recent = []
         index._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)
         index._recent_count = 0

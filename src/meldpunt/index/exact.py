@@ -1,0 +1,113 @@
+"""Exact lookup of fixed-length digests (MD5, SHA-1, SHA-256) among tens of millions.
+
+Digests are kept as raw bytes in one sorted array per index (16-32 bytes each plus an 8-byte
+slot), searched with binary search; additions go to a dictionary until ``compact()`` merges them.
+Slots are assigned by the caller (the same numbering as ``PdqIndex`` or any other).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+RECENT_LIMIT = 100_000
+
+
+class ExactIndex:
+    """Digest -> slots, for one digest length."""
+
+    def __init__(self, digest_bytes: int) -> None:
+        if not 1 <= digest_bytes <= 64:
+            raise ValueError("digest length must be 1..64 bytes")
+        self.digest_bytes = digest_bytes
+        self._dtype = np.dtype(f"S{digest_bytes}")
+        self._keys: NDArray[Any] = np.zeros(0, dtype=self._dtype)
+        self._slots: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._recent: dict[bytes, list[int]] = {}
+        self._removed: set[int] = set()
+
+    def _check(self, digest: bytes) -> bytes:
+        if len(digest) != self.digest_bytes:
+            raise ValueError(f"expected a {self.digest_bytes}-byte digest, got {len(digest)}")
+        return digest
+
+    def add(self, digests: Iterable[bytes], slots: Iterable[int]) -> None:
+        for digest, slot in zip(digests, slots, strict=True):
+            self._recent.setdefault(self._check(digest), []).append(int(slot))
+            self._removed.discard(int(slot))
+        if sum(len(v) for v in self._recent.values()) > max(RECENT_LIMIT, len(self._keys) // 16):
+            self.compact()
+
+    def add_hex(self, values: Sequence[str], slots: Iterable[int]) -> None:
+        self.add((bytes.fromhex(v) for v in values), slots)
+
+    def remove(self, slots: Iterable[int]) -> None:
+        self._removed.update(int(s) for s in slots)
+
+    def __len__(self) -> int:
+        recent = sum(len(v) for v in self._recent.values())
+        return len(self._keys) + recent - len(self._removed)
+
+    def lookup(self, digest: bytes) -> list[int]:
+        """Live slots holding exactly this digest."""
+        if len(digest) != self.digest_bytes:
+            return []
+        key = np.array([digest], dtype=self._dtype)
+        lo, hi = (
+            np.searchsorted(self._keys, key[0], "left"),
+            np.searchsorted(self._keys, key[0], "right"),
+        )
+        found = [int(s) for s in self._slots[lo:hi]]
+        found.extend(self._recent.get(digest, ()))
+        return [s for s in found if s not in self._removed]
+
+    def lookup_batch(self, digests: Sequence[bytes]) -> list[list[int]]:
+        if not len(self._keys) or len(digests) < 64:
+            return [self.lookup(d) for d in digests]
+        keys = np.array(list(digests), dtype=self._dtype)
+        lo = np.searchsorted(self._keys, keys, "left")
+        hi = np.searchsorted(self._keys, keys, "right")
+        out = []
+        for digest, a, b in zip(digests, lo, hi, strict=True):
+            found = [int(s) for s in self._slots[a:b]]
+            found.extend(self._recent.get(digest, ()))
+            out.append([s for s in found if s not in self._removed])
+        return out
+
+    def compact(self) -> None:
+        """Merge recent additions into the sorted arrays and drop removed slots."""
+        keys = [self._keys]
+        slots = [self._slots]
+        if self._recent:
+            pairs = [(k, s) for k, v in self._recent.items() for s in v]
+            keys.append(np.array([k for k, _ in pairs], dtype=self._dtype))
+            slots.append(np.array([s for _, s in pairs], dtype=np.int64))
+        merged_keys = np.concatenate(keys)
+        merged_slots = np.concatenate(slots)
+        if self._removed:
+            keep = ~np.isin(merged_slots, np.fromiter(self._removed, dtype=np.int64))
+            merged_keys, merged_slots = merged_keys[keep], merged_slots[keep]
+        order = np.argsort(merged_keys, kind="stable")
+        self._keys, self._slots = merged_keys[order], merged_slots[order]
+        self._recent = {}
+        self._removed = set()
+
+    def arrays(self, prefix: str) -> dict[str, NDArray[Any]]:
+        self.compact()
+        return {f"{prefix}.keys": self._keys.view(np.uint8), f"{prefix}.slots": self._slots}
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: dict[str, NDArray[Any]], prefix: str, digest_bytes: int
+    ) -> ExactIndex:
+        index = cls(digest_bytes)
+        raw = arrays[f"{prefix}.keys"]
+        slots = arrays[f"{prefix}.slots"]
+        if raw.size % digest_bytes or raw.size // digest_bytes != slots.shape[0]:
+            raise ValueError(f"snapshot arrays for {prefix} do not fit together")
+        index._keys = np.ascontiguousarray(raw).view(index._dtype)
+        index._slots = np.asarray(slots, dtype=np.int64)
+        return index
