@@ -6,9 +6,9 @@ import secrets
 from pathlib import Path
 
 import numpy as np
-from imaging import jpeg, photo
 from PIL import Image
 
+from imaging import jpeg, photo
 from meldpunt import registry
 from meldpunt.registry.matching import Matcher, Query
 from meldpunt.signals import HashOptions, hash_file, pdq_signal
@@ -33,7 +33,12 @@ def test_blocklist_match_names_set_entry_category_and_distance(session):
     answer = matcher.match(Query(pdq=pdq_near(stored, 12), pdq_quality=100))
     assert answer.known
     (match,) = answer.matches
-    assert (match.set, match.entry, match.signal_type, match.distance) == ("police", item.id, "pdq", 12)
+    assert (match.set, match.entry, match.signal_type, match.distance) == (
+        "police",
+        item.id,
+        "pdq",
+        12,
+    )
     assert match.category == "csam_baseline"
     assert not matcher.match(Query(pdq=pdq_near(stored, 40))).known  # beyond the threshold
     assert not matcher.match(Query(pdq=secrets.token_hex(32))).known
@@ -43,8 +48,12 @@ def test_per_set_thresholds_and_category_filter(session):
     strict = registry.create_set(session, "strict", pdq_threshold=8)
     loose = registry.create_set(session, "loose", pdq_threshold=40)
     value = secrets.token_hex(32)
-    registry.add_item(session, strict, [("pdq", value)], category="baseline", category_scheme="interpol")
-    registry.add_item(session, loose, [("pdq", value)], category="national", category_scheme="interpol")
+    registry.add_item(
+        session, strict, [("pdq", value)], category="baseline", category_scheme="interpol"
+    )
+    registry.add_item(
+        session, loose, [("pdq", value)], category="national", category_scheme="interpol"
+    )
     session.commit()
     matcher = Matcher.build(session)
     near = Query(pdq=pdq_near(value, 20))

@@ -155,13 +155,18 @@ class Matcher:
     def build(cls, session: Session, chunk: int = 500_000) -> Matcher:
         """Everything active in the registry now (then follow it with ``refresh``)."""
         matcher = cls(seq=current_seq(session))
-        pending: dict[str, list[tuple[str, int, int, int]]] = {"pdq": [], **{t: [] for t in EXACT_TYPES}}
+        pending: dict[str, list[tuple[str, int, int, int]]] = {
+            "pdq": [],
+            **{t: [] for t in EXACT_TYPES},
+        }
         pdq_parts: list[NDArray[np.uint64]] = []
         for signal in active_signals(session):
             rows = pending.get(signal.signal_type)
             if rows is None:
                 continue  # opaque types (PhotoDNA) are kept in the registry, not matched
-            rows.append((signal.value, signal.set_id, signal.item_id, matcher._code(signal.category)))
+            rows.append(
+                (signal.value, signal.set_id, signal.item_id, matcher._code(signal.category))
+            )
             if len(pending["pdq"]) >= chunk:
                 pdq_parts.append(matcher._stage_pdq(pending["pdq"]))
                 pending["pdq"] = []
@@ -299,7 +304,9 @@ class Matcher:
         radius = min(MAX_PDQ_RADIUS, max((s.pdq_threshold for s in self.sets.values()), default=0))
         values = list(dict.fromkeys([q for q in (query.pdq, *query.pdq_dihedral) if q]))
         matches = self.pdq.query_batch(values, radius)
-        return [("pdq", int(s), int(d)) for s, d in zip(matches.slot, matches.distance, strict=True)]
+        return [
+            ("pdq", int(s), int(d)) for s, d in zip(matches.slot, matches.distance, strict=True)
+        ]
 
     def _resolve(self, kind: str, slot: int, distance: int) -> Match | None:
         payload = self.pdq_payload if kind == "pdq" else self.exact[kind][1]

@@ -1,0 +1,234 @@
+"""`meldpunt match` and `meldpunt index`: files or hash values against the local registry."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from meldpunt.registry.matching import MatchAnswer, Matcher
+
+index_app = typer.Typer(help="The in-memory index of the registry and its snapshots.",
+                        no_args_is_help=True)  # fmt: skip
+
+SNAPSHOT_PREFIX = "matcher-"
+SNAPSHOTS_KEPT = 2
+
+
+@contextmanager
+def registry_session() -> Iterator[Session]:
+    """A session on the configured database, migrated to the newest schema first."""
+    from meldpunt.store import init_db, session_scope
+
+    init_db()
+    with session_scope() as session:
+        yield session
+
+
+def snapshot_dir() -> Path:
+    from meldpunt.config import get_settings
+
+    return Path(get_settings().data_dir) / "index"
+
+
+def newest_snapshot() -> Path | None:
+    found = sorted(snapshot_dir().glob(f"{SNAPSHOT_PREFIX}*.idx"),
+                   key=lambda p: int(p.stem.removeprefix(SNAPSHOT_PREFIX)))  # fmt: skip
+    return found[-1] if found else None
+
+
+def open_matcher(session: Session) -> Matcher:
+    """The newest snapshot brought up to date, or (without one) an index built from the registry."""
+    from meldpunt.registry.matching import Matcher
+
+    snapshot = newest_snapshot()
+    if snapshot is not None:
+        try:
+            return Matcher.load(snapshot, session)
+        except (ValueError, OSError) as exc:
+            print(f"warning: ignoring snapshot {snapshot}: {exc}", file=sys.stderr)
+    return Matcher.build(session)
+
+
+def _record(
+    key: str, name: str, answer: MatchAnswer | None, error: str | None
+) -> dict[str, object]:
+    record: dict[str, object] = {key: name}
+    if answer is not None:
+        record.update(answer.as_dict())
+    else:
+        record.update(known=False, matches=[])
+    if error:
+        record["error"] = error
+    return record
+
+
+def _print_table(records: list[dict[str, object]], key: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in (key, "known", "set", "category", "signal", "distance", "note"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        matches = record.get("matches") or []
+        assert isinstance(matches, list)
+        extra = record.get("notes")
+        notes = [str(record["error"])] if record.get("error") else []
+        notes += [str(n) for n in extra] if isinstance(extra, list) else []
+        if record.get("suppressed"):
+            notes.append("allow-listed: matches suppressed")
+        if len(matches) > 1:
+            notes.append(f"{len(matches) - 1} more matches")
+        first = matches[0] if matches else {}
+        table.add_row(
+            str(record[key]),
+            "[red]known[/red]" if record["known"] else "unknown",
+            str(first.get("set", "")),
+            str(first.get("category", "")),
+            str(first.get("signal_type", "")),
+            str(first.get("distance", "")),
+            "; ".join(notes),
+        )
+    console = Console() if sys.stdout.isatty() else Console(width=200)
+    console.print(table)
+
+
+def _signal_queries(signals: list[str], signals_file: Path | None) -> Iterator[tuple[str, object]]:
+    """(label, Query or error message) for --signal values and the lines of --signals-file."""
+    from meldpunt.registry.matching import Query
+    from meldpunt.signals import InvalidSignal
+    from meldpunt.signals import types as signal_types
+
+    def parse(text: str) -> object:
+        try:
+            return Query.from_pairs([signal_types.parse(text)])
+        except InvalidSignal as exc:
+            return str(exc)
+
+    for text in signals:
+        yield text, parse(text)
+    if signals_file is not None:
+        with open(signals_file, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                text = line.strip()
+                if not text or text.startswith("#"):
+                    continue
+                parsed = parse(text)
+                if isinstance(parsed, str):
+                    print(f"{signals_file}:{number}: {parsed}", file=sys.stderr)
+                yield text, parsed
+
+
+def match_command(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Files and folders to match.")] = None,
+    signal: Annotated[
+        list[str] | None, typer.Option("--signal", help="A hash: TYPE:VALUE.")
+    ] = None,
+    signals_file: Annotated[Path | None, typer.Option(help="One 'TYPE VALUE' per line.")] = None,
+    output_format: Annotated[
+        str | None, typer.Option("--format", "-f", help="table or jsonl")
+    ] = None,  # fmt: skip
+    categories: Annotated[
+        str | None, typer.Option(help="Only these categories, e.g. baseline.")
+    ] = None,
+    dihedral: Annotated[
+        bool,
+        typer.Option("--dihedral/--no-dihedral", help="Also match rotated and mirrored copies."),
+    ] = True,  # fmt: skip
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Hashing processes.")] = 0,
+) -> None:
+    """Match files (hashed here) or hash values against the local registry."""
+    import os
+
+    from meldpunt.cli import _hash_options, _with_progress, hash_many, iter_files
+    from meldpunt.config import get_settings
+    from meldpunt.registry import InvalidInput, category_filter
+    from meldpunt.registry.matching import Query
+
+    if not paths and not signal and signals_file is None:
+        raise typer.BadParameter("give files, --signal or --signals-file")
+    if output_format not in (None, "table", "jsonl"):
+        raise typer.BadParameter("--format is table or jsonl")
+    fmt = output_format or ("table" if sys.stdout.isatty() else "jsonl")
+    try:
+        wanted = category_filter(categories) if categories else None
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    missing = [str(p) for p in paths or [] if not p.exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        raise typer.Exit(2)
+    min_quality = get_settings().pdq_min_quality
+    records: list[dict[str, object]] = []
+
+    def emit(record: dict[str, object]) -> None:
+        if fmt == "jsonl":
+            print(json.dumps(record), flush=True)
+        else:
+            records.append(record)
+
+    with registry_session() as session:
+        matcher = open_matcher(session)
+        for label, query in _signal_queries(list(signal or []), signals_file):
+            if isinstance(query, Query):
+                answer = matcher.match(query, categories=wanted, min_quality=min_quality)
+                emit(_record("signal", label, answer, None))
+            else:
+                emit(_record("signal", label, None, str(query)))
+        files = list(iter_files(paths or []))
+        options = _hash_options(exact=False, dihedral=dihedral, exif=True)
+        results = hash_many(files, options, jobs or os.cpu_count() or 1)
+        for result in _with_progress(results, len(files), sys.stderr.isatty()):
+            digests, pdq = result.digests, result.pdq
+            query = Query(
+                md5=digests.md5 if digests else None,
+                sha1=digests.sha1 if digests else None,
+                sha256=digests.sha256 if digests else None,
+                pdq=pdq.hash if pdq else None,
+                pdq_quality=pdq.quality if pdq else None,
+                pdq_dihedral=(pdq.dihedral or ()) if pdq else (),
+            )
+            answer = matcher.match(query, categories=wanted, min_quality=min_quality)
+            emit(_record("path", result.path, answer, result.error))
+    if fmt == "table" and records:
+        _print_table(records, "path" if "path" in records[-1] else "signal")
+
+
+@index_app.command("snapshot")
+def snapshot_command() -> None:
+    """Write a snapshot of the index (later runs load it and apply only newer changes)."""
+    from meldpunt.registry.matching import Matcher
+
+    with registry_session() as session:
+        matcher = Matcher.build(session)
+    directory = snapshot_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{SNAPSHOT_PREFIX}{matcher.seq}.idx"
+    matcher.save(path)
+    old = sorted(directory.glob(f"{SNAPSHOT_PREFIX}*.idx"),
+                 key=lambda p: int(p.stem.removeprefix(SNAPSHOT_PREFIX)))  # fmt: skip
+    for stale in old[:-SNAPSHOTS_KEPT]:
+        stale.unlink()
+    print(f"wrote {path} (change {matcher.seq}, {len(matcher.pdq):,} PDQ hashes)")
+
+
+@index_app.command("status")
+def status_command() -> None:
+    """How far the newest snapshot is behind the registry."""
+    from meldpunt.registry import current_seq
+
+    with registry_session() as session:
+        newest = current_seq(session)
+    snapshot = newest_snapshot()
+    taken = int(snapshot.stem.removeprefix(SNAPSHOT_PREFIX)) if snapshot else None
+    print(json.dumps({"registry_change": newest, "snapshot": str(snapshot) if snapshot else None,
+                      "snapshot_change": taken}))  # fmt: skip
