@@ -57,7 +57,9 @@ CODES: dict[str, CategoryCode] = {
         CategoryCode("csam_baseline", "child sexual abuse material, INTERPOL baseline", True, True),
         CategoryCode("csam_national", "child sexual abuse material under national law", True),
         CategoryCode("csam", "child sexual abuse material, baseline not assessed", True),
-        CategoryCode("child_exploitive", "child exploitive, not abuse material (age difficult)", False),
+        CategoryCode(
+            "child_exploitive", "child exploitive, not abuse material (age difficult)", False
+        ),
         CategoryCode("cgi_animation", "computer-generated or animated child exploitive", False),
         CategoryCode("comparison", "comparison or exemplar picture (investigators' use)", False),
         CategoryCode("ncii", "non-consensual intimate image", True),

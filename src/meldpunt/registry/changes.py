@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from meldpunt.clock import now
@@ -94,8 +95,8 @@ class ChangeRow:
     reason: str
 
 
-def append_changes(session: Session, rows: Iterable[ChangeRow]) -> tuple[int, int] | None:
-    """Append ``rows`` in order; returns the (first, last) change numbers, None for no rows.
+def append_changes(session: Session, rows: Iterable[ChangeRow]) -> list[int]:
+    """Append ``rows`` in order; returns their change numbers, in the same order.
 
     The caller holds the registry lock (``lock_registry``) in the same transaction.
     """
@@ -114,12 +115,10 @@ def append_changes(session: Session, rows: Iterable[ChangeRow]) -> tuple[int, in
         for row in rows
     ]
     if not values:
-        return None
-    seqs = session.scalars(
-        insert(RegistryChange).returning(RegistryChange.seq, sort_by_parameter_order=True),
-        values,
-    ).all()
-    return min(seqs), max(seqs)
+        return []
+    table = cast(Table, RegistryChange.__table__)
+    statement = insert(table).returning(table.c.seq, sort_by_parameter_order=True)
+    return list(session.execute(statement, values).scalars())
 
 
 def _change(row: RegistryChange) -> Change:

@@ -81,10 +81,12 @@ def load_set_row(session: Session, ref: SetRef) -> HashSet:
     """The ORM row of a set; raises NotFound."""
     if isinstance(ref, HashSetInfo):
         ref = ref.id
+    # populate_existing: a long-lived session (a follower's) must see other sessions' changes.
     if isinstance(ref, int):
-        row = session.get(HashSet, ref)
+        row = session.get(HashSet, ref, populate_existing=True)
     else:
-        row = session.scalar(select(HashSet).where(HashSet.name == ref))
+        query = select(HashSet).where(HashSet.name == ref)
+        row = session.scalar(query.execution_options(populate_existing=True))
     if row is None:
         raise NotFound(f"no hash set {ref!r}")
     return row
@@ -97,7 +99,8 @@ def get_set(session: Session, ref: SetRef) -> HashSetInfo:
 
 def list_sets(session: Session) -> list[HashSetInfo]:
     """Every set, by name."""
-    return [_info(row) for row in session.scalars(select(HashSet).order_by(HashSet.name))]
+    query = select(HashSet).order_by(HashSet.name).execution_options(populate_existing=True)
+    return [_info(row) for row in session.scalars(query)]
 
 
 def _check_default_category(category: str | None) -> str | None:

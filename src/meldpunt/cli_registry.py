@@ -1,0 +1,360 @@
+"""``meldpunt sets ...``: the hash sets of the registry, from the command line (thin).
+
+    meldpunt sets create police-nl --kind blocklist --source-org "Politie" --category baseline
+    meldpunt sets import police-nl export.json            # format recognised from the content
+    meldpunt sets show police-nl
+    meldpunt sets export police-nl - --format jsonl
+
+The database is the configured one (``database_url``), migrated on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from meldpunt import registry
+from meldpunt.registry import HashSetInfo, ImportProgress, ImportSummary, RegistryError, SetSummary
+
+__all__ = ["sets_app"]
+
+sets_app = typer.Typer(
+    help="Hash sets: the registry of known material (create, import, export, show).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+class Kind(StrEnum):
+    blocklist = "blocklist"
+    allowlist = "allowlist"
+
+
+class ListFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+class ImportFormat(StrEnum):
+    auto = "auto"
+    vics = "vics"
+    icse = "icse"
+    te_csv = "te-csv"
+    plain = "plain"
+    jsonl = "jsonl"
+
+
+class ExportFormat(StrEnum):
+    vics = "vics"
+    jsonl = "jsonl"
+    te_csv = "te-csv"
+    plain = "plain"
+    icse = "icse"
+
+
+class VicProfile(StrEnum):
+    vics = "vics"
+    us = "us"
+
+
+def _stderr() -> Console:
+    return Console(stderr=True)
+
+
+def _stdout() -> Console:
+    # Hashes are only useful whole: give tables room when the output is not a terminal.
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    _stderr().print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A session on the configured database (migrated first); registry errors end the command."""
+    from meldpunt.store import init_db, session_scope
+
+    init_db()
+    try:
+        with session_scope() as session:
+            yield session
+    except RegistryError as exc:
+        _fail(str(exc))
+
+
+def _set_record(info: HashSetInfo, summary: SetSummary | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": info.id,
+        "name": info.name,
+        "kind": info.kind,
+        "state": info.state,
+        "description": info.description,
+        "source_org": info.source_org,
+        "default_category": info.default_category,
+        "pdq_threshold": info.pdq_threshold,
+        "created_at": info.created_at.isoformat(),
+        "updated_at": info.updated_at.isoformat(),
+    }
+    if summary is not None:
+        record["items"] = summary.items
+        record["items_by_status"] = summary.items_by_status
+        record["active_by_category"] = summary.active_by_category
+        record["active_signals_by_type"] = summary.active_signals_by_type
+    return record
+
+
+@sets_app.command("create")
+def create_command(
+    name: Annotated[str, typer.Argument(help="A unique name, e.g. police-nl.")],
+    kind: Annotated[Kind, typer.Option("--kind", help="blocklist or allowlist.")] = Kind.blocklist,
+    description: Annotated[str, typer.Option("--description", help="What the set holds.")] = "",
+    source_org: Annotated[
+        str | None, typer.Option("--source-org", help="The organisation the list comes from.")
+    ] = None,
+    category: Annotated[
+        str | None,
+        typer.Option(
+            "--category", help="Default category for items without one (baseline, A1, ncii...)."
+        ),
+    ] = None,
+    threshold: Annotated[
+        int, typer.Option("--threshold", min=0, max=64, help="PDQ distance threshold (0-64).")
+    ] = 31,
+) -> None:
+    """Create a hash set."""
+    with _session() as session:
+        info = registry.create_set(
+            session,
+            name,
+            kind=kind.value,
+            description=description,
+            source_org=source_org,
+            default_category=category,
+            pdq_threshold=threshold,
+            actor="cli",
+        )
+    shown = info.default_category or "none"
+    print(f"created {info.kind} {info.name!r}", end=" ")
+    print(f"(default category {shown}, PDQ threshold {info.pdq_threshold})")
+
+
+@sets_app.command("list")
+def list_command(
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="table or json.")
+    ] = ListFormat.table,
+) -> None:
+    """List the hash sets with their item counts."""
+    with _session() as session:
+        summaries = registry.set_summaries(session)
+    if output_format is ListFormat.json:
+        print(json.dumps([_set_record(s.set, s) for s in summaries], indent=2))
+        return
+    table = Table(title="hash sets")
+    for column in ("name", "kind", "state", "active", "items", "default category", "PDQ", "source"):
+        table.add_column(
+            column, justify="right" if column in ("active", "items", "PDQ") else "left"
+        )
+    for s in summaries:
+        info = s.set
+        table.add_row(
+            info.name,
+            info.kind,
+            info.state,
+            str(s.active_items),
+            str(s.items),
+            info.default_category or "",
+            str(info.pdq_threshold),
+            info.source_org or "",
+        )
+    _stdout().print(table)
+
+
+def _counts_table(title: str, counts: dict[str, int]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column(title.split(" by ")[-1])
+    table.add_column("count", justify="right")
+    for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        table.add_row(key, str(count))
+    return table
+
+
+@sets_app.command("show")
+def show_command(
+    name: Annotated[str, typer.Argument(help="The set's name.")],
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="table or json.")
+    ] = ListFormat.table,
+) -> None:
+    """Show a set: its settings and its counts by status, category and signal type."""
+    with _session() as session:
+        summary = registry.set_summary(session, name)
+    record = _set_record(summary.set, summary)
+    if output_format is ListFormat.json:
+        print(json.dumps(record, indent=2))
+        return
+    console = _stdout()
+    info = summary.set
+    console.print(f"[bold]{info.name}[/bold]  {info.kind}, {info.state}", highlight=False)
+    settings = {
+        "description": info.description,
+        "source": info.source_org,
+        "default category": info.default_category,
+        "PDQ threshold": info.pdq_threshold,
+    }
+    for label, value in settings.items():
+        if value not in (None, ""):
+            console.print(f"  {label}: {value}", highlight=False)
+    console.print(_counts_table("items by status", summary.items_by_status))
+    console.print(_counts_table("active items by category", summary.active_by_category))
+    console.print(_counts_table("active signals by type", summary.active_signals_by_type))
+
+
+@contextmanager
+def _progress_bar(total: int, show: bool) -> Iterator[Callable[[ImportProgress], None] | None]:
+    if not show:
+        yield None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        "{task.fields[records]} records",
+        TimeRemainingColumn(),
+        console=_stderr(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("importing", total=total or None, records=0)
+
+        def update(state: ImportProgress) -> None:
+            progress.update(task, completed=state.bytes_read, records=state.records)
+
+        yield update
+
+
+def _print_summary(summary: ImportSummary) -> None:
+    console = _stdout()
+    table = Table(title=f"import into {summary.set_name} ({summary.format})", title_justify="left")
+    for column in ("records", "added", "updated", "unchanged", "rejected"):
+        table.add_column(column, justify="right")
+    columns = ("records", "added", "updated", "unchanged", "rejected")
+    table.add_row(*(str(getattr(summary, column)) for column in columns))
+    console.print(table)
+    label = "record" if summary.format == "vics" else "line"
+    for problem in summary.problems:
+        console.print(f"  {label} {problem.number}: {problem.reason}", highlight=False)
+    if summary.rejected > len(summary.problems):
+        console.print(f"  ... and {summary.rejected - len(summary.problems)} more rejected")
+    for (scheme, raw), count in summary.unknown_categories.most_common(20):
+        console.print(
+            f"  unknown category {raw!r} ({scheme or 'no scheme'}): {count} records, "
+            "kept as raw with the code 'unknown'",
+            highlight=False,
+        )
+    if summary.aborted:
+        console.print(f"[yellow]stopped early:[/yellow] {summary.aborted}", highlight=False)
+
+
+@sets_app.command("import")
+def import_command(
+    name: Annotated[str, typer.Argument(help="The set to import into.")],
+    file: Annotated[Path, typer.Argument(help="The file to import.")],
+    input_format: Annotated[
+        ImportFormat, typer.Option("--format", "-f", help="The file's format (default: detected).")
+    ] = ImportFormat.auto,
+    vic_profile: Annotated[
+        VicProfile,
+        typer.Option("--vic-profile", help="Project VIC category 0: vics (none yet) or us."),
+    ] = VicProfile.vics,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Records per transaction.")
+    ] = 5000,
+) -> None:
+    """Import a hash list (VICS JSON, ICSE CSV, ThreatExchange CSV, plain list, JSON Lines).
+
+    Malformed records are listed with their line (or record) number and skipped; the exit code
+    is 0 unless the file could not be read at all."""
+    try:
+        stream = file.open("rb")
+    except OSError as exc:
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
+    with (
+        stream,
+        _session() as session,
+        _progress_bar(file.stat().st_size, sys.stderr.isatty()) as progress,
+    ):
+        summary = registry.import_stream(
+            session,
+            name,
+            stream,
+            format=input_format.value,
+            vic_profile=vic_profile.value,
+            batch_size=batch_size,
+            progress=progress,
+            actor="cli",
+            source=file.name,
+        )
+    _print_summary(summary)
+
+
+@sets_app.command("export")
+def export_command(
+    name: Annotated[str, typer.Argument(help="The set to export.")],
+    file: Annotated[str, typer.Argument(help="The file to write, or - for standard output.")],
+    output_format: Annotated[ExportFormat, typer.Option("--format", "-f", help="Output format.")],
+    include_inactive: Annotated[
+        bool | None,
+        typer.Option(
+            "--all/--active-only",
+            help="Also disabled and withdrawn items (default: jsonl all, other formats active).",
+        ),
+    ] = None,
+    vic_profile: Annotated[
+        VicProfile, typer.Option("--vic-profile", help="VIC numbering for vics output.")
+    ] = VicProfile.vics,
+) -> None:
+    """Export a set (JSON Lines is lossless; the other formats are lists for matching)."""
+    statuses: tuple[str, ...] | None = None
+    if include_inactive is not None:
+        statuses = ("active", "disabled", "withdrawn") if include_inactive else ("active",)
+    options: dict[str, Any] = {"statuses": statuses, "vic_profile": vic_profile.value}
+    with _session() as session:
+        if file == "-":
+            count = registry.export_set(session, name, sys.stdout, output_format.value, **options)
+        else:
+            try:
+                with Path(file).open("w", encoding="utf-8", newline="") as out:
+                    count = registry.export_set(session, name, out, output_format.value, **options)
+            except OSError as exc:
+                _fail(f"cannot write {file}: {exc.strerror or exc}")
+    _stderr().print(f"{count} items written ({output_format.value})", highlight=False)
+
+
+@sets_app.command("disable")
+def disable_command(name: Annotated[str, typer.Argument(help="The set's name.")]) -> None:
+    """Disable a set: it stops counting for matches; its items are kept."""
+    with _session() as session:
+        info = registry.disable_set(session, name, actor="cli")
+    print(f"{info.name}: {info.state}")
+
+
+@sets_app.command("enable")
+def enable_command(name: Annotated[str, typer.Argument(help="The set's name.")]) -> None:
+    """Enable a disabled set again."""
+    with _session() as session:
+        info = registry.enable_set(session, name, actor="cli")
+    print(f"{info.name}: {info.state}")
