@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from meldpunt import audit
 from meldpunt.clock import now
 from meldpunt.registry.categories import Category, default_category
-from meldpunt.registry.changes import ChangeRow, append_changes
+from meldpunt.registry.changes import BULK, ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput
 from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.sets import SetRef, load_set_row
@@ -295,7 +295,7 @@ def _write(
         for row, state in zip(rows, new, strict=True):
             row.update({name: getattr(state, name) for name in fields})
         insert_items = insert(ITEMS).returning(ITEMS.c.id, sort_by_parameter_order=True)
-        ids = session.execute(insert_items, rows).scalars().all()
+        ids = session.execute(insert_items, rows, execution_options=BULK).scalars().all()
         for state, item_id in zip(new, ids, strict=True):
             state.id = item_id
     updated = [s for s in states if not s.new]
@@ -316,7 +316,7 @@ def _write(
         for kind, value in s.added_signals
     ]
     if signal_rows:
-        session.execute(insert(ITEM_SIGNALS), signal_rows)
+        session.execute(insert(ITEM_SIGNALS), signal_rows, execution_options=BULK)
     changes = _change_rows(set_row.id, states)
     return changes, append_changes(session, changes)
 

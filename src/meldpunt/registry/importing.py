@@ -174,6 +174,7 @@ def import_stream(
     not known) or the stream cannot be read as that format at all.
     """
     info = get_set(session, hash_set)
+    session.commit()  # each batch starts a transaction of its own, with the lock (see locking)
     head = stream.read(SNIFF_BYTES)
     name = detect(head) if format == "auto" else format
     if name is None:

@@ -129,6 +129,7 @@ def add_item(
     for a bad signal and ConflictingItems when the signals belong to different items already.
     """
     pairs = normalize_signals(signals)
+    lock_registry(session)  # before the first read (see locking)
     set_row = load_set_row(session, hash_set)
     if isinstance(category, Category):
         if category.code not in CODES:

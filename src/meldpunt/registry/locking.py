@@ -10,7 +10,10 @@ lower number. Writers therefore run one at a time: every writing transaction cal
   that the reads that follow see the newest committed state.
 
 Take this lock before any other lock (the audit log's, for one), so that two transactions never
-wait on each other in opposite orders.
+wait on each other in opposite orders. Call the registry's writers at the start of a transaction
+(or after reads only of things the write does not depend on): on SQLite, a transaction that has
+already read cannot wait for the write lock and fails with "database is locked" when another
+writer committed in the meantime.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ the set's default category.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, TextIO
 
@@ -26,10 +27,15 @@ __all__ = ["NAME", "read", "sniff", "write"]
 NAME = "plain"
 
 
+_LINE = re.compile(rb"[A-Za-z][A-Za-z0-9_-]*\s+\S+")
+
+
 def sniff(head: bytes) -> bool:
+    """Most of the first lines (comments aside) are a type name and one value."""
     lines = [line.strip() for line in head.lstrip(b"\xef\xbb\xbf").splitlines()]
-    meaningful = [line for line in lines if line and not line.startswith(b"#")][:5]
-    return bool(meaningful) and all(len(line.split()) == 2 for line in meaningful)
+    meaningful = [line for line in lines if line and not line.startswith(b"#")][:10]
+    fitting = sum(bool(_LINE.fullmatch(line)) for line in meaningful)
+    return bool(meaningful) and fitting * 2 > len(meaningful)
 
 
 def read(stream: BinaryIO, options: ReadOptions) -> Iterator[ImportRecord | RecordProblem]:
