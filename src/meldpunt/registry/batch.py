@@ -9,7 +9,7 @@ re-imported list must not bring back what was withdrawn since).
 
 from __future__ import annotations
 
-import hashlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -18,8 +18,8 @@ from sqlalchemy import BigInteger, String, Table, any_, bindparam, insert, selec
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from meldpunt import audit
 from meldpunt.clock import now
+from meldpunt.registry import trail
 from meldpunt.registry.categories import Category, default_category
 from meldpunt.registry.changes import BULK, ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput
@@ -113,7 +113,6 @@ class _State:
     before_category: str | None = None
     before_signals: tuple[Signal, ...] = ()
     added_signals: list[Signal] = field(default_factory=list)
-    dirty: bool = False
 
 
 def _one_of(column: Any, values: Sequence[Any], dialect: str, element: Any) -> Any:
@@ -219,7 +218,7 @@ def apply_items(
 
     Items whose signals belong to two different existing items are rejected, not merged.
     ``audit_each``: one audit event per added or updated item; otherwise one event for the whole
-    batch that names its change numbers and a digest of its changes (what imports use).
+    batch (what imports use, see ``trail``).
     """
     for item in items:
         if item.status is not None and item.status not in ITEM_STATUSES:
@@ -261,26 +260,34 @@ def apply_items(
                 state.added_signals.append(signal)
                 changed = True
                 outcome = outcome if outcome != "unchanged" else "updated"
-        state.dirty |= changed
         if changed:
             touched.setdefault(id(state), state)
         outcomes.append((outcome, state, None))
-    changes, seqs = _write(session, set_row, list(touched.values()))
+    states = list(touched.values())
+    changes, seqs = _write(session, set_row, states)
     results = [ItemOutcome(o, s.id if s else None, p) for o, s, p in outcomes]
-    digest = _digest(changes, seqs)
     seq_range = (seqs[0], seqs[-1]) if seqs else None
-    _audit(
-        session,
-        set_row,
-        results,
-        list(touched.values()),
-        seq_range,
-        digest,
-        actor,
-        audit_each,
-        source,
-    )
+    if audit_each:
+        for s in states:
+            assert s.id is not None
+            trail.item_written(session, actor, set_row, s.id, new=s.new, state=_snapshot(s))
+    elif states:
+        counts: Counter[str] = Counter(r.outcome for r in results)
+        trail.batch_imported(
+            session, actor, set_row, source, counts, [s.id for s in states], changes, seqs
+        )
     return BatchResult(results, seq_range)
+
+
+def _snapshot(state: _State) -> dict[str, object]:
+    return {
+        "signals": [list(signal) for signal in state.signals],
+        "category": state.category,
+        "category_raw": state.category_raw,
+        "category_scheme": state.category_scheme,
+        "status": state.status,
+        "reference": state.reference,
+    }
 
 
 def _write(
@@ -342,67 +349,3 @@ def _change_rows(set_id: int, states: Iterable[_State]) -> list[ChangeRow]:
                 rows.extend(row("update", signal, "category") for signal in s.before_signals)
             rows.extend(row("add", signal, "added") for signal in s.added_signals)
     return rows
-
-
-def _audit(
-    session: Session,
-    set_row: HashSet,
-    results: list[ItemOutcome],
-    states: list[_State],
-    seqs: tuple[int, int] | None,
-    digest: str | None,
-    actor: str,
-    audit_each: bool,
-    source: str | None,
-) -> None:
-    if not states:
-        return
-    if audit_each:
-        for s in states:
-            assert s.id is not None
-            audit.record(
-                session,
-                actor=actor,
-                action="registry.item.added" if s.new else "registry.item.updated",
-                subject=("item", s.id),
-                details={
-                    "set": set_row.name,
-                    "set_id": set_row.id,
-                    "signals": [list(signal) for signal in s.signals],
-                    "category": s.category,
-                    "category_raw": s.category_raw,
-                    "category_scheme": s.category_scheme,
-                    "status": s.status,
-                    "reference": s.reference,
-                },
-            )
-        return
-    counts = {name: sum(r.outcome == name for r in results) for name in ("added", "updated")}
-    audit.record(
-        session,
-        actor=actor,
-        action="registry.items.imported",
-        subject=("hash_set", set_row.id),
-        details={
-            "set": set_row.name,
-            "source": source,
-            **counts,
-            "unchanged": sum(r.outcome == "unchanged" for r in results),
-            "rejected": sum(r.outcome == "rejected" for r in results),
-            "items": [s.id for s in states],
-            "first_seq": seqs[0] if seqs else None,
-            "last_seq": seqs[1] if seqs else None,
-            "changes_sha256": digest,
-        },
-    )
-
-
-def _digest(changes: list[ChangeRow], seqs: list[int]) -> str | None:
-    """SHA-256 over the batch's change rows, so that the audit chain also vouches for them."""
-    if not seqs:
-        return None
-    digest = hashlib.sha256()
-    for seq, c in zip(seqs, changes, strict=True):
-        line = [seq, c.set_id, c.item_id, c.action, c.signal_type, c.value, c.category, c.reason]
-        digest.update(audit.canonical_json(line).encode("utf-8") + b"\n")
-    return digest.hexdigest()

@@ -71,13 +71,15 @@ def _record(line: Any, number: int) -> ImportRecord:
     if "signals" not in line:
         raise ValueError("missing field 'signals'")
     category = _optional_text(line, "category")
-    is_code = category in CODES
     raw = _optional_text(line, "category_raw")
+    if category is not None and category not in CODES:
+        # Written by hand: "category": "A1" is a raw value of some scheme, not a code.
+        category, raw = None, raw if raw is not None else category
     return ImportRecord(
         number=number,
         signals=_signals(line["signals"]),
-        category_code=category if is_code else None,
-        category_raw=raw if is_code or raw is not None else category,
+        category_code=category,
+        category_raw=raw,
         category_scheme=_optional_text(line, "category_scheme"),
         reference=_optional_text(line, "reference"),
         note=_optional_text(line, "note"),
