@@ -16,6 +16,10 @@ from PIL import Image
 _DEFAULT_VECTORS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pdq-vectors"
 VECTORS = Path(os.environ.get("MELDPUNT_PDQ_VECTORS", _DEFAULT_VECTORS))
 
+if os.environ.get("CI") == "true" and not (VECTORS / "reference-hashes.csv").exists():
+    # CI always has the vectors beside the clone; never let the conformance tests skip there
+    raise RuntimeError(f"PDQ reference vectors not found at {VECTORS}")
+
 needs_vectors = pytest.mark.skipif(
     not (VECTORS / "reference-hashes.csv").exists(),
     reason=f"PDQ reference vectors not found at {VECTORS} (set MELDPUNT_PDQ_VECTORS)",
@@ -35,7 +39,9 @@ class Reference:
 
 @cache
 def references() -> tuple[Reference, ...]:
-    rows = []
+    rows: list[Reference] = []
+    if not (VECTORS / "reference-hashes.csv").exists():
+        return ()  # the tests that use them are skipped (needs_vectors)
     with open(VECTORS / "reference-hashes.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             path = VECTORS / row["path"]
