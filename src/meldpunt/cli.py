@@ -217,14 +217,11 @@ def demo_command() -> None:
 
 def _register_subcommands() -> None:
     from .cli_match import index_app, match_command
+    from .cli_registry import sets_app
 
+    app.add_typer(sets_app, name="sets")
     app.command("match")(match_command)
     app.add_typer(index_app, name="index")
-    try:
-        from .cli_registry import sets_app  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # pragma: no cover - present once the registry commands land
-        return
-    app.add_typer(sets_app, name="sets")
 
 
 _register_subcommands()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+from meldpunt.cli_registry import registry_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -21,16 +22,6 @@ index_app = typer.Typer(help="The in-memory index of the registry and its snapsh
 
 SNAPSHOT_PREFIX = "matcher-"
 SNAPSHOTS_KEPT = 2
-
-
-@contextmanager
-def registry_session() -> Iterator[Session]:
-    """A session on the configured database, migrated to the newest schema first."""
-    from meldpunt.store import init_db, session_scope
-
-    init_db()
-    with session_scope() as session:
-        yield session
 
 
 def snapshot_dir() -> Path:

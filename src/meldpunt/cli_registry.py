@@ -82,7 +82,7 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 @contextmanager
-def _session() -> Iterator[Session]:
+def registry_session() -> Iterator[Session]:
     """A session on the configured database (migrated first); registry errors end the command."""
     from meldpunt.store import init_db, session_scope
 
@@ -134,7 +134,7 @@ def create_command(
     ] = 31,
 ) -> None:
     """Create a hash set."""
-    with _session() as session:
+    with registry_session() as session:
         info = registry.create_set(
             session,
             name,
@@ -157,7 +157,7 @@ def list_command(
     ] = ListFormat.table,
 ) -> None:
     """List the hash sets with their item counts."""
-    with _session() as session:
+    with registry_session() as session:
         summaries = registry.set_summaries(session)
     if output_format is ListFormat.json:
         print(json.dumps([_set_record(s.set, s) for s in summaries], indent=2))
@@ -199,7 +199,7 @@ def show_command(
     ] = ListFormat.table,
 ) -> None:
     """Show a set: its settings and its counts by status, category and signal type."""
-    with _session() as session:
+    with registry_session() as session:
         summary = registry.set_summary(session, name)
     record = _set_record(summary.set, summary)
     if output_format is ListFormat.json:
@@ -294,7 +294,7 @@ def import_command(
         _fail(f"cannot read {file}: {exc.strerror or exc}")
     with (
         stream,
-        _session() as session,
+        registry_session() as session,
         _progress_bar(file.stat().st_size, sys.stderr.isatty()) as progress,
     ):
         summary = registry.import_stream(
@@ -332,7 +332,7 @@ def export_command(
     if include_inactive is not None:
         statuses = ("active", "disabled", "withdrawn") if include_inactive else ("active",)
     options: dict[str, Any] = {"statuses": statuses, "vic_profile": vic_profile.value}
-    with _session() as session:
+    with registry_session() as session:
         if file == "-":
             count = registry.export_set(session, name, sys.stdout, output_format.value, **options)
         else:
@@ -347,7 +347,7 @@ def export_command(
 @sets_app.command("disable")
 def disable_command(name: Annotated[str, typer.Argument(help="The set's name.")]) -> None:
     """Disable a set: it stops counting for matches; its items are kept."""
-    with _session() as session:
+    with registry_session() as session:
         info = registry.disable_set(session, name, actor="cli")
     print(f"{info.name}: {info.state}")
 
@@ -355,6 +355,6 @@ def disable_command(name: Annotated[str, typer.Argument(help="The set's name.")]
 @sets_app.command("enable")
 def enable_command(name: Annotated[str, typer.Argument(help="The set's name.")]) -> None:
     """Enable a disabled set again."""
-    with _session() as session:
+    with registry_session() as session:
         info = registry.enable_set(session, name, actor="cli")
     print(f"{info.name}: {info.state}")

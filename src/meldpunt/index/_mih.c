@@ -178,6 +178,82 @@ static int check_tables(TableBuffers *b, PyObject *widths, int rel_bytes, int id
     return 0;
 }
 
+/* ---- hits ------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int32_t *query;
+    uint32_t *slot;
+    uint8_t *distance;
+    Py_ssize_t capacity;
+    Py_ssize_t count;
+} Hits;
+
+static inline void emit(Hits *hits, Py_ssize_t q, uint32_t slot, int d) {
+    if (hits->count < hits->capacity) {
+        hits->query[hits->count] = (int32_t)q;
+        hits->slot[hits->count] = slot;
+        hits->distance[hits->count] = (uint8_t)d;
+    }
+    hits->count++;
+}
+
+static void parse_hits(Py_buffer *q, Py_buffer *s, Py_buffer *d, Hits *hits) {
+    Py_ssize_t cap = q->len / 4;
+    if (s->len / 4 < cap) cap = s->len / 4;
+    if (d->len < cap) cap = d->len;
+    hits->query = (int32_t *)q->buf;
+    hits->slot = (uint32_t *)s->buf;
+    hits->distance = (uint8_t *)d->buf;
+    hits->capacity = cap;
+    hits->count = 0;
+}
+
+/* ---- the arguments of search() and search_batch() ---------------------------------------------- */
+
+typedef struct {
+    TableBuffers b;
+    Py_buffer units_buf, queries, out_q, out_s, out_d;
+    Tables T;
+    Hits hits;
+    const int32_t *units;
+    const uint64_t *qs;
+    Py_ssize_t nq;
+    int radius;
+} SearchArgs;
+
+static void release_search(SearchArgs *a) {
+    release_tables(&a->b);
+    PyBuffer_Release(&a->units_buf);
+    PyBuffer_Release(&a->queries);
+    PyBuffer_Release(&a->out_q);
+    PyBuffer_Release(&a->out_s);
+    PyBuffer_Release(&a->out_d);
+}
+
+/* (hashes, alive, widths, base, rel, rel_bytes, ids, id_bytes, units, queries, radius,
+ *  out_query, out_slot, out_distance); on success the caller must call release_search(). */
+static int parse_search(PyObject *args, SearchArgs *a) {
+    PyObject *widths;
+    int rel_bytes, id_bytes;
+    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*", &a->b.hashes, &a->b.alive, &widths,
+                          &a->b.base, &a->b.rel, &rel_bytes, &a->b.ids, &id_bytes, &a->units_buf,
+                          &a->queries, &a->radius, &a->out_q, &a->out_s, &a->out_d))
+        return -1;
+    if (check_tables(&a->b, widths, rel_bytes, id_bytes, &a->T) < 0) goto fail;
+    if (a->units_buf.len != (Py_ssize_t)sizeof(int32_t) * a->T.layout.m) {
+        PyErr_SetString(PyExc_ValueError, "one unit count per chunk");
+        goto fail;
+    }
+    parse_hits(&a->out_q, &a->out_s, &a->out_d, &a->hits);
+    a->units = (const int32_t *)a->units_buf.buf;
+    a->qs = (const uint64_t *)a->queries.buf;
+    a->nq = a->queries.len / 32;
+    return 0;
+fail:
+    release_search(a);
+    return -1;
+}
+
 /* ---- build ----------------------------------------------------------------------------------- */
 
 /* build(hashes, widths, base_out, rel_out, rel_bytes, ids_out, id_bytes) -> True, or False when
@@ -258,36 +334,6 @@ done:
     PyBuffer_Release(&rel_buf);
     PyBuffer_Release(&ids_buf);
     return result;
-}
-
-/* ---- hits ------------------------------------------------------------------------------------ */
-
-typedef struct {
-    int32_t *query;
-    uint32_t *slot;
-    uint8_t *distance;
-    Py_ssize_t capacity;
-    Py_ssize_t count;
-} Hits;
-
-static inline void emit(Hits *hits, Py_ssize_t q, uint32_t slot, int d) {
-    if (hits->count < hits->capacity) {
-        hits->query[hits->count] = (int32_t)q;
-        hits->slot[hits->count] = slot;
-        hits->distance[hits->count] = (uint8_t)d;
-    }
-    hits->count++;
-}
-
-static void parse_hits(Py_buffer *q, Py_buffer *s, Py_buffer *d, Hits *hits) {
-    Py_ssize_t cap = q->len / 4;
-    if (s->len / 4 < cap) cap = s->len / 4;
-    if (d->len < cap) cap = d->len;
-    hits->query = (int32_t *)q->buf;
-    hits->slot = (uint32_t *)s->buf;
-    hits->distance = (uint8_t *)d->buf;
-    hits->capacity = cap;
-    hits->count = 0;
 }
 
 /* ---- probe keys -------------------------------------------------------------------------------- */
@@ -379,47 +425,29 @@ static void run_keys(Probe *p) {
  *        buffers, call again with room. alive: one byte per slot (0 = removed), or empty.
  */
 static PyObject *mih_search(PyObject *self, PyObject *args) {
-    TableBuffers b;
-    Py_buffer units_buf, queries, out_q, out_s, out_d;
-    PyObject *widths;
-    int rel_bytes, id_bytes, radius;
-    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*", &b.hashes, &b.alive, &widths, &b.base,
-                          &b.rel, &rel_bytes, &b.ids, &id_bytes, &units_buf, &queries, &radius,
-                          &out_q, &out_s, &out_d))
-        return NULL;
-    PyObject *result = NULL;
-    Probe *probe = NULL;
-    Tables T;
-    if (check_tables(&b, widths, rel_bytes, id_bytes, &T) < 0) goto done;
-    if (units_buf.len != (Py_ssize_t)sizeof(int32_t) * T.layout.m) {
-        PyErr_SetString(PyExc_ValueError, "one unit count per chunk");
-        goto done;
-    }
-    probe = (Probe *)malloc(sizeof(Probe));
+    SearchArgs a;
+    if (parse_search(args, &a) < 0) return NULL;
+    Probe *probe = (Probe *)malloc(sizeof(Probe));
     if (!probe) {
-        PyErr_NoMemory();
-        goto done;
+        release_search(&a);
+        return PyErr_NoMemory();
     }
-    Hits hits;
-    parse_hits(&out_q, &out_s, &out_d, &hits);
-    const int32_t *units = (const int32_t *)units_buf.buf;
-    const uint64_t *qs = (const uint64_t *)queries.buf;
-    Py_ssize_t nq = queries.len / 32;
-    probe->T = &T;
-    probe->units = units;
-    probe->radius = radius;
-    probe->hits = &hits;
+    const Tables *T = &a.T;
+    probe->T = T;
+    probe->units = a.units;
+    probe->radius = a.radius;
+    probe->hits = &a.hits;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t qi = 0; qi < nq; qi++) {
-        probe->q = qs + 4 * qi;
+    for (Py_ssize_t qi = 0; qi < a.nq; qi++) {
+        probe->q = a.qs + 4 * qi;
         probe->qi = qi;
-        for (int t = 0; t < T.layout.m; t++) {
-            int flips = units[t] - 1, w = T.layout.width[t];
+        for (int t = 0; t < T->layout.m; t++) {
+            int flips = a.units[t] - 1, w = T->layout.width[t];
             if (flips < 0) continue;
             if (flips > w) flips = w;
             probe->table = t;
             probe->nkeys = 0;
-            uint32_t base = get_bits(probe->q, T.layout.start[t], w);
+            uint32_t base = get_bits(probe->q, T->layout.start[t], w);
             FOR_EACH_KEY(base, w, flips, key, {
                 probe->keys[probe->nkeys++] = key;
                 if (probe->nkeys == KEY_BLOCK) run_keys(probe);
@@ -428,15 +456,9 @@ static PyObject *mih_search(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    result = PyLong_FromSsize_t(hits.count);
-done:
     free(probe);
-    release_tables(&b);
-    PyBuffer_Release(&units_buf);
-    PyBuffer_Release(&queries);
-    PyBuffer_Release(&out_q);
-    PyBuffer_Release(&out_s);
-    PyBuffer_Release(&out_d);
+    PyObject *result = PyLong_FromSsize_t(a.hits.count);
+    release_search(&a);
     return result;
 }
 
@@ -481,29 +503,17 @@ static int grow(Pair **a, Pair **b, Py_ssize_t *capacity, Py_ssize_t needed) {
 }
 
 static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
-    TableBuffers b;
-    Py_buffer units_buf, queries, out_q, out_s, out_d;
-    PyObject *widths;
-    int rel_bytes, id_bytes, radius;
-    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*", &b.hashes, &b.alive, &widths, &b.base,
-                          &b.rel, &rel_bytes, &b.ids, &id_bytes, &units_buf, &queries, &radius,
-                          &out_q, &out_s, &out_d))
-        return NULL;
-    PyObject *result = NULL;
+    SearchArgs a;
+    if (parse_search(args, &a) < 0) return NULL;
     Pair *probes = NULL, *probes_sorted = NULL, *cands = NULL, *cands_sorted = NULL;
     Py_ssize_t probe_cap = 0, cand_cap = 0;
     int failed = 0;
-    Tables T;
-    if (check_tables(&b, widths, rel_bytes, id_bytes, &T) < 0) goto done;
-    if (units_buf.len != (Py_ssize_t)sizeof(int32_t) * T.layout.m) {
-        PyErr_SetString(PyExc_ValueError, "one unit count per chunk");
-        goto done;
-    }
-    Hits hits;
-    parse_hits(&out_q, &out_s, &out_d, &hits);
-    const int32_t *units = (const int32_t *)units_buf.buf;
-    const uint64_t *qs = (const uint64_t *)queries.buf;
-    Py_ssize_t nq = queries.len / 32;
+    const Tables T = a.T;
+    const int32_t *units = a.units;
+    const uint64_t *qs = a.qs;
+    Py_ssize_t nq = a.nq;
+    int radius = a.radius;
+    Hits hits = a.hits;
     Py_ssize_t slot_parts = (T.n >> SLOT_PART_LOG2) + 1;
 
     Py_BEGIN_ALLOW_THREADS
@@ -570,23 +580,13 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    if (failed) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    result = PyLong_FromSsize_t(hits.count);
-done:
     free(probes);
     free(probes_sorted);
     free(cands);
     free(cands_sorted);
-    release_tables(&b);
-    PyBuffer_Release(&units_buf);
-    PyBuffer_Release(&queries);
-    PyBuffer_Release(&out_q);
-    PyBuffer_Release(&out_s);
-    PyBuffer_Release(&out_d);
-    return result;
+    release_search(&a);
+    if (failed) return PyErr_NoMemory();
+    return PyLong_FromSsize_t(hits.count);
 }
 
 /* ---- brute force ------------------------------------------------------------------------------- */
