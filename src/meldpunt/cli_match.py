@@ -20,9 +20,6 @@ if TYPE_CHECKING:
 index_app = typer.Typer(help="The in-memory index of the registry and its snapshots.",
                         no_args_is_help=True)  # fmt: skip
 
-SNAPSHOT_PREFIX = "matcher-"
-SNAPSHOTS_KEPT = 2
-
 
 def snapshot_dir() -> Path:
     from meldpunt.config import get_settings
@@ -30,23 +27,11 @@ def snapshot_dir() -> Path:
     return Path(get_settings().data_dir) / "index"
 
 
-def newest_snapshot() -> Path | None:
-    found = sorted(snapshot_dir().glob(f"{SNAPSHOT_PREFIX}*.idx"),
-                   key=lambda p: int(p.stem.removeprefix(SNAPSHOT_PREFIX)))  # fmt: skip
-    return found[-1] if found else None
-
-
 def open_matcher(session: Session) -> Matcher:
-    """The newest snapshot brought up to date, or (without one) an index built from the registry."""
-    from meldpunt.registry.matching import Matcher
+    """The newest snapshot brought up to date, or an index built from the registry."""
+    from meldpunt.registry.matching import open_matcher as open_in
 
-    snapshot = newest_snapshot()
-    if snapshot is not None:
-        try:
-            return Matcher.load(snapshot, session)
-        except (ValueError, OSError) as exc:
-            print(f"warning: ignoring snapshot {snapshot}: {exc}", file=sys.stderr)
-    return Matcher.build(session)
+    return open_in(session, snapshot_dir())
 
 
 def _record(
@@ -197,18 +182,10 @@ def match_command(
 @index_app.command("snapshot")
 def snapshot_command() -> None:
     """Write a snapshot of the index (later runs load it and apply only newer changes)."""
-    from meldpunt.registry.matching import Matcher
+    from meldpunt.registry.matching import write_snapshot
 
     with registry_session() as session:
-        matcher = Matcher.build(session)
-    directory = snapshot_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{SNAPSHOT_PREFIX}{matcher.seq}.idx"
-    matcher.save(path)
-    old = sorted(directory.glob(f"{SNAPSHOT_PREFIX}*.idx"),
-                 key=lambda p: int(p.stem.removeprefix(SNAPSHOT_PREFIX)))  # fmt: skip
-    for stale in old[:-SNAPSHOTS_KEPT]:
-        stale.unlink()
+        path, matcher = write_snapshot(session, snapshot_dir())
     print(f"wrote {path} (change {matcher.seq}, {len(matcher.pdq):,} PDQ hashes)")
 
 
@@ -216,10 +193,12 @@ def snapshot_command() -> None:
 def status_command() -> None:
     """How far the newest snapshot is behind the registry."""
     from meldpunt.registry import current_seq
+    from meldpunt.registry.matching import SNAPSHOT_PREFIX, newest_snapshot
 
     with registry_session() as session:
         newest = current_seq(session)
-    snapshot = newest_snapshot()
+    snapshot = newest_snapshot(snapshot_dir())
     taken = int(snapshot.stem.removeprefix(SNAPSHOT_PREFIX)) if snapshot else None
-    print(json.dumps({"registry_change": newest, "snapshot": str(snapshot) if snapshot else None,
-                      "snapshot_change": taken}))  # fmt: skip
+    report = {"registry_change": newest, "snapshot": str(snapshot) if snapshot else None,
+              "snapshot_change": taken}  # fmt: skip
+    print(json.dumps(report))

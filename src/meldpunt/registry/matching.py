@@ -18,9 +18,11 @@ What a match means:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,8 @@ from meldpunt.index import ExactIndex, PdqIndex, hashes_from_hex, load, save
 from meldpunt.registry.changes import Change, active_signals, changes_since, current_seq
 from meldpunt.registry.sets import HashSetInfo, get_set, list_sets
 from meldpunt.signals import types as signal_types
+
+log = logging.getLogger(__name__)
 
 DIGEST_BYTES = {"md5": 16, "sha1": 20, "sha256": 32}
 EXACT_TYPES = tuple(DIGEST_BYTES)
@@ -347,3 +351,44 @@ class Matcher:
         matcher.sets = {s.id: s for s in list_sets(session)}
         matcher.refresh(session)
         return matcher
+
+
+# -- snapshot files in a folder ---------------------------------------------------------------
+
+SNAPSHOT_PREFIX = "matcher-"
+SNAPSHOTS_KEPT = 2
+
+
+def _snapshots(directory: Path) -> list[Path]:
+    found = [p for p in directory.glob(f"{SNAPSHOT_PREFIX}*.idx")
+             if p.stem.removeprefix(SNAPSHOT_PREFIX).isdigit()]  # fmt: skip
+    return sorted(found, key=lambda p: int(p.stem.removeprefix(SNAPSHOT_PREFIX)))
+
+
+def newest_snapshot(directory: Path) -> Path | None:
+    found = _snapshots(directory)
+    return found[-1] if found else None
+
+
+def write_snapshot(session: Session, directory: Path) -> tuple[Path, Matcher]:
+    """Build the matcher from the registry and save it as ``matcher-<change>.idx``; older
+    snapshots beyond the newest few are removed."""
+    matcher = Matcher.build(session)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{SNAPSHOT_PREFIX}{matcher.seq}.idx"
+    matcher.save(path)
+    for stale in _snapshots(directory)[:-SNAPSHOTS_KEPT]:
+        stale.unlink()
+    return path, matcher
+
+
+def open_matcher(session: Session, directory: Path | None) -> Matcher:
+    """The newest snapshot in ``directory`` brought up to date, else a matcher built from the
+    registry. A damaged snapshot is skipped with a warning."""
+    snapshot = newest_snapshot(directory) if directory is not None else None
+    if snapshot is not None:
+        try:
+            return Matcher.load(snapshot, session)
+        except (ValueError, OSError) as exc:
+            log.warning("ignoring snapshot %s: %s", snapshot, exc)
+    return Matcher.build(session)
