@@ -20,7 +20,18 @@ def test_upgrade_downgrade_and_upgrade_again(db_url):
     assert current_revision(db_url) is None
 
     upgrade(db_url, "head")
-    assert {"audit_events", "hash_sets", "items", "alembic_version"} <= table_names(db_url)
+    assert {
+        "audit_events",
+        "hash_sets",
+        "items",
+        "organisations",
+        "api_keys",
+        "subscriptions",
+        "hits",
+        "check_counts",
+        "false_positive_reviews",
+        "alembic_version",
+    } <= table_names(db_url)
     assert current_revision(db_url) == head_revision() is not None
 
     downgrade(db_url, "base")

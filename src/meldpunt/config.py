@@ -90,6 +90,20 @@ class Settings(BaseSettings):
         default=True, description="Apply the EXIF orientation before hashing."
     )
     log_level: LogLevel = "INFO"
+    hit_recheck_after_hours: float = Field(
+        default=24.0,
+        gt=0,
+        le=24 * 366,
+        allow_inf_nan=False,
+        description="A hit with a public URL is re-fetched this many hours after it was made.",
+    )
+    hit_outcome_due_hours: float = Field(
+        default=72.0,
+        gt=0,
+        le=24 * 366,
+        allow_inf_nan=False,
+        description="A hit without an outcome after this many hours is overdue.",
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -19,7 +19,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 from meldpunt.store.base import Base
 from meldpunt.store.types import BigIntPK
 
-__all__ = ["AuditEvent", "HashSet", "Item", "ItemSignal", "RegistryChange"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "CheckCount",
+    "FalsePositiveReview",
+    "HashSet",
+    "Hit",
+    "Item",
+    "ItemSignal",
+    "Organisation",
+    "RegistryChange",
+    "Subscription",
+]
 
 
 class AuditEvent(Base):
@@ -155,3 +167,132 @@ class RegistryChange(Base):
     value: Mapped[str | None] = mapped_column(String(1000))
     category: Mapped[str | None] = mapped_column(String(40))
     reason: Mapped[str] = mapped_column(String(40))
+
+
+# --- checks: organisations, their keys and subscriptions, hits and their follow-up ----------------
+
+ORG_KINDS = ("platform", "hotline", "authority", "partner")
+KEY_ROLES = ("platform", "analyst", "admin")
+HIT_OUTCOMES = ("blocked", "removed", "reported", "false_positive", "other")
+RECHECK_STATUSES = ("pending", "gone", "online", "error")
+REVIEW_RESOLUTIONS = ("confirmed", "rejected")
+
+#: A 64-bit foreign key to a ``BigIntPK`` column (an INTEGER on SQLite, like its target).
+_BIG_FK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Organisation(Base):
+    """A platform, hotline, authority or partner that holds API keys."""
+
+    __tablename__ = "organisations"
+    __table_args__ = (CheckConstraint(_one_of("kind", ORG_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    contact_email: Mapped[str | None] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"Organisation(id={self.id}, name={self.name!r}, kind={self.kind!r})"
+
+
+class ApiKey(Base):
+    """An API key of an organisation. Only the SHA-256 of the key is kept; ``prefix`` (its first
+    12 characters) is what lists show and what a person recognises it by."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (CheckConstraint(_one_of("role", KEY_ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    role: Mapped[str] = mapped_column(String(20))
+    label: Mapped[str | None] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(12), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"ApiKey(id={self.id}, org_id={self.org_id}, role={self.role!r})"
+
+
+class Subscription(Base):
+    """Which blocklists and categories an organisation's checks run against; NULL means all."""
+
+    __tablename__ = "subscriptions"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    set_ids: Mapped[str | None] = mapped_column(Text)  # JSON list of hash set ids
+    categories: Mapped[str | None] = mapped_column(Text)  # JSON list of category codes
+    updated_at: Mapped[datetime]
+
+
+class Hit(Base):
+    """One match of a checked item against a blocklist entry, and what the platform did."""
+
+    __tablename__ = "hits"
+    __table_args__ = (
+        CheckConstraint(_one_of("outcome", HIT_OUTCOMES), name="outcome"),
+        CheckConstraint(_one_of("recheck_status", RECHECK_STATUSES), name="recheck_status"),
+        Index("ix_hits_org_at", "org_id", "at"),
+        Index("ix_hits_org_outcome", "org_id", "outcome"),
+        # Never reuse a hit id on SQLite: platforms keep them.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    at: Mapped[datetime]
+    signal_type: Mapped[str] = mapped_column(String(40))
+    signal_value: Mapped[str] = mapped_column(String(1000))
+    distance: Mapped[int] = mapped_column(Integer)
+    set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
+    # No foreign key: the hit outlives a deleted item.
+    item_id: Mapped[int] = mapped_column(_BIG_FK)
+    category: Mapped[str] = mapped_column(String(40))
+    platform_ref: Mapped[str | None] = mapped_column(String(500))
+    public_url: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    outcome_at: Mapped[datetime | None]
+    outcome_reason: Mapped[str | None] = mapped_column(Text)
+    report_id: Mapped[str | None] = mapped_column(String(200))
+    recheck_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    recheck_status: Mapped[str | None] = mapped_column(String(20))
+    rechecked_at: Mapped[datetime | None]
+
+    def __repr__(self) -> str:
+        return f"Hit(id={self.id}, org_id={self.org_id}, outcome={self.outcome!r})"
+
+
+class CheckCount(Base):
+    """Checks (requests) and items an organisation checked on one UTC day."""
+
+    __tablename__ = "check_counts"
+
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # 'YYYY-MM-DD', UTC
+    checks: Mapped[int] = mapped_column(BigInteger)
+    items: Mapped[int] = mapped_column(BigInteger)
+
+
+class FalsePositiveReview(Base):
+    """A platform's claim that a hit was a false positive, waiting for an analyst's decision."""
+
+    __tablename__ = "false_positive_reviews"
+    __table_args__ = (
+        CheckConstraint(_one_of("resolution", REVIEW_RESOLUTIONS), name="resolution"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hit_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("hits.id"), index=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
+    item_id: Mapped[int] = mapped_column(_BIG_FK)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    resolution: Mapped[str | None] = mapped_column(String(20))
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
