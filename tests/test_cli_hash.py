@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +18,15 @@ from imaging import VECTORS, encode, jpeg, needs_vectors, photo, references
 MELDPUNT = [sys.executable, "-m", "meldpunt.cli"]
 
 
-def meldpunt(*args: str, check: bool = True, cwd: Path | None = None):
+def meldpunt(*args: str, check: bool = True, cwd: Path | None = None, env=None):
     return subprocess.run(
-        [*MELDPUNT, *args], capture_output=True, text=True, check=check, timeout=120, cwd=cwd
+        [*MELDPUNT, *args],
+        capture_output=True,
+        text=True,
+        check=check,
+        timeout=120,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -93,8 +100,12 @@ def test_missing_path_is_a_clear_error(tmp_path: Path):
     assert "no such file" in result.stderr
 
 
-def test_demo_hashes_the_bundled_samples():
-    out = meldpunt("demo").stdout
+def test_demo_loads_the_samples_and_prints_a_key_and_a_matching_check(tmp_path: Path):
+    env = {**os.environ, "MELDPUNT_DATA_DIR": str(tmp_path)}
+    out = meldpunt("demo", "--no-serve", env=env).stdout
+    assert "Authorization: Bearer mp_" in out and "/v1/check" in out
+    again = meldpunt("demo", "--no-serve", env=env).stdout  # idempotent, a new key each time
+    assert again.count("mp_") and again != out
     assert "chelsea.jpg" in out and "coffee.jpg" in out
 
 

@@ -147,8 +147,12 @@ def _with_progress(results: Iterator[FileSignals], total: int, show: bool) -> It
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())  # fmt: skip
+    columns = (
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=_stderr_console(), transient=True) as progress:
         task = progress.add_task("hashing", total=total)
         for result in results:
@@ -206,13 +210,62 @@ def hash_command(
 
 
 @app.command("demo")
-def demo_command() -> None:
-    """Hash the benign sample photos bundled with meldpunt and print the table."""
+def demo_command(
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service.")] = True,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Load the benign demo set and a demo platform, print its key and a check, then serve."""
+    from .demo import load_demo
+
     samples = Path(__file__).parent / "samples"
     files = sorted(samples.glob("*.jpg"))
     options = _hash_options(exact=False, dihedral=False, exif=True)
-    _write_table(hash_many(files, options, 1), "meldpunt: bundled benign sample photos", samples)
-    print("\nHash your own files with:  .venv/bin/meldpunt hash PATH... [--format jsonl]")
+    results = list(hash_many(files, options, 1))
+    _write_table(results, "meldpunt: bundled benign sample photos", samples)
+    demo = load_demo(results)
+    url = f"http://{host}:{port}"
+    print(f"""
+Demo set '{demo.set_name}' holds these {len(results)} photos (benign stand-ins for known material).
+Demo platform '{demo.org_name}', API key (shown once, keep it):
+
+    {demo.key}
+
+Service: {url}   API docs: {url}/docs   health: {url}/healthz
+Check a hash (it matches the first photo above):
+
+    curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\
+      -H 'Content-Type: application/json' \\
+      -d '{{"items": [{{"signals": [{{"type": "pdq", "value": "{demo.example_pdq}"}}]}}]}}'
+
+Check a file:  curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\
+                 -F file=@{files[0]}
+""")
+    if serve:
+        serve_command(host=host, port=port, workers=1)
+
+
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Processes (each holds the index).")] = 1,
+) -> None:
+    """Run the hash check service (API, docs at /docs, metrics at /metrics)."""
+    import uvicorn
+
+    from .config import get_settings
+    from .store import init_db
+
+    init_db()
+    uvicorn.run(
+        "meldpunt.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=get_settings().log_level.lower(),
+    )
 
 
 def _register_subcommands() -> None:

@@ -1,0 +1,224 @@
+"""Service benchmark: the hash check service on loopback with a large synthetic registry.
+
+A registry of N synthetic PDQ hashes (default 10 million, 20% clustered) is written as an index
+snapshot that `meldpunt serve` loads at start; `wrk` (Debian package) drives the service over
+loopback: single-hash checks (a third near duplicates, the rest misses), then batches of 1,000
+hashes, then a soak during which the server's resident memory is sampled.
+
+    .venv/bin/python bench/service.py                          # 10M hashes, 10-minute soak
+    .venv/bin/python bench/service.py --hashes 1000000 --soak 60 --duration 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "src"))
+
+from matching import make_data, make_queries  # noqa: E402
+
+LUA = """
+local bodies = {}
+local n = 0
+for line in io.lines("%(bodies)s") do n = n + 1; bodies[n] = line end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("POST", "/v1/check", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer %(key)s"}, bodies[(i %% n) + 1])
+end
+"""
+
+
+def setup(workdir: Path, count: int) -> tuple[str, str]:
+    """A registry on SQLite with one synthetic set, a platform key and a snapshot of N hashes."""
+    from meldpunt import checks, registry
+    from meldpunt.index import PdqIndex
+    from meldpunt.registry.matching import Matcher
+    from meldpunt.store import init_db, make_engine, make_sessionmaker
+
+    url = f"sqlite:///{workdir / 'meldpunt.db'}"
+    init_db(url)
+    engine = make_engine(url)
+    with make_sessionmaker(engine)() as session:
+        hash_set = registry.create_set(session, "synthetic", default_category="csam_baseline")
+        checks.create_org(session, "bench-platform", "platform")
+        _, key = checks.create_key(session, "bench-platform", "platform")
+        session.commit()
+        hashes = make_data(count)
+        matcher = Matcher(seq=registry.current_seq(session), sets={hash_set.id: hash_set})
+        matcher.pdq = PdqIndex(hashes)
+        code = matcher._code("csam_baseline")
+        matcher.pdq_payload.extend(
+            np.full(count, hash_set.id), np.arange(count), np.full(count, code)
+        )
+        (workdir / "index").mkdir()
+        matcher.save(workdir / "index" / f"matcher-{matcher.seq}.idx")
+    engine.dispose()
+    near, misses = make_queries(hashes, 3000, seed=5)
+    np.save(workdir / "near.npy", near)
+    np.save(workdir / "misses.npy", misses)
+    return url, key
+
+
+def bodies(workdir: Path, per_request: int, count: int = 3000) -> Path:
+    from meldpunt.index import hashes_to_hex
+
+    near, misses = np.load(workdir / "near.npy"), np.load(workdir / "misses.npy")
+    values = hashes_to_hex(np.concatenate([near[: count // 3], misses[: count - count // 3]]))
+    rng = np.random.default_rng(3)
+    path = workdir / f"bodies-{per_request}.txt"
+    with open(path, "w") as out:
+        for _ in range(max(1, count // per_request) if per_request > 1 else count):
+            chosen = rng.choice(values, size=per_request, replace=False)
+            items = [{"signals": [{"type": "pdq", "value": v}]} for v in chosen]
+            out.write(json.dumps({"items": items}) + "\n")
+    return path
+
+
+def start_server(url: str, workdir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
+    code = (
+        "import uvicorn\n"
+        "from meldpunt.api import create_app, ServiceSettings\n"
+        f"s = ServiceSettings(database_url={url!r}, snapshot_dir={str(workdir / 'index')!r}, "
+        "rate_per_second=0, key_cache_seconds=5)\n"
+        f"uvicorn.run(create_app(s), host='127.0.0.1', port={port}, log_level='warning', "
+        "access_log=False)\n"
+    )
+    env = {**os.environ, "MELDPUNT_DATA_DIR": str(workdir)}
+    return subprocess.Popen([sys.executable, "-c", code], env=env)
+
+
+def wait_ready(port: int, timeout: float = 600) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError("the service did not become ready")
+
+
+def wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        if not m:
+            return float("nan")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out
+    )
+    return {
+        "requests_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "errors": float(errors.group(1)) if errors else 0.0,
+        "socket_errors": float(sum(int(g) for g in socket_errors.groups()))
+        if socket_errors
+        else 0.0,
+    }
+
+
+def rss(pid: int) -> int:
+    with open(f"/proc/{pid}/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--hashes", type=int, default=10_000_000)
+    parser.add_argument("--duration", type=int, default=30, help="seconds per load test")
+    parser.add_argument("--soak", type=int, default=600, help="seconds of soak")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--port", type=int, default=18_321)
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install wrk")
+    workdir = Path(tempfile.mkdtemp(prefix="meldpunt-bench-"))
+    try:
+        print(f"building a registry of {args.hashes:,} synthetic hashes ...", flush=True)
+        url, key = setup(workdir, args.hashes)
+        single = workdir / "single.lua"
+        single.write_text(LUA % {"bodies": bodies(workdir, 1), "key": key})
+        batch = workdir / "batch.lua"
+        batch.write_text(LUA % {"bodies": bodies(workdir, 1000, 30_000), "key": key})
+        server = start_server(url, workdir, args.port, 1)
+        try:
+            started = time.monotonic()
+            wait_ready(args.port)
+            print(f"service ready in {time.monotonic() - started:.1f} s", flush=True)
+            results: dict[str, object] = {"hashes": args.hashes}
+            results["single"] = wrk(args.port, single, args.duration, args.connections)
+            print("single:", results["single"], flush=True)
+            b = wrk(args.port, batch, args.duration, 4)
+            b["hashes_per_s"] = b["requests_per_s"] * 1000
+            results["batch"] = b
+            print("batch:", b, flush=True)
+            samples: list[tuple[float, int]] = []
+            soak_errors = 0.0
+            soak_start = time.monotonic()
+            while time.monotonic() - soak_start < args.soak:
+                part = wrk(args.port, single, min(10, args.soak), args.connections)
+                soak_errors += part["errors"] + part["socket_errors"]
+                samples.append((time.monotonic() - soak_start, rss(server.pid)))
+            first, last = samples[0][1], samples[-1][1]
+            results["soak"] = {
+                "seconds": args.soak,
+                "rss_first_mb": first / 2**20,
+                "rss_last_mb": last / 2**20,
+                "growth": (last - first) / first,
+                "errors": soak_errors,
+                "samples": [(round(t), round(m / 2**20, 1)) for t, m in samples],
+            }
+            print("soak:", {k: v for k, v in results["soak"].items() if k != "samples"}, flush=True)  # type: ignore[union-attr]
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(timeout=30)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "service.json").write_text(json.dumps(results, indent=2))
+        print(f"wrote {args.out / 'service.json'}")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

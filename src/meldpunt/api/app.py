@@ -1,0 +1,160 @@
+"""The FastAPI application: `create_app()` is what `meldpunt serve` runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from meldpunt import __version__
+from meldpunt.config import Settings, get_settings
+from meldpunt.registry.matching import open_matcher
+from meldpunt.store import init_db, make_engine, make_sessionmaker
+
+from . import errors
+from .auth import KeyCache
+from .follower import IndexFollower
+from .limits import BodyLimit, RateLimiter
+from .routes_admin import router as admin_router
+from .routes_check import router as check_router
+
+
+@dataclass
+class ServiceSettings:
+    """What the service needs: the project settings plus the service's own limits."""
+
+    database_url: str
+    snapshot_dir: str | None = None  # where `meldpunt index snapshot` writes; loaded at start
+    pdq_min_quality: int = 50
+    max_image_pixels: int = 200_000_000
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_files: int = 100
+    max_body_bytes: int = 64 * 1024 * 1024
+    rate_per_second: float = 500.0
+    rate_burst: int = 1_000
+    key_cache_seconds: float = 5.0
+    poll_seconds: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
+        s = settings or get_settings()
+        values: dict[str, Any] = {
+            "database_url": s.database_url,
+            "snapshot_dir": str(Path(s.data_dir) / "index"),
+            "pdq_min_quality": s.pdq_min_quality,
+            "max_image_pixels": s.max_image_pixels,
+        }
+        for name in (
+            "max_upload_bytes",
+            "max_upload_files",
+            "rate_per_second",
+            "rate_burst",
+            "key_cache_seconds",
+            "poll_seconds",
+        ):
+            if hasattr(s, name):
+                values[name] = getattr(s, name)
+        values.update(overrides)
+        return cls(**values)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.checks = Counter("meldpunt_checks", "Items checked", ["org"], registry=r)
+        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", ["org"], registry=r)
+        self.outcomes = Counter(
+            "meldpunt_outcomes", "Outcomes reported", ["org", "outcome"], registry=r
+        )
+        self.latency = Histogram(
+            "meldpunt_request_seconds",
+            "Request latency",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2),
+        )
+        self.index_size = Gauge("meldpunt_index_pdq_hashes", "PDQ hashes in the index", registry=r)
+        self.index_change = Gauge(
+            "meldpunt_index_change", "Registry change the index is at", registry=r
+        )
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    config = settings or ServiceSettings.from_settings()
+    engine = make_engine(config.database_url)
+    sessions = make_sessionmaker(engine)
+    snapshots = Path(config.snapshot_dir) if config.snapshot_dir else None
+    follower = IndexFollower(
+        sessions,
+        poll_seconds=config.poll_seconds,
+        load=lambda session: open_matcher(session, snapshots),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        init_db(config.database_url)
+        follower.start()
+        try:
+            yield
+        finally:
+            follower.stop()
+            engine.dispose()
+
+    app = FastAPI(
+        title="meldpunt",
+        version=__version__,
+        summary="The hash check service: check uploads against the registry of known material.",
+        lifespan=lifespan,
+    )
+    app.state.settings = config
+    app.state.sessions = sessions
+    app.state.follower = follower
+    app.state.key_cache = KeyCache(config.key_cache_seconds)
+    app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
+    app.state.metrics = Metrics()
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next: Any) -> Any:
+        with app.state.metrics.latency.labels(
+            request.url.path if request.url.path.startswith(("/v1/check", "/m/lookup")) else "other"
+        ).time():
+            return await call_next(request)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is alive")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="The index is loaded and in step")
+    def readyz() -> JSONResponse:
+        status = follower.status()
+        return JSONResponse({"ready": follower.ready, **status}, 200 if follower.ready else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        status = follower.status()
+        app.state.metrics.index_size.set(float(status["pdq_hashes"] or 0))  # type: ignore[arg-type]
+        app.state.metrics.index_change.set(float(status["index_change"] or 0))  # type: ignore[arg-type]
+        return PlainTextResponse(
+            generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+        )
+
+    app.include_router(check_router)
+    app.include_router(admin_router)
+    return app

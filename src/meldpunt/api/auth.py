@@ -1,0 +1,87 @@
+"""API keys and roles, as FastAPI dependencies.
+
+A key is sent as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Without a valid key a
+route answers 401; with a key whose role the route does not allow, 403; never data. Answers of
+the key store are cached for a few seconds (``api_key_cache_seconds``) so that busy platforms do
+not cost a database read per request; a revoked key stops working within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from meldpunt.checks import Principal, authenticate
+
+from .errors import ApiError
+
+bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer mp_...")
+header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: mp_...")
+
+
+class KeyCache:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> tuple[bool, Principal | None]:
+        with self._lock:
+            entry = self._entries.get(digest)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def put(self, digest: str, principal: Principal | None) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[digest] = (time.monotonic() + self.seconds, principal)
+
+
+def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    api_key: Annotated[str | None, Depends(header)],
+) -> Principal:
+    key = credentials.credentials if credentials is not None else api_key
+    if not key:
+        raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer)")
+    cache: KeyCache = request.app.state.key_cache
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    known, principal = cache.get(digest) if cache.seconds > 0 else (False, None)
+    if not known:
+        with request.app.state.sessions() as session:
+            principal = authenticate(session, key)
+            session.commit()  # last_used_at
+        cache.put(digest, principal)
+    if principal is None:
+        raise ApiError(401, "invalid_key", "the API key is unknown, revoked or expired")
+    request.state.principal = principal
+    return principal
+
+
+def require(*roles: str) -> Callable[..., Principal]:
+    """A dependency that admits keys of these roles only."""
+
+    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+        if principal.role not in roles:
+            raise ApiError(403, "forbidden", f"this route is for {', '.join(roles)} keys")
+        return principal
+
+    return check
+
+
+PlatformKey = Annotated[Principal, Depends(require("platform"))]
+AnalystKey = Annotated[Principal, Depends(require("analyst", "admin"))]
+AdminKey = Annotated[Principal, Depends(require("admin"))]

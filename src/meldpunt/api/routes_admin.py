@@ -1,0 +1,201 @@
+"""Routes for analysts (sets and entries) and admins (organisations, keys, subscriptions)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from meldpunt import registry
+from meldpunt.checks import (
+    Principal,
+    create_key,
+    create_org,
+    list_keys,
+    list_orgs,
+    org_stats,
+    revoke_key,
+    set_subscription,
+)
+from meldpunt.clock import now
+
+from .auth import AdminKey, AnalystKey, current_principal
+from .errors import ApiError
+
+router = APIRouter()
+
+
+def _plain(value: Any) -> dict[str, Any]:
+    data = asdict(value)
+    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+
+
+class SetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["blocklist", "allowlist"] = "blocklist"
+    description: str = Field("", max_length=2000)
+    source_org: str | None = Field(None, max_length=200)
+    default_category: str | None = Field(None, max_length=100)
+    pdq_threshold: int = Field(31, ge=0, le=64)
+
+
+class SignalPair(BaseModel):
+    type: str = Field(max_length=40)
+    value: str = Field(max_length=200)
+
+
+class ItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signals: list[SignalPair] = Field(min_length=1, max_length=16)
+    category: str | None = Field(None, max_length=100)
+    category_scheme: str | None = Field(None, max_length=40)
+    reference: str | None = Field(None, max_length=500)
+    note: str | None = Field(None, max_length=2000)
+
+
+class OrgIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    kind: Literal["platform", "hotline", "authority", "partner"]
+    contact_email: str | None = Field(None, max_length=320)
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["platform", "analyst", "admin"]
+    label: str | None = Field(None, max_length=200)
+    expires_in_days: int | None = Field(None, ge=1, le=3650)
+
+
+class SubscriptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sets: list[str] | None = None
+    categories: list[str] | None = None
+
+
+@router.get("/v1/sets", tags=["registry"])
+def sets(request: Request, principal: AnalystKey) -> list[dict[str, Any]]:
+    with request.app.state.sessions() as session:
+        return [_plain(s) for s in registry.list_sets(session)]
+
+
+@router.post("/v1/sets", tags=["registry"], status_code=201)
+def new_set(request: Request, body: SetIn, principal: AnalystKey) -> dict[str, Any]:
+    with request.app.state.sessions() as session:
+        created = registry.create_set(
+            session,
+            body.name,
+            kind=body.kind,
+            description=body.description,
+            source_org=body.source_org,
+            default_category=body.default_category,
+            pdq_threshold=body.pdq_threshold,
+            actor=f"key:{principal.key_id}",
+        )
+        session.commit()
+        return _plain(created)
+
+
+@router.post("/v1/sets/{name}/items", tags=["registry"], status_code=201)
+def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -> dict[str, Any]:
+    with request.app.state.sessions() as session:
+        result = registry.add_item(
+            session,
+            name,
+            [(s.type, s.value) for s in body.signals],
+            category=body.category,
+            category_scheme=body.category_scheme,
+            reference=body.reference,
+            note=body.note,
+            actor=f"key:{principal.key_id}",
+        )
+        session.commit()
+        return {"outcome": result.outcome, "item": _plain(result.item)}
+
+
+@router.get("/v1/orgs", tags=["admin"])
+def orgs(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
+    with request.app.state.sessions() as session:
+        return [_plain(o) for o in list_orgs(session)]
+
+
+@router.post("/v1/orgs", tags=["admin"], status_code=201)
+def new_org(request: Request, body: OrgIn, principal: AdminKey) -> dict[str, Any]:
+    with request.app.state.sessions() as session:
+        org = create_org(
+            session,
+            body.name,
+            body.kind,
+            contact_email=body.contact_email,
+            actor=f"key:{principal.key_id}",
+        )
+        session.commit()
+        return _plain(org)
+
+
+@router.post(
+    "/v1/orgs/{name}/keys",
+    tags=["admin"],
+    status_code=201,
+    summary="Create a key; its value is in this answer only",
+)
+def new_key(request: Request, name: str, body: KeyIn, principal: AdminKey) -> dict[str, Any]:
+    expires = now() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+    with request.app.state.sessions() as session:
+        info, key = create_key(
+            session,
+            name,
+            body.role,
+            label=body.label,
+            expires_at=expires,
+            actor=f"key:{principal.key_id}",
+        )
+        session.commit()
+        return {**_plain(info), "key": key}
+
+
+@router.get("/v1/keys", tags=["admin"])
+def keys(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
+    with request.app.state.sessions() as session:
+        return [_plain(k) for k in list_keys(session)]
+
+
+@router.delete("/v1/keys/{key_id}", tags=["admin"])
+def revoke(request: Request, key_id: int, principal: AdminKey) -> dict[str, Any]:
+    with request.app.state.sessions() as session:
+        info = revoke_key(session, key_id, actor=f"key:{principal.key_id}")
+        session.commit()
+    request.app.state.key_cache.clear()  # other processes notice within the cache's seconds
+    return _plain(info)
+
+
+@router.put("/v1/orgs/{name}/subscription", tags=["admin"])
+def subscribe(
+    request: Request, name: str, body: SubscriptionIn, principal: AdminKey
+) -> dict[str, Any]:
+    with request.app.state.sessions() as session:
+        sub = set_subscription(
+            session,
+            name,
+            sets=body.sets,
+            categories=body.categories,
+            actor=f"key:{principal.key_id}",
+        )
+        session.commit()
+        data = _plain(sub)
+    return {k: sorted(v) if isinstance(v, (set, frozenset)) else v for k, v in data.items()}
+
+
+@router.get("/v1/stats", tags=["hits"], summary="Checks, hits and outcomes per organisation")
+def stats(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> list[dict[str, Any]]:
+    if principal.role == "analyst":
+        raise ApiError(403, "forbidden", "this route is for platform and admin keys")
+    org = principal.org_id if principal.role == "platform" else None
+    with request.app.state.sessions() as session:
+        return [_plain(s) for s in org_stats(session, org)]

@@ -1,0 +1,372 @@
+"""Checking uploads (meldpunt's own API and HMA's lookup), and what platforms did with hits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from meldpunt.checks import (
+    NewHit,
+    Principal,
+    get_hit,
+    get_subscription,
+    list_hits,
+    overdue_hits,
+    record_check,
+    record_hits,
+    record_outcome,
+)
+from meldpunt.registry.matching import MatchAnswer
+from meldpunt.registry.matching import Query as MatchQuery
+from meldpunt.signals import (
+    HashOptions,
+    ImageLimits,
+    InvalidSignal,
+    SignalError,
+    digest_bytes,
+    pdq_signal,
+)
+from meldpunt.signals import types as signal_types
+
+from .auth import PlatformKey, current_principal
+from .errors import ApiError
+from .schemas import (
+    CheckItem,
+    CheckRequest,
+    CheckResponse,
+    CheckResult,
+    HitOut,
+    HmaMatch,
+    MatchOut,
+    OutcomeIn,
+    SignalIn,
+)
+
+router = APIRouter()
+
+MULTIPART_BODY = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/CheckRequest"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "ref": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+        "required": True,
+    }
+}
+
+
+def _query_of(item: CheckItem) -> MatchQuery:
+    values: dict[str, Any] = {}
+    turns: list[str] = []
+    quality = None
+    for signal in item.signals:
+        kind = signal_types.get(signal.type)
+        value = kind.normalize(signal.value)
+        if kind.name == "pdq":
+            if "pdq" in values:
+                turns.append(value)
+                continue
+            quality = signal.quality
+        elif kind.name not in ("md5", "sha1", "sha256"):
+            raise InvalidSignal(f"{kind.name} signals cannot be checked")
+        values[kind.name] = value
+    return MatchQuery(**values, pdq_quality=quality, pdq_dihedral=tuple(turns))
+
+
+def _check_url(url: str | None) -> None:
+    if url is not None and urlsplit(url).scheme not in ("http", "https"):
+        raise InvalidSignal("url must be an http or https address")
+
+
+def _run_checks(
+    request: Request,
+    principal: Principal,
+    queries: Sequence[MatchQuery | str],
+    refs: Sequence[str | None],
+    urls: Sequence[str | None],
+) -> list[CheckResult]:
+    """Match, record the hits and the check, and answer without revealing the lists."""
+    state = request.app.state
+    with state.sessions() as session:
+        subscription = get_subscription(session, principal.org_id)
+
+        def match_all(matcher: Any) -> list[MatchAnswer | str]:
+            return [
+                q
+                if isinstance(q, str)
+                else matcher.match(
+                    q,
+                    categories=subscription.categories,
+                    sets=subscription.set_ids,
+                    min_quality=state.settings.pdq_min_quality,
+                )
+                for q in queries
+            ]
+
+        answers = state.follower.use(match_all)
+        new_hits: list[NewHit] = []
+        for answer, query, ref, url in zip(answers, queries, refs, urls, strict=True):
+            if isinstance(answer, str) or isinstance(query, str):
+                continue
+            for m in answer.matches:
+                value = getattr(query, m.signal_type) or ""
+                new_hits.append(
+                    NewHit(
+                        m.signal_type,
+                        value,
+                        m.distance,
+                        m.set_id,
+                        m.entry,
+                        m.category,
+                        platform_ref=ref,
+                        public_url=url,
+                    )
+                )
+        hit_ids = iter(record_hits(session, principal.org_id, new_hits) if new_hits else [])
+        record_check(session, principal.org_id, len(queries))
+        session.commit()
+    state.metrics.checks.labels(principal.org_name).inc(len(queries))
+    state.metrics.hits.labels(principal.org_name).inc(len(new_hits))
+    results = []
+    for index, (answer, ref) in enumerate(zip(answers, refs, strict=True)):
+        if isinstance(answer, str):
+            results.append(CheckResult(index=index, ref=ref, match=False, error=answer))
+            continue
+        matches = [
+            MatchOut(
+                set=m.set,
+                category=m.category,
+                signal_type=m.signal_type,
+                distance=m.distance,
+                hit_id=next(hit_ids),
+            )
+            for m in answer.matches
+        ]
+        results.append(
+            CheckResult(
+                index=index,
+                ref=ref,
+                match=bool(matches),
+                matches=matches,
+                allowlisted=bool(answer.suppressed),
+                notes=list(answer.notes),
+            )
+        )
+    return results
+
+
+async def _uploaded(request: Request) -> tuple[list[tuple[str, bytes]], list[str | None]]:
+    limit = request.app.state.settings.max_upload_bytes
+    form = await request.form(max_files=request.app.state.settings.max_upload_files)
+    files: list[tuple[str, bytes]] = []
+    refs: list[str | None] = []
+    for _, value in form.multi_items():
+        if isinstance(value, str):
+            refs.append(value)
+            continue
+        data = await value.read(limit + 1)
+        if len(data) > limit:
+            raise ApiError(
+                413, "file_too_large", f"{value.filename}: files are limited to {limit:,} bytes"
+            )
+        files.append((value.filename or "upload", data))
+    if not files:
+        raise ApiError(422, "invalid_request", "multipart checks need at least one file")
+    return files, refs + [None] * (len(files) - len(refs))
+
+
+def _file_query(name: str, data: bytes, request: Request) -> MatchQuery:
+    settings = request.app.state.settings
+    options = HashOptions(
+        dihedral=True,
+        min_quality=settings.pdq_min_quality,
+        limits=ImageLimits(
+            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
+        ),
+    )
+    digests = digest_bytes(data)
+    try:
+        signal = pdq_signal(data, options)
+    except SignalError as exc:
+        raise type(exc)(f"{name}: {exc}") from exc
+    return MatchQuery(
+        md5=digests.md5,
+        sha1=digests.sha1,
+        sha256=digests.sha256,
+        pdq=signal.hash,
+        pdq_quality=signal.quality,
+        pdq_dihedral=signal.dihedral or (),
+    )
+
+
+@router.post(
+    "/v1/check",
+    response_model=CheckResponse,
+    tags=["checks"],
+    openapi_extra=MULTIPART_BODY,
+    summary="Check up to 1,000 items (hashes) or uploaded files against the registry",
+)
+async def check(request: Request, principal: PlatformKey) -> CheckResponse:
+    request.app.state.limiter.take(principal.key_id)
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        files, refs = await _uploaded(request)
+        queries: list[MatchQuery | str] = list(
+            await run_in_threadpool(lambda: [_file_query(n, d, request) for n, d in files])
+        )
+        urls: list[str | None] = [None] * len(files)
+    else:
+        try:
+            body = CheckRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise ApiError(422, "invalid_request", problems) from None
+        queries, refs, urls = [], [], []
+        for item in body.items:
+            try:
+                _check_url(item.url)
+                queries.append(_query_of(item))
+            except InvalidSignal as exc:
+                queries.append(str(exc))
+            refs.append(item.ref)
+            urls.append(item.url)
+    results = await run_in_threadpool(_run_checks, request, principal, queries, refs, urls)
+    return CheckResponse(results=results)
+
+
+def _hma_answer(results: list[CheckResult]) -> dict[str, list[HmaMatch]]:
+    banks: dict[str, list[HmaMatch]] = {}
+    for result in results:
+        for m in result.matches:
+            banks.setdefault(m.set, []).append(
+                HmaMatch(bank_content_id=m.hit_id, distance=str(m.distance))
+            )
+    return banks
+
+
+@router.get(
+    "/m/lookup",
+    response_model=dict[str, list[HmaMatch]],
+    tags=["hma"],
+    summary="HMA-compatible lookup of one hash",
+)
+def hma_lookup(
+    request: Request,
+    principal: PlatformKey,
+    signal: Annotated[str, Query(max_length=200)],
+    signal_type: Annotated[str, Query(max_length=40)] = "pdq",
+) -> dict[str, list[HmaMatch]]:
+    request.app.state.limiter.take(principal.key_id)
+    item = CheckItem(signals=[SignalIn(type=signal_type, value=signal)])
+    query = _query_of(item)
+    return _hma_answer(_run_checks(request, principal, [query], [None], [None]))
+
+
+@router.post(
+    "/m/lookup",
+    response_model=dict[str, list[HmaMatch]],
+    tags=["hma"],
+    summary="HMA-compatible lookup of an uploaded file",
+)
+async def hma_lookup_file(request: Request, principal: PlatformKey) -> dict[str, list[HmaMatch]]:
+    request.app.state.limiter.take(principal.key_id)
+    files, _ = await _uploaded(request)
+    name, data = files[0]
+    queries: list[MatchQuery | str] = [await run_in_threadpool(_file_query, name, data, request)]
+    results = await run_in_threadpool(_run_checks, request, principal, queries, [None], [None])
+    return _hma_answer(results)
+
+
+def _hit_out(hit: Any, set_names: dict[int, str]) -> HitOut:
+    def iso(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return HitOut(
+        id=hit.id,
+        at=iso(hit.at) or "",
+        set=set_names.get(hit.set_id),
+        category=hit.category,
+        signal_type=hit.signal_type,
+        distance=hit.distance,
+        ref=hit.platform_ref,
+        url=hit.public_url,
+        outcome=hit.outcome,
+        outcome_at=iso(hit.outcome_at),
+        report_id=hit.report_id,
+        reason=hit.outcome_reason,
+        overdue=hit.overdue,
+        recheck_status=hit.recheck_status,
+    )
+
+
+def _set_names(request: Request) -> dict[int, str]:
+    names: dict[int, str] = request.app.state.follower.use(
+        lambda m: {i: s.name for i, s in m.sets.items()}
+    )
+    return names
+
+
+@router.post(
+    "/v1/hits/{hit_id}/outcome",
+    response_model=HitOut,
+    tags=["hits"],
+    summary="Say what was done with a hit",
+)
+def hit_outcome(request: Request, hit_id: int, body: OutcomeIn, principal: PlatformKey) -> HitOut:
+    with request.app.state.sessions() as session:
+        hit = record_outcome(
+            session,
+            principal.org_id,
+            hit_id,
+            body.outcome,
+            report_id=body.report_id,
+            reason=body.reason,
+            actor=f"key:{principal.key_id}",
+        )
+        session.commit()
+    request.app.state.metrics.outcomes.labels(principal.org_name, body.outcome).inc()
+    return _hit_out(hit, _set_names(request))
+
+
+@router.get("/v1/hits/{hit_id}", response_model=HitOut, tags=["hits"])
+def one_hit(request: Request, hit_id: int, principal: PlatformKey) -> HitOut:
+    with request.app.state.sessions() as session:
+        hit = get_hit(session, principal.org_id, hit_id)
+    return _hit_out(hit, _set_names(request))
+
+
+@router.get(
+    "/v1/hits",
+    response_model=list[HitOut],
+    tags=["hits"],
+    summary="Your organisation's hits, newest first",
+)
+def hits(
+    request: Request,
+    principal: Annotated[Principal, Depends(current_principal)],
+    overdue: bool = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[HitOut]:
+    if principal.role not in ("platform", "admin"):
+        raise ApiError(403, "forbidden", "this route is for platform and admin keys")
+    org = principal.org_id if principal.role == "platform" else None
+    with request.app.state.sessions() as session:
+        found = overdue_hits(session, org) if overdue else list_hits(session, org, limit=limit)
+    names = _set_names(request)
+    return [_hit_out(h, names) for h in found[:limit]]

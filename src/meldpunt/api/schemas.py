@@ -1,0 +1,85 @@
+"""The API's request and response bodies (they are also its OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_BATCH = 1_000
+
+
+class SignalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(description="md5, sha1, sha256 or pdq", examples=["pdq"])
+    value: str = Field(max_length=200, description="The hash, hex encoded")
+    quality: int | None = Field(None, ge=0, le=100, description="PDQ quality, when known")
+
+
+class CheckItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    signals: list[SignalIn] = Field(
+        min_length=1,
+        max_length=16,
+        description=(
+            "The signals of one picture. Several PDQ values are taken as orientations of it."
+        ),
+    )
+    ref: str | None = Field(None, max_length=500, description="Your id for the content")
+    url: str | None = Field(None, max_length=2000, description="Where the content is public")
+
+
+class CheckRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[CheckItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class MatchOut(BaseModel):
+    set: str
+    category: str
+    signal_type: str
+    distance: int
+    hit_id: int
+
+
+class CheckResult(BaseModel):
+    index: int
+    ref: str | None = None
+    match: bool
+    matches: list[MatchOut] = []
+    allowlisted: bool = Field(False, description="A known false positive overrode matches")
+    notes: list[str] = []
+    error: str | None = None
+
+
+class CheckResponse(BaseModel):
+    results: list[CheckResult]
+
+
+class OutcomeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    outcome: Literal["blocked", "removed", "reported", "false_positive", "other"]
+    report_id: str | None = Field(None, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
+
+
+class HitOut(BaseModel):
+    id: int
+    at: str
+    set: str | None
+    category: str
+    signal_type: str
+    distance: int
+    ref: str | None
+    url: str | None
+    outcome: str | None
+    outcome_at: str | None
+    report_id: str | None
+    reason: str | None
+    overdue: bool
+    recheck_status: str | None
+
+
+class HmaMatch(BaseModel):
+    bank_content_id: int = Field(description="meldpunt's hit id (report outcomes with it)")
+    distance: str

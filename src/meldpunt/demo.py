@@ -1,0 +1,51 @@
+"""Benign demo data for `make run`: a set made from the bundled sample photos, a platform, a key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from meldpunt import checks, registry
+from meldpunt.cli_registry import registry_session
+from meldpunt.signals import FileSignals
+
+DEMO_SET = "demo-benign-samples"
+DEMO_ORG = "demo-platform"
+
+
+@dataclass(frozen=True)
+class Demo:
+    set_name: str
+    org_name: str
+    key: str
+    example_pdq: str
+
+
+def load_demo(samples: Sequence[FileSignals]) -> Demo:
+    """Create (or reuse) the demo set and organisation; a new demo key each time."""
+    with registry_session() as session:
+        names = {s.name for s in registry.list_sets(session)}
+        if DEMO_SET not in names:
+            registry.create_set(
+                session,
+                DEMO_SET,
+                description="Benign sample photos (demo)",
+                default_category="csam_baseline",
+                actor="demo",
+            )
+        for sample in samples:
+            if sample.pdq is None or sample.digests is None:
+                continue
+            registry.add_item(
+                session,
+                DEMO_SET,
+                [("pdq", sample.pdq.hash), ("md5", sample.digests.md5)],
+                reference=sample.path.rsplit("/", 1)[-1],
+                actor="demo",
+            )
+        if DEMO_ORG not in {o.name for o in checks.list_orgs(session)}:
+            checks.create_org(session, DEMO_ORG, "platform", actor="demo")
+        _, key = checks.create_key(session, DEMO_ORG, "platform", label="demo", actor="demo")
+    first = next(s for s in samples if s.pdq is not None)
+    assert first.pdq is not None
+    return Demo(DEMO_SET, DEMO_ORG, key, first.pdq.hash)

@@ -1,0 +1,91 @@
+"""A real meldpunt service on a loopback port, for API tests (uvicorn in a thread)."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+
+from imaging import jpeg, photo
+from meldpunt import checks, registry
+from meldpunt.api import ServiceSettings, create_app
+from meldpunt.signals import digest_bytes, pdq_signal
+from meldpunt.store import init_db, make_engine, make_sessionmaker
+
+
+@dataclass
+class World:
+    url: str
+    db_url: str
+    keys: dict[str, str]
+    known_jpeg: bytes
+    known_pdq: str
+    known_md5: str
+    stored_values: list[str] = field(default_factory=list)
+
+    def client(self, role: str | None = "platform", **kwargs: Any) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
+        headers.update(kwargs.pop("headers", {}))
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+
+    def session(self) -> Any:
+        return make_sessionmaker(make_engine(self.db_url))()
+
+
+def seed(db_url: str) -> tuple[dict[str, str], bytes, str, str, list[str]]:
+    init_db(db_url)
+    engine = make_engine(db_url)
+    known = jpeg(photo("coffee"))
+    pdq = pdq_signal(known).hash
+    md5 = secrets.token_hex(16)
+    with make_sessionmaker(engine)() as session:
+        block = registry.create_set(session, "police", default_category="csam_baseline")
+        registry.add_item(session, block, [("pdq", pdq), ("md5", digest_bytes(known).md5)])
+        registry.add_item(
+            session, block, [("md5", md5)], category="national", category_scheme="interpol"
+        )
+        checks.create_org(session, "platform-a", "platform")
+        checks.create_org(session, "platform-b", "platform")
+        checks.create_org(session, "hotline", "hotline")
+        keys = {
+            "platform": checks.create_key(session, "platform-a", "platform")[1],
+            "platform_b": checks.create_key(session, "platform-b", "platform")[1],
+            "analyst": checks.create_key(session, "hotline", "analyst")[1],
+            "admin": checks.create_key(session, "hotline", "admin")[1],
+        }
+        session.commit()
+    engine.dispose()
+    return keys, known, pdq, md5, [pdq, md5, digest_bytes(known).md5]
+
+
+@contextmanager
+def running(db_url: str, **overrides: Any) -> Iterator[World]:
+    keys, known, pdq, md5, stored = seed(db_url)
+    settings = ServiceSettings(
+        database_url=db_url, poll_seconds=0.2, key_cache_seconds=0, **overrides
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the service did not start")
+        time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield World(f"http://127.0.0.1:{port}", db_url, keys, known, pdq, md5, stored)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
