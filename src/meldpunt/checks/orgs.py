@@ -1,0 +1,150 @@
+"""Organisations: the platforms, hotlines, authorities and partners that hold API keys.
+
+An organisation is never deleted (its hits and audit trail refer to it); ``disable_org`` switches
+off every key it holds at once, ``enable_org`` switches them on again.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from meldpunt import audit
+from meldpunt.checks._db import begin_write
+from meldpunt.checks.errors import InvalidInput, NotFound
+from meldpunt.clock import now
+from meldpunt.store.models import ORG_KINDS, Organisation
+
+__all__ = [
+    "ORG_KINDS",
+    "OrgInfo",
+    "OrgRef",
+    "create_org",
+    "disable_org",
+    "enable_org",
+    "get_org",
+    "list_orgs",
+    "load_org_row",
+]
+
+#: An organisation named by its id or its name.
+OrgRef = int | str
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+@dataclass(frozen=True)
+class OrgInfo:
+    id: int
+    name: str
+    kind: str  # 'platform' | 'hotline' | 'authority' | 'partner'
+    contact_email: str | None
+    created_at: datetime
+    disabled: bool
+
+
+def _info(row: Organisation) -> OrgInfo:
+    return OrgInfo(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,
+        contact_email=row.contact_email,
+        created_at=row.created_at,
+        disabled=row.disabled_at is not None,
+    )
+
+
+def load_org_row(session: Session, ref: OrgRef) -> Organisation:
+    """The ORM row of an organisation named by id or name; raises NotFound.
+
+    A string of digits that is nobody's name is taken as an id, so that command lines can
+    name an organisation either way."""
+    row: Organisation | None
+    if isinstance(ref, int):
+        row = session.get(Organisation, ref, populate_existing=True)
+    else:
+        query = select(Organisation).where(Organisation.name == ref.strip())
+        row = session.scalar(query.execution_options(populate_existing=True))
+        if row is None and ref.strip().isdigit():
+            row = session.get(Organisation, int(ref), populate_existing=True)
+    if row is None:
+        raise NotFound(f"no organisation {ref!r}")
+    return row
+
+
+def get_org(session: Session, ref: OrgRef) -> OrgInfo:
+    """The organisation with this id or name; raises NotFound."""
+    return _info(load_org_row(session, ref))
+
+
+def list_orgs(session: Session) -> list[OrgInfo]:
+    """Every organisation, by name."""
+    query = select(Organisation).order_by(Organisation.name)
+    return [_info(row) for row in session.scalars(query.execution_options(populate_existing=True))]
+
+
+def create_org(
+    session: Session,
+    name: str,
+    kind: str,
+    *,
+    contact_email: str | None = None,
+    actor: str = "system",
+) -> OrgInfo:
+    """Create an organisation (flushed, not committed); raises InvalidInput for a bad kind or
+    e-mail address or a name that is taken."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("an organisation needs a name of 1 to 200 characters")
+    if name.isdigit():
+        raise InvalidInput(f"{name!r} would read as an id: an organisation's name needs a letter")
+    if kind not in ORG_KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(ORG_KINDS)}, not {kind!r}")
+    if contact_email is not None:
+        contact_email = contact_email.strip() or None
+    if contact_email is not None and (len(contact_email) > 320 or not _EMAIL.match(contact_email)):
+        raise InvalidInput(f"{contact_email!r} is not an e-mail address")
+    begin_write(session)
+    if session.scalar(select(Organisation.id).where(Organisation.name == name)) is not None:
+        raise InvalidInput(f"an organisation named {name!r} exists already")
+    row = Organisation(name=name, kind=kind, contact_email=contact_email, created_at=now())
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="checks.org.created",
+        subject=("organisation", row.id),
+        details={"name": name, "kind": kind, "contact_email": contact_email},
+    )
+    return _info(row)
+
+
+def _set_disabled(session: Session, ref: OrgRef, disabled: bool, actor: str) -> OrgInfo:
+    begin_write(session)
+    row = load_org_row(session, ref)
+    if (row.disabled_at is not None) == disabled:
+        return _info(row)
+    row.disabled_at = now() if disabled else None
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="checks.org.disabled" if disabled else "checks.org.enabled",
+        subject=("organisation", row.id),
+        details={"name": row.name},
+    )
+    return _info(row)
+
+
+def disable_org(session: Session, ref: OrgRef, *, actor: str = "system") -> OrgInfo:
+    """Switch the organisation off: none of its keys authenticates until ``enable_org``."""
+    return _set_disabled(session, ref, True, actor)
+
+
+def enable_org(session: Session, ref: OrgRef, *, actor: str = "system") -> OrgInfo:
+    return _set_disabled(session, ref, False, actor)
