@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import insert, select, update
@@ -29,8 +29,10 @@ from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.reviews import ReviewInfo, open_review, resolve_review, review_queue
 from meldpunt.checks.stats import OrgStats, org_stats
 from meldpunt.checks.timing import outcome_due, recheck_after
-from meldpunt.registry.matching import Match
 from meldpunt.store.models import HIT_OUTCOMES, RECHECK_STATUSES, CheckCount, Hit
+
+if TYPE_CHECKING:  # the matcher pulls in numpy and the C index; recording hits needs neither
+    from meldpunt.registry.matching import Match
 
 __all__ = [
     "OUTCOMES",
@@ -149,18 +151,19 @@ def _overdue_cutoff(at: datetime | None = None) -> datetime:
 # --- recording ---------------------------------------------------------------------------------
 
 
-def record_check(session: Session, org_id: int, items: int) -> None:
-    """Count one check of ``items`` items for today (UTC): one atomic upsert, so concurrent
-    requests never lose a count. Call it first in its transaction on SQLite (see docs)."""
-    if items < 0:
-        raise InvalidInput(f"items must be 0 or more, not {items}")
+def record_check(session: Session, org_id: int, items: int, *, checks: int = 1) -> None:
+    """Count ``checks`` checks of ``items`` items in all for today (UTC): one atomic upsert, so
+    concurrent requests never lose a count. Call it first in its transaction on SQLite (see
+    docs). The service adds its counts up in memory and calls this once a second."""
+    if items < 0 or checks < 0:
+        raise InvalidInput(f"checks and items must be 0 or more, not {checks} and {items}")
     day = clock.now().date().isoformat()
     dialect = session.connection().dialect.name
     if dialect not in ("postgresql", "sqlite"):
-        _record_check_portably(session, org_id, day, items)
+        _record_check_portably(session, org_id, day, items, checks)
         return
     make_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    statement = make_insert(CheckCount).values(org_id=org_id, day=day, checks=1, items=items)
+    statement = make_insert(CheckCount).values(org_id=org_id, day=day, checks=checks, items=items)
     # Columns by key: ``.items`` of a column collection is its dict-like method.
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
@@ -173,15 +176,18 @@ def record_check(session: Session, org_id: int, items: int) -> None:
     session.execute(statement)
 
 
-def _record_check_portably(session: Session, org_id: int, day: str, items: int) -> None:
+def _record_check_portably(
+    session: Session, org_id: int, day: str, items: int, checks: int = 1
+) -> None:
     changed = session.execute(
         update(CheckCount)
         .where(CheckCount.org_id == org_id, CheckCount.day == day)
-        .values(checks=CheckCount.checks + 1, items=CheckCount.items + items)
+        .values(checks=CheckCount.checks + checks, items=CheckCount.items + items)
         .execution_options(synchronize_session=False)
     )
     if not getattr(changed, "rowcount", 0):
-        session.execute(insert(CheckCount).values(org_id=org_id, day=day, checks=1, items=items))
+        row = {"org_id": org_id, "day": day, "checks": checks, "items": items}
+        session.execute(insert(CheckCount).values(**row))
 
 
 def check_public_url(url: str) -> str:
