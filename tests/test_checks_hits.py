@@ -316,10 +316,20 @@ def test_org_stats(session, world, clock):
         checks.org_stats(session, 9999)
 
 
-def test_record_check_refuses_negative_item_counts(session, world):
+def test_record_check_refuses_negative_counts(session, world):
     a, *_ = world
     with pytest.raises(checks.InvalidInput):
         checks.record_check(session, a.id, -1)
+    with pytest.raises(checks.InvalidInput):
+        checks.record_check(session, a.id, 1, checks=-1)
+
+
+def test_record_check_adds_several_checks_at_once(session, world):
+    a, *_ = world
+    checks.record_check(session, a.id, 10, checks=4)  # a service's summed-up counts
+    checks.record_check(session, a.id, 1)
+    (stats,) = checks.org_stats(session, a.id)
+    assert (stats.checks, stats.items) == (5, 11)
 
 
 def test_concurrent_checks_are_counted_exactly(engine, session, settings, db_url):
