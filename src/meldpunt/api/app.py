@@ -25,11 +25,12 @@ from meldpunt.registry.matching import open_matcher
 from meldpunt.store import init_db, make_engine, make_sessionmaker
 
 from . import errors
-from .auth import KeyCache
+from .auth import TtlCache
 from .follower import IndexFollower
 from .limits import BodyLimit, RateLimiter
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
+from .writer import Writer
 
 
 @dataclass
@@ -98,6 +99,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     config = settings or ServiceSettings.from_settings()
     engine = make_engine(config.database_url)
     sessions = make_sessionmaker(engine)
+    writer = Writer(sessions)
     snapshots = Path(config.snapshot_dir) if config.snapshot_dir else None
     follower = IndexFollower(
         sessions,
@@ -109,9 +111,11 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(config.database_url)
         follower.start()
+        writer.start()
         try:
             yield
         finally:
+            writer.stop()
             follower.stop()
             engine.dispose()
 
@@ -124,7 +128,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = config
     app.state.sessions = sessions
     app.state.follower = follower
-    app.state.key_cache = KeyCache(config.key_cache_seconds)
+    app.state.key_cache = TtlCache(config.key_cache_seconds)
+    app.state.subscriptions = TtlCache(config.key_cache_seconds)
+    app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     app.state.metrics = Metrics()
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)

@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -25,13 +25,18 @@ bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Be
 header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: mp_...")
 
 
-class KeyCache:
+V = TypeVar("V")
+
+
+class TtlCache(Generic[V]):
+    """Answers kept for ``seconds`` (0: nothing is kept)."""
+
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
-        self._entries: dict[str, tuple[float, Principal | None]] = {}
+        self._entries: dict[object, tuple[float, V | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, digest: str) -> tuple[bool, Principal | None]:
+    def get(self, digest: object) -> tuple[bool, V | None]:
         with self._lock:
             entry = self._entries.get(digest)
         if entry is None or entry[0] < time.monotonic():
@@ -42,11 +47,13 @@ class KeyCache:
         with self._lock:
             self._entries.clear()
 
-    def put(self, digest: str, principal: Principal | None) -> None:
+    def put(self, digest: object, value: V | None) -> None:
+        if self.seconds <= 0:
+            return
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.seconds, principal)
+            self._entries[digest] = (time.monotonic() + self.seconds, value)
 
 
 def current_principal(
@@ -57,7 +64,7 @@ def current_principal(
     key = credentials.credentials if credentials is not None else api_key
     if not key:
         raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer)")
-    cache: KeyCache = request.app.state.key_cache
+    cache: TtlCache[Principal] = request.app.state.key_cache
     digest = hashlib.sha256(key.encode()).hexdigest()
     known, principal = cache.get(digest) if cache.seconds > 0 else (False, None)
     if not known:

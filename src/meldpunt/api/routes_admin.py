@@ -197,5 +197,6 @@ def stats(
     if principal.role == "analyst":
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
     org = principal.org_id if principal.role == "platform" else None
+    request.app.state.writer.flush_counts()
     with request.app.state.sessions() as session:
         return [_plain(s) for s in org_stats(session, org)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -17,8 +18,6 @@ from meldpunt.checks import (
     get_subscription,
     list_hits,
     overdue_hits,
-    record_check,
-    record_hits,
     record_outcome,
 )
 from meldpunt.registry.matching import MatchAnswer
@@ -87,6 +86,15 @@ def _query_of(item: CheckItem) -> MatchQuery:
     return MatchQuery(**values, pdq_quality=quality, pdq_dihedral=tuple(turns))
 
 
+def _best_per_set(answer: MatchAnswer) -> MatchAnswer:
+    """One match per set for a checked item (the closest entry): near-duplicate entries of one
+    picture in a list should give the platform one hit to act on, not dozens."""
+    best: dict[int, Any] = {}
+    for m in answer.matches:  # sorted by distance already
+        best.setdefault(m.set_id, m)
+    return replace(answer, matches=tuple(best.values()))
+
+
 def _check_url(url: str | None) -> None:
     if url is not None and urlsplit(url).scheme not in ("http", "https"):
         raise InvalidSignal("url must be an http or https address")
@@ -101,44 +109,46 @@ def _run_checks(
 ) -> list[CheckResult]:
     """Match, record the hits and the check, and answer without revealing the lists."""
     state = request.app.state
-    with state.sessions() as session:
-        subscription = get_subscription(session, principal.org_id)
+    known, subscription = state.subscriptions.get(principal.org_id)
+    if not known or subscription is None:
+        with state.sessions() as session:
+            subscription = get_subscription(session, principal.org_id)
+        state.subscriptions.put(principal.org_id, subscription)
 
-        def match_all(matcher: Any) -> list[MatchAnswer | str]:
-            return [
-                q
-                if isinstance(q, str)
-                else matcher.match(
-                    q,
-                    categories=subscription.categories,
-                    sets=subscription.set_ids,
-                    min_quality=state.settings.pdq_min_quality,
-                )
-                for q in queries
-            ]
+    def match_all(matcher: Any) -> list[MatchAnswer | str]:
+        return [
+            q
+            if isinstance(q, str)
+            else matcher.match(
+                q,
+                categories=subscription.categories,
+                sets=subscription.set_ids,
+                min_quality=state.settings.pdq_min_quality,
+            )
+            for q in queries
+        ]
 
-        answers = state.follower.use(match_all)
-        new_hits: list[NewHit] = []
-        for answer, query, ref, url in zip(answers, queries, refs, urls, strict=True):
-            if isinstance(answer, str) or isinstance(query, str):
-                continue
-            for m in answer.matches:
-                value = getattr(query, m.signal_type) or ""
-                new_hits.append(
-                    NewHit(
-                        m.signal_type,
-                        value,
-                        m.distance,
-                        m.set_id,
-                        m.entry,
-                        m.category,
-                        platform_ref=ref,
-                        public_url=url,
-                    )
+    answers = [a if isinstance(a, str) else _best_per_set(a) for a in state.follower.use(match_all)]
+    new_hits: list[NewHit] = []
+    for answer, query, ref, url in zip(answers, queries, refs, urls, strict=True):
+        if isinstance(answer, str) or isinstance(query, str):
+            continue
+        for m in answer.matches:
+            value = getattr(query, m.signal_type) or ""
+            new_hits.append(
+                NewHit(
+                    m.signal_type,
+                    value,
+                    m.distance,
+                    m.set_id,
+                    m.entry,
+                    m.category,
+                    platform_ref=ref,
+                    public_url=url,
                 )
-        hit_ids = iter(record_hits(session, principal.org_id, new_hits) if new_hits else [])
-        record_check(session, principal.org_id, len(queries))
-        session.commit()
+            )
+    hit_ids = iter(state.writer.hits(principal.org_id, new_hits))
+    state.writer.count(principal.org_id, len(queries))
     state.metrics.checks.labels(principal.org_name).inc(len(queries))
     state.metrics.hits.labels(principal.org_name).inc(len(new_hits))
     results = []

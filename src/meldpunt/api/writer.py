@@ -1,0 +1,115 @@
+"""Writes off the request path: hits by group commit, check counts every second.
+
+Every matching check must leave a durable hit (its id goes back to the platform, which reports
+an outcome against it later), so a request waits until its hits are committed. Concurrent
+requests share one transaction: a single writer thread takes whatever is queued, writes it in
+one commit and hands each request its ids. On SQLite that also means one writer, never "database
+is locked"; on PostgreSQL, a few large commits instead of many small ones.
+
+Check counts are statistics: they are added up in memory and written every second (and at
+shutdown); a crash loses at most that second's counts, never a hit.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from concurrent.futures import Future
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from meldpunt.checks import NewHit, record_check, record_hits
+
+log = logging.getLogger(__name__)
+
+
+class Writer:
+    def __init__(self, sessions: sessionmaker[Session], flush_seconds: float = 1.0) -> None:
+        self._sessions = sessions
+        self._flush_seconds = flush_seconds
+        self._hits: queue.Queue[tuple[int, list[NewHit], Future[list[int]]] | None] = queue.Queue()
+        self._counts: Counter[int] = Counter()
+        self._items: Counter[int] = Counter()
+        self._counts_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._write_hits, name="meldpunt-hits", daemon=True),
+            threading.Thread(target=self._write_counts, name="meldpunt-counts", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._hits.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.flush_counts()
+
+    def hits(self, org_id: int, hits: list[NewHit], timeout: float = 30.0) -> list[int]:
+        """Record hits durably; returns their ids once committed."""
+        if not hits:
+            return []
+        future: Future[list[int]] = Future()
+        self._hits.put((org_id, hits, future))
+        return future.result(timeout=timeout)
+
+    def count(self, org_id: int, items: int) -> None:
+        with self._counts_lock:
+            self._counts[org_id] += 1
+            self._items[org_id] += items
+
+    def _write_hits(self) -> None:
+        while True:
+            first = self._hits.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    more = self._hits.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._hits.put(None)
+                    break
+                batch.append(more)
+            try:
+                with self._sessions() as session:
+                    ids = [record_hits(session, org, hits) for org, hits, _ in batch]
+                    session.commit()
+            except Exception as exc:
+                log.exception("writing hits failed")
+                for _, _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, _, future), written in zip(batch, ids, strict=True):
+                future.set_result(written)
+
+    def _write_counts(self) -> None:
+        while not self._stop.wait(self._flush_seconds):
+            try:
+                self.flush_counts()
+            except Exception:
+                log.exception("writing check counts failed; they are kept for the next try")
+
+    def flush_counts(self) -> None:
+        with self._counts_lock:
+            counts, items = self._counts, self._items
+            self._counts, self._items = Counter(), Counter()
+        if not counts:
+            return
+        try:
+            with self._sessions() as session:
+                for org_id, checks in counts.items():
+                    record_check(session, org_id, items[org_id], checks=checks)
+                session.commit()
+        except Exception:
+            with self._counts_lock:  # put them back, so nothing is lost
+                self._counts.update(counts)
+                self._items.update(items)
+            raise
