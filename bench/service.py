@@ -91,16 +91,25 @@ def bodies(workdir: Path, per_request: int, count: int = 3000) -> Path:
 
 
 def start_server(url: str, workdir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    code = (
-        "import uvicorn\n"
-        "from meldpunt.api import create_app, ServiceSettings\n"
-        f"s = ServiceSettings(database_url={url!r}, snapshot_dir={str(workdir / 'index')!r}, "
-        "rate_per_second=0, key_cache_seconds=5)\n"
-        f"uvicorn.run(create_app(s), host='127.0.0.1', port={port}, log_level='warning', "
-        "access_log=False)\n"
-    )
-    env = {**os.environ, "MELDPUNT_DATA_DIR": str(workdir)}
-    return subprocess.Popen([sys.executable, "-c", code], env=env)
+    """`meldpunt serve` as an operator runs it, configured by environment variables."""
+    env = {
+        **os.environ,
+        "MELDPUNT_DATA_DIR": str(workdir),
+        "MELDPUNT_DATABASE_URL": url,
+        "MELDPUNT_RATE_PER_SECOND": "0",
+        "MELDPUNT_LOG_LEVEL": "WARNING",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "meldpunt.cli",
+        "serve",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    return subprocess.Popen(command, env=env)
 
 
 def wait_ready(port: int, timeout: float = 600) -> None:
@@ -156,8 +165,19 @@ def wrk(port: int, script: Path, seconds: int, connections: int) -> dict[str, fl
 
 
 def rss(pid: int) -> int:
-    with open(f"/proc/{pid}/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    """Resident bytes of a process and its children (uvicorn's workers)."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                pids.extend(int(c) for c in handle.read().split())
+        except OSError:
+            continue
+    return total
 
 
 def main() -> None:
@@ -169,6 +189,7 @@ def main() -> None:
     parser.add_argument("--soak", type=int, default=600, help="seconds of soak")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=18_321)
+    parser.add_argument("--workers", type=int, default=2, help="service processes")
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -181,7 +202,7 @@ def main() -> None:
         single.write_text(LUA % {"bodies": bodies(workdir, 1), "key": key})
         batch = workdir / "batch.lua"
         batch.write_text(LUA % {"bodies": bodies(workdir, 1000, 30_000), "key": key})
-        server = start_server(url, workdir, args.port, 1)
+        server = start_server(url, workdir, args.port, args.workers)
         try:
             started = time.monotonic()
             wait_ready(args.port)
@@ -200,7 +221,7 @@ def main() -> None:
                 part = wrk(args.port, single, min(10, args.soak), args.connections)
                 soak_errors += part["errors"] + part["socket_errors"]
                 samples.append((time.monotonic() - soak_start, rss(server.pid)))
-            first, last = samples[0][1], samples[-1][1]
+            first, last = samples[0][1], samples[-1][1]  # the whole process tree
             results["soak"] = {
                 "seconds": args.soak,
                 "rss_first_mb": first / 2**20,

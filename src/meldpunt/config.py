@@ -97,6 +97,31 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="A hit with a public URL is re-fetched this many hours after it was made.",
     )
+    max_upload_bytes: int = Field(
+        default=50 * 1024 * 1024, gt=0, description="The service refuses larger uploaded files."
+    )
+    max_upload_files: int = Field(default=100, gt=0, le=10_000, description="Files per check.")
+    rate_per_second: float = Field(
+        default=500.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Requests a second per API key (0: no limit); bursts up to rate_burst.",
+    )
+    rate_burst: int = Field(default=1_000, gt=0)
+    key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        allow_inf_nan=False,
+        description="How long the service trusts a key check (a revoked key works that long).",
+    )
+    poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        allow_inf_nan=False,
+        description="How often the service applies registry changes to its index.",
+    )
     hit_outcome_due_hours: float = Field(
         default=72.0,
         gt=0,

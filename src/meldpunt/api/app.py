@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,12 +23,11 @@ from meldpunt import __version__
 from meldpunt.config import Settings, get_settings
 from meldpunt.registry.matching import open_matcher
 from meldpunt.store import init_db, make_engine, make_sessionmaker
-from meldpunt.web import router as web_router
 
 from . import errors
 from .auth import TtlCache
 from .follower import IndexFollower
-from .limits import BodyLimit, RateLimiter
+from .limits import BodyLimit, RateLimiter, Timing
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
 from .writer import Writer
@@ -134,15 +133,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     app.state.metrics = Metrics()
+    app.add_middleware(Timing, histogram=app.state.metrics.latency)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     errors.install(app)
-
-    @app.middleware("http")
-    async def timing(request: Request, call_next: Any) -> Any:
-        with app.state.metrics.latency.labels(
-            request.url.path if request.url.path.startswith(("/v1/check", "/m/lookup")) else "other"
-        ).time():
-            return await call_next(request)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")
     def healthz() -> dict[str, str]:
@@ -164,5 +157,4 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(check_router)
     app.include_router(admin_router)
-    app.include_router(web_router)
     return app

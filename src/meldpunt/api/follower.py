@@ -2,8 +2,9 @@
 
 Every API process polls the registry's change log (every second by default), so a change made
 by any process, or by the command line, reaches every process's checks within a few seconds,
-without a restart. Matching and applying changes take turns under one lock; changes are applied
-in small batches so that a large import never holds checks up for long.
+without a restart. Checks read the index side by side (their searches run in C, without the
+GIL); applying changes takes it alone, in small batches, so that a large import never holds checks
+up for long.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +24,44 @@ from meldpunt.registry.matching import Matcher
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 APPLY_BATCH = 1_000
+
+
+class ReadWriteLock:
+    """Many readers (checks, whose searches run in C without the GIL) or one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writing = False
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing:
+                self._cond.wait()
+            self._writing = True  # new readers wait from here on
+            while self._readers:
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
 
 
 class IndexFollower:
@@ -35,7 +75,7 @@ class IndexFollower:
         self._sessions = sessions
         self._poll = poll_seconds
         self._load = load
-        self._lock = threading.Lock()
+        self._lock = ReadWriteLock()
         self._matcher: Matcher | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -47,7 +87,7 @@ class IndexFollower:
         with self._sessions() as session:
             matcher = self._load(session)
             self.registry_seq = current_seq(session)
-        with self._lock:
+        with self._lock.writing():
             self._matcher = matcher
         self._thread = threading.Thread(target=self._run, name="meldpunt-index", daemon=True)
         self._thread.start()
@@ -78,7 +118,7 @@ class IndexFollower:
                 changes = changes_since(session, matcher.seq, APPLY_BATCH)
                 if not changes:
                     return applied
-                with self._lock:
+                with self._lock.writing():
                     for change in changes:
                         matcher.apply(change, session)
                         matcher.seq = change.seq
@@ -86,7 +126,7 @@ class IndexFollower:
 
     def use(self, work: Callable[[Matcher], T]) -> T:
         """Run ``work`` with the matcher, never while changes are being applied."""
-        with self._lock:
+        with self._lock.reading():
             if self._matcher is None:
                 raise RuntimeError("the index is not loaded yet")
             return work(self._matcher)

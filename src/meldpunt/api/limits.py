@@ -6,6 +6,7 @@ import json
 import math
 import threading
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -90,3 +91,22 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class Timing:
+    """Request latency into a histogram, by route family (plain ASGI: no per-request task)."""
+
+    def __init__(self, app: ASGIApp, histogram: Any) -> None:
+        self.app, self.histogram = app, histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        route = path if path in ("/v1/check", "/m/lookup") else "other"
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.histogram.labels(route).observe(time.perf_counter() - start)

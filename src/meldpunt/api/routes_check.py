@@ -116,17 +116,16 @@ def _run_checks(
         state.subscriptions.put(principal.org_id, subscription)
 
     def match_all(matcher: Any) -> list[MatchAnswer | str]:
-        return [
-            q
-            if isinstance(q, str)
-            else matcher.match(
-                q,
+        real = [q for q in queries if not isinstance(q, str)]
+        found = iter(
+            matcher.match_many(
+                real,
                 categories=subscription.categories,
                 sets=subscription.set_ids,
                 min_quality=state.settings.pdq_min_quality,
             )
-            for q in queries
-        ]
+        )
+        return [q if isinstance(q, str) else next(found) for q in queries]
 
     answers = [a if isinstance(a, str) else _best_per_set(a) for a in state.follower.use(match_all)]
     new_hits: list[NewHit] = []

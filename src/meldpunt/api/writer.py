@@ -78,17 +78,23 @@ class Writer:
                     self._hits.put(None)
                     break
                 batch.append(more)
+            # One insert and one audit event per organisation for the whole batch.
+            by_org: dict[int, list[NewHit]] = {}
+            for org, hits, _ in batch:
+                by_org.setdefault(org, []).extend(hits)
             try:
                 with self._sessions() as session:
-                    ids = [record_hits(session, org, hits) for org, hits, _ in batch]
+                    written = {
+                        org: iter(record_hits(session, org, hits)) for org, hits in by_org.items()
+                    }
                     session.commit()
             except Exception as exc:
                 log.exception("writing hits failed")
                 for _, _, future in batch:
                     future.set_exception(exc)
                 continue
-            for (_, _, future), written in zip(batch, ids, strict=True):
-                future.set_result(written)
+            for org, hits, future in batch:
+                future.set_result([next(written[org]) for _ in hits])
 
     def _write_counts(self) -> None:
         while not self._stop.wait(self._flush_seconds):

@@ -52,8 +52,13 @@ class Match:
     distance: int
 
     def as_dict(self) -> dict[str, object]:
-        return {"set": self.set, "entry": self.entry, "category": self.category,
-                "signal_type": self.signal_type, "distance": self.distance}  # fmt: skip
+        return {
+            "set": self.set,
+            "entry": self.entry,
+            "category": self.category,
+            "signal_type": self.signal_type,
+            "distance": self.distance,
+        }
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,10 @@ class MatchAnswer:
         return bool(self.matches)
 
     def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"known": self.known,
-                                  "matches": [m.as_dict() for m in self.matches]}  # fmt: skip
+        out: dict[str, object] = {
+            "known": self.known,
+            "matches": [m.as_dict() for m in self.matches],
+        }
         if self.allowlisted:
             out["allowlisted"] = [m.as_dict() for m in self.allowlisted]
             out["suppressed"] = [m.as_dict() for m in self.suppressed]
@@ -123,9 +130,11 @@ class _Payload:
         return first
 
     def arrays(self, prefix: str) -> dict[str, NDArray[Any]]:
-        return {f"{prefix}.set_id": self.set_id[: self.size],
-                f"{prefix}.item_id": self.item_id[: self.size],
-                f"{prefix}.category": self.category[: self.size]}  # fmt: skip
+        return {
+            f"{prefix}.set_id": self.set_id[: self.size],
+            f"{prefix}.item_id": self.item_id[: self.size],
+            f"{prefix}.category": self.category[: self.size],
+        }
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, NDArray[Any]], prefix: str) -> _Payload:
@@ -240,8 +249,7 @@ class Matcher:
         else:
             index, payload = self.exact[kind]
             found = index.lookup(bytes.fromhex(value))
-        return [s for s in found
-                if payload.set_id[s] == set_id and payload.item_id[s] == item_id]  # fmt: skip
+        return [s for s in found if payload.set_id[s] == set_id and payload.item_id[s] == item_id]
 
     def _add(self, kind: str, value: str, set_id: int, item_id: int, code: int) -> None:
         if kind == "pdq":
@@ -270,18 +278,58 @@ class Matcher:
     ) -> MatchAnswer:
         """Match one picture's signals. ``categories`` filters blocklist matches by normalised
         category code, ``sets`` limits blocklists to those ids (allow-lists always apply)."""
+        return self.match_many([query], categories=categories, sets=sets, min_quality=min_quality)[
+            0
+        ]
+
+    def match_many(
+        self,
+        queries: Sequence[Query],
+        *,
+        categories: frozenset[str] | None = None,
+        sets: Iterable[int] | None = None,
+        min_quality: int = 50,
+    ) -> list[MatchAnswer]:
+        """``match`` for many pictures: their PDQ hashes are searched as one batch."""
         chosen = None if sets is None else set(sets)
-        hits: list[tuple[str, int, int]] = []  # (signal type, slot, distance)
-        for kind in EXACT_TYPES:
-            value = getattr(query, kind)
-            if value:
-                hits.extend((kind, s, 0) for s in self.exact[kind][0].lookup(bytes.fromhex(value)))
-        notes: list[str] = []
-        if query.pdq:
+        hits: list[list[tuple[str, int, int]]] = [[] for _ in queries]  # (type, slot, distance)
+        notes: list[list[str]] = [[] for _ in queries]
+        values: list[str] = []
+        owners: list[int] = []
+        for q, query in enumerate(queries):
+            for kind in EXACT_TYPES:
+                value = getattr(query, kind)
+                if value:
+                    slots = self.exact[kind][0].lookup(bytes.fromhex(value))
+                    hits[q].extend((kind, s, 0) for s in slots)
+            if not query.pdq:
+                continue
             if query.pdq_quality is not None and query.pdq_quality < min_quality:
-                notes.append(f"pdq quality {query.pdq_quality} is below {min_quality}: not matched")
-            else:
-                hits.extend(self._pdq_hits(query))
+                notes[q].append(
+                    f"pdq quality {query.pdq_quality} is below {min_quality}: not matched"
+                )
+                continue
+            for value in dict.fromkeys([query.pdq, *query.pdq_dihedral]):
+                values.append(value)
+                owners.append(q)
+        if values:
+            radius = min(
+                MAX_PDQ_RADIUS, max((s.pdq_threshold for s in self.sets.values()), default=0)
+            )
+            found = self.pdq.query_batch(values, radius)
+            for v, slot, distance in zip(
+                found.query.tolist(), found.slot.tolist(), found.distance.tolist(), strict=True
+            ):
+                hits[owners[v]].append(("pdq", slot, distance))
+        return [self._answer(h, n, chosen, categories) for h, n in zip(hits, notes, strict=True)]
+
+    def _answer(
+        self,
+        hits: list[tuple[str, int, int]],
+        notes: list[str],
+        chosen: set[int] | None,
+        categories: frozenset[str] | None,
+    ) -> MatchAnswer:
         best: dict[tuple[int, int, str], Match] = {}
         for kind, slot, distance in hits:
             match = self._resolve(kind, slot, distance)
@@ -291,9 +339,13 @@ class Matcher:
             if key not in best or distance < best[key].distance:
                 best[key] = match
         allow = [m for m in best.values() if self.sets[m.set_id].is_allowlist]
-        block = [m for m in best.values() if not self.sets[m.set_id].is_allowlist
-                 and (chosen is None or m.set_id in chosen)
-                 and (categories is None or m.category in categories)]  # fmt: skip
+        block = [
+            m
+            for m in best.values()
+            if not self.sets[m.set_id].is_allowlist
+            and (chosen is None or m.set_id in chosen)
+            and (categories is None or m.category in categories)
+        ]
         exact_allow = any(m.signal_type in DIGEST_BYTES for m in allow)
         suppressed = [m for m in block if exact_allow or (allow and m.signal_type == "pdq")]
         kept = [m for m in block if m not in suppressed]
@@ -301,16 +353,12 @@ class Matcher:
         def order(m: Match) -> tuple[int, str, int]:
             return (m.distance, m.set, m.entry)
 
-        return MatchAnswer(tuple(sorted(kept, key=order)), tuple(sorted(allow, key=order)),
-                           tuple(sorted(suppressed, key=order)), tuple(notes))  # fmt: skip
-
-    def _pdq_hits(self, query: Query) -> list[tuple[str, int, int]]:
-        radius = min(MAX_PDQ_RADIUS, max((s.pdq_threshold for s in self.sets.values()), default=0))
-        values = list(dict.fromkeys([q for q in (query.pdq, *query.pdq_dihedral) if q]))
-        matches = self.pdq.query_batch(values, radius)
-        return [
-            ("pdq", int(s), int(d)) for s, d in zip(matches.slot, matches.distance, strict=True)
-        ]
+        return MatchAnswer(
+            tuple(sorted(kept, key=order)),
+            tuple(sorted(allow, key=order)),
+            tuple(sorted(suppressed, key=order)),
+            tuple(notes),
+        )
 
     def _resolve(self, kind: str, slot: int, distance: int) -> Match | None:
         payload = self.pdq_payload if kind == "pdq" else self.exact[kind][1]
@@ -319,8 +367,14 @@ class Matcher:
             return None
         if kind == "pdq" and distance > hash_set.pdq_threshold:
             return None
-        return Match(hash_set.name, hash_set.id, int(payload.item_id[slot]),
-                     self.codes[int(payload.category[slot])], kind, distance)  # fmt: skip
+        return Match(
+            hash_set.name,
+            hash_set.id,
+            int(payload.item_id[slot]),
+            self.codes[int(payload.category[slot])],
+            kind,
+            distance,
+        )
 
     # -- snapshots ----------------------------------------------------------------------------
 
@@ -340,14 +394,19 @@ class Matcher:
         arrays, meta = load(path)
         if meta.get("version") != SNAPSHOT_VERSION or not isinstance(meta.get("seq"), int):
             raise ValueError(f"{path} is not a matcher snapshot of version {SNAPSHOT_VERSION}")
-        pdq = {k.removeprefix("pdq."): v for k, v in arrays.items()
-               if k.startswith("pdq.") and not k.startswith("pdq.payload")}  # fmt: skip
+        pdq = {
+            k.removeprefix("pdq."): v
+            for k, v in arrays.items()
+            if k.startswith("pdq.") and not k.startswith("pdq.payload")
+        }
         matcher = cls(seq=int(meta["seq"]), codes=[str(c) for c in meta.get("codes", [])])
         matcher.pdq = PdqIndex.from_arrays(pdq)
         matcher.pdq_payload = _Payload.from_arrays(arrays, "pdq.payload")
         for kind, size in DIGEST_BYTES.items():
-            matcher.exact[kind] = (ExactIndex.from_arrays(arrays, kind, size),
-                                   _Payload.from_arrays(arrays, f"{kind}.payload"))  # fmt: skip
+            matcher.exact[kind] = (
+                ExactIndex.from_arrays(arrays, kind, size),
+                _Payload.from_arrays(arrays, f"{kind}.payload"),
+            )
         matcher.sets = {s.id: s for s in list_sets(session)}
         matcher.refresh(session)
         return matcher
@@ -360,8 +419,11 @@ SNAPSHOTS_KEPT = 2
 
 
 def _snapshots(directory: Path) -> list[Path]:
-    found = [p for p in directory.glob(f"{SNAPSHOT_PREFIX}*.idx")
-             if p.stem.removeprefix(SNAPSHOT_PREFIX).isdigit()]  # fmt: skip
+    found = [
+        p
+        for p in directory.glob(f"{SNAPSHOT_PREFIX}*.idx")
+        if p.stem.removeprefix(SNAPSHOT_PREFIX).isdigit()
+    ]
     return sorted(found, key=lambda p: int(p.stem.removeprefix(SNAPSHOT_PREFIX)))
 
 
