@@ -23,6 +23,7 @@ from meldpunt import __version__
 from meldpunt.config import Settings, get_settings
 from meldpunt.registry.matching import open_matcher
 from meldpunt.store import init_db, make_engine, make_sessionmaker
+from meldpunt.web import router as web_router
 
 from . import errors
 from .auth import TtlCache
@@ -157,4 +158,5 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(check_router)
     app.include_router(admin_router)
+    app.include_router(web_router)
     return app
