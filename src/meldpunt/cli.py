@@ -269,10 +269,14 @@ def serve_command(
 
 
 def _register_subcommands() -> None:
+    from .cli_checks import keys_app, orgs_app, subscriptions_app
     from .cli_match import index_app, match_command
     from .cli_registry import sets_app
 
     app.add_typer(sets_app, name="sets")
+    app.add_typer(orgs_app, name="orgs")
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(subscriptions_app, name="subscriptions")
     app.command("match")(match_command)
     app.add_typer(index_app, name="index")
 
