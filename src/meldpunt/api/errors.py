@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from meldpunt.checks import ChecksError
 from meldpunt.checks import NotFound as ChecksNotFound
@@ -66,6 +67,11 @@ def install(app: FastAPI) -> None:
         ]
         message = "; ".join(f"{p['where']}: {p['problem']}" for p in problems[:5])
         return JSONResponse(error_body("invalid_request", message, problems=problems[:50]), 422)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up while sending; nobody is left to answer (nginx's 499).
+        return Response(status_code=499)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
