@@ -24,6 +24,7 @@ from meldpunt.clock import now
 
 from .auth import AdminKey, AnalystKey, current_principal
 from .errors import ApiError
+from .schemas import RowId
 
 router = APIRouter()
 
@@ -165,7 +166,7 @@ def keys(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
 
 
 @router.delete("/v1/keys/{key_id}", tags=["admin"])
-def revoke(request: Request, key_id: int, principal: AdminKey) -> dict[str, Any]:
+def revoke(request: Request, key_id: RowId, principal: AdminKey) -> dict[str, Any]:
     with request.app.state.sessions() as session:
         info = revoke_key(session, key_id, actor=f"key:{principal.key_id}")
         session.commit()

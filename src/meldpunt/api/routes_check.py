@@ -43,6 +43,7 @@ from .schemas import (
     HmaMatch,
     MatchOut,
     OutcomeIn,
+    RowId,
     SignalIn,
 )
 
@@ -195,6 +196,8 @@ async def _uploaded(request: Request) -> tuple[list[tuple[str, bytes]], list[str
         files.append((value.filename or "upload", data))
     if not files:
         raise ApiError(422, "invalid_request", "multipart checks need at least one file")
+    if len(refs) > len(files):
+        raise ApiError(422, "invalid_request", f"{len(refs)} ref fields for {len(files)} files")
     return files, refs + [None] * (len(files) - len(refs))
 
 
@@ -337,7 +340,7 @@ def _set_names(request: Request) -> dict[int, str]:
     tags=["hits"],
     summary="Say what was done with a hit",
 )
-def hit_outcome(request: Request, hit_id: int, body: OutcomeIn, principal: PlatformKey) -> HitOut:
+def hit_outcome(request: Request, hit_id: RowId, body: OutcomeIn, principal: PlatformKey) -> HitOut:
     with request.app.state.sessions() as session:
         hit = record_outcome(
             session,
@@ -354,7 +357,7 @@ def hit_outcome(request: Request, hit_id: int, body: OutcomeIn, principal: Platf
 
 
 @router.get("/v1/hits/{hit_id}", response_model=HitOut, tags=["hits"])
-def one_hit(request: Request, hit_id: int, principal: PlatformKey) -> HitOut:
+def one_hit(request: Request, hit_id: RowId, principal: PlatformKey) -> HitOut:
     with request.app.state.sessions() as session:
         hit = get_hit(session, principal.org_id, hit_id)
     return _hit_out(hit, _set_names(request))

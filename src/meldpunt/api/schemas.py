@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 MAX_BATCH = 1_000
+
+# Ids are 64-bit database keys: a larger number in a path is refused (422), not looked up.
+RowId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 class SignalIn(BaseModel):
