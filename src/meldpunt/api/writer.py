@@ -50,13 +50,18 @@ class Writer:
             thread.join(timeout=10)
         self.flush_counts()
 
+    def submit(self, org_id: int, hits: list[NewHit]) -> Future[list[int]]:
+        """Queue hits; the future gives their ids once they are committed."""
+        future: Future[list[int]] = Future()
+        if not hits:
+            future.set_result([])
+        else:
+            self._hits.put((org_id, hits, future))
+        return future
+
     def hits(self, org_id: int, hits: list[NewHit], timeout: float = 30.0) -> list[int]:
         """Record hits durably; returns their ids once committed."""
-        if not hits:
-            return []
-        future: Future[list[int]] = Future()
-        self._hits.put((org_id, hits, future))
-        return future.result(timeout=timeout)
+        return self.submit(org_id, hits).result(timeout=timeout)
 
     def count(self, org_id: int, items: int) -> None:
         with self._counts_lock:
