@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future
 
@@ -33,21 +34,15 @@ class Writer:
         self._counts: Counter[int] = Counter()
         self._items: Counter[int] = Counter()
         self._counts_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._write_hits, name="meldpunt-hits", daemon=True),
-            threading.Thread(target=self._write_counts, name="meldpunt-counts", daemon=True),
-        ]
+        # One thread does every write, so that on SQLite writers never wait on each other.
+        self._thread = threading.Thread(target=self._run, name="meldpunt-writer", daemon=True)
 
     def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
+        self._thread.start()
 
     def stop(self) -> None:
-        self._stop.set()
         self._hits.put(None)
-        for thread in self._threads:
-            thread.join(timeout=10)
+        self._thread.join(timeout=10)
         self.flush_counts()
 
     def submit(self, org_id: int, hits: list[NewHit]) -> Future[list[int]]:
@@ -68,45 +63,52 @@ class Writer:
             self._counts[org_id] += 1
             self._items[org_id] += items
 
-    def _write_hits(self) -> None:
+    def _run(self) -> None:
+        next_flush = time.monotonic() + self._flush_seconds
         while True:
-            first = self._hits.get()
-            if first is None:
-                return
-            batch = [first]
-            while len(batch) < 500:
+            try:
+                first = self._hits.get(timeout=max(0.0, next_flush - time.monotonic()))
+            except queue.Empty:
+                pass
+            else:
+                if first is None:
+                    return
+                self._write_hits(first)
+            if time.monotonic() >= next_flush:
+                next_flush = time.monotonic() + self._flush_seconds
                 try:
-                    more = self._hits.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    self._hits.put(None)
-                    break
-                batch.append(more)
-            # One insert and one audit event per organisation for the whole batch.
-            by_org: dict[int, list[NewHit]] = {}
-            for org, hits, _ in batch:
-                by_org.setdefault(org, []).extend(hits)
-            try:
-                with self._sessions() as session:
-                    written = {
-                        org: iter(record_hits(session, org, hits)) for org, hits in by_org.items()
-                    }
-                    session.commit()
-            except Exception as exc:
-                log.exception("writing hits failed")
-                for _, _, future in batch:
-                    future.set_exception(exc)
-                continue
-            for org, hits, future in batch:
-                future.set_result([next(written[org]) for _ in hits])
+                    self.flush_counts()
+                except Exception:
+                    log.exception("writing check counts failed; they are kept for the next try")
 
-    def _write_counts(self) -> None:
-        while not self._stop.wait(self._flush_seconds):
+    def _write_hits(self, first: tuple[int, list[NewHit], Future[list[int]]]) -> None:
+        batch = [first]
+        while len(batch) < 500:
             try:
-                self.flush_counts()
-            except Exception:
-                log.exception("writing check counts failed; they are kept for the next try")
+                more = self._hits.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                self._hits.put(None)
+                break
+            batch.append(more)
+        # One insert and one audit event per organisation for the whole batch.
+        by_org: dict[int, list[NewHit]] = {}
+        for org, hits, _ in batch:
+            by_org.setdefault(org, []).extend(hits)
+        try:
+            with self._sessions() as session:
+                written = {
+                    org: iter(record_hits(session, org, hits)) for org, hits in by_org.items()
+                }
+                session.commit()
+        except Exception as exc:
+            log.exception("writing hits failed")
+            for _, _, future in batch:
+                future.set_exception(exc)
+            return
+        for org, hits, future in batch:
+            future.set_result([next(written[org]) for _ in hits])
 
     def flush_counts(self) -> None:
         with self._counts_lock:
