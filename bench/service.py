@@ -44,14 +44,29 @@ end
 """
 
 
-def setup(workdir: Path, count: int) -> tuple[str, str]:
-    """A registry on SQLite with one synthetic set, a platform key and a snapshot of N hashes."""
+def fresh_database(workdir: Path, server: str | None) -> str:
+    """SQLite in the work folder, or an emptied schema of its own on a PostgreSQL server."""
+    if not server:
+        return f"sqlite:///{workdir / 'meldpunt.db'}"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS meldpunt_bench CASCADE"))
+        connection.execute(text("CREATE SCHEMA meldpunt_bench"))
+    engine.dispose()
+    joiner = "&" if "?" in server else "?"
+    return f"{server}{joiner}options=-csearch_path%3Dmeldpunt_bench"
+
+
+def setup(workdir: Path, count: int, server: str | None = None) -> tuple[str, str]:
+    """A registry with one synthetic set, a platform key and a snapshot of N hashes."""
     from meldpunt import checks, registry
     from meldpunt.index import PdqIndex
     from meldpunt.registry.matching import Matcher
     from meldpunt.store import init_db, make_engine, make_sessionmaker
 
-    url = f"sqlite:///{workdir / 'meldpunt.db'}"
+    url = fresh_database(workdir, server)
     init_db(url)
     engine = make_engine(url)
     with make_sessionmaker(engine)() as session:
@@ -190,6 +205,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--port", type=int, default=18_321)
     parser.add_argument("--workers", type=int, default=2, help="service processes")
+    parser.add_argument(
+        "--postgresql",
+        metavar="URL",
+        nargs="?",
+        const="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="run on PostgreSQL (as several replicas would) instead of SQLite",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -197,7 +219,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="meldpunt-bench-"))
     try:
         print(f"building a registry of {args.hashes:,} synthetic hashes ...", flush=True)
-        url, key = setup(workdir, args.hashes)
+        url, key = setup(workdir, args.hashes, args.postgresql)
         single = workdir / "single.lua"
         single.write_text(LUA % {"bodies": bodies(workdir, 1), "key": key})
         batch = workdir / "batch.lua"
@@ -207,7 +229,11 @@ def main() -> None:
             started = time.monotonic()
             wait_ready(args.port)
             print(f"service ready in {time.monotonic() - started:.1f} s", flush=True)
-            results: dict[str, object] = {"hashes": args.hashes}
+            results: dict[str, object] = {
+                "hashes": args.hashes,
+                "workers": args.workers,
+                "database": "postgresql" if args.postgresql else "sqlite",
+            }
             results["single"] = wrk(args.port, single, args.duration, args.connections)
             print("single:", results["single"], flush=True)
             b = wrk(args.port, batch, args.duration, 4)
