@@ -505,8 +505,10 @@ static int grow(Pair **a, Pair **b, Py_ssize_t *capacity, Py_ssize_t needed) {
 static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
     SearchArgs a;
     if (parse_search(args, &a) < 0) return NULL;
-    Pair *probes = NULL, *probes_sorted = NULL, *cands = NULL, *cands_sorted = NULL;
-    Py_ssize_t probe_cap = 0, cand_cap = 0;
+    /* Buffers stay with the thread between calls: fresh tens of megabytes for every call would
+     * cost more in page faults than a batch of a thousand queries costs in searching. */
+    static __thread Pair *probes = NULL, *probes_sorted = NULL, *cands = NULL, *cands_sorted = NULL;
+    static __thread Py_ssize_t probe_cap = 0, cand_cap = 0;
     int failed = 0;
     const Tables T = a.T;
     const int32_t *units = a.units;
@@ -580,10 +582,6 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
-    free(probes);
-    free(probes_sorted);
-    free(cands);
-    free(cands_sorted);
     release_search(&a);
     if (failed) return PyErr_NoMemory();
     return PyLong_FromSsize_t(hits.count);
