@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO  # noqa: E402
 import typer  # noqa: E402
 
 from . import __version__  # noqa: E402
+from .cli_output import stderr, stdout  # noqa: E402
 
 if TYPE_CHECKING:
     from .signals import FileSignals, HashOptions
@@ -37,12 +38,6 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     jsonl = "jsonl"
-
-
-def _stderr_console():  # type: ignore[no-untyped-def]
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -113,7 +108,6 @@ def _write_jsonl(results: Iterable[FileSignals], out: TextIO, dihedral: bool) ->
 def _write_table(
     results: Iterable[FileSignals], title: str | None = None, relative_to: Path | None = None
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
@@ -137,8 +131,7 @@ def _write_table(
             note,
         )
     # Hashes are only useful whole: give the table room when output is not a terminal.
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    console.print(table)
+    stdout().print(table)
 
 
 def _with_progress(results: Iterator[FileSignals], total: int, show: bool) -> Iterator[FileSignals]:
@@ -153,7 +146,7 @@ def _with_progress(results: Iterator[FileSignals], total: int, show: bool) -> It
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=_stderr_console(), transient=True) as progress:
+    with Progress(*columns, console=stderr(), transient=True) as progress:
         task = progress.add_task("hashing", total=total)
         for result in results:
             progress.advance(task)
@@ -183,7 +176,7 @@ def hash_command(
     """Hash files: MD5, SHA-1, SHA-256 and PDQ (with its quality)."""
     missing = [str(p) for p in paths if not p.exists() and not p.is_symlink()]
     if missing:
-        _stderr_console().print(f"[red]error:[/red] no such file or folder: {', '.join(missing)}")
+        stderr().print(f"[red]error:[/red] no such file or folder: {', '.join(missing)}")
         raise typer.Exit(2)
     files = list(iter_files(paths))
     if output_format is None:
@@ -206,7 +199,7 @@ def hash_command(
     else:
         _write_table(list(counted(results)))
     if sys.stderr.isatty() or failures:
-        _stderr_console().print(f"{len(files)} files hashed, {failures} with an error")
+        stderr().print(f"{len(files)} files hashed, {failures} with an error")
 
 
 @app.command("demo")

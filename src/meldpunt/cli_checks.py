@@ -14,20 +14,21 @@ The database is the configured one (``database_url``), migrated on first use.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from meldpunt import checks, clock, registry
 from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, Subscription
+from meldpunt.cli_output import fail as _fail
+from meldpunt.cli_output import stderr as _stderr
+from meldpunt.cli_output import stdout as _stdout
 from meldpunt.cli_registry import registry_session
 
 __all__ = ["keys_app", "orgs_app", "subscriptions_app"]
@@ -70,19 +71,6 @@ class ListFormat(StrEnum):
 
 
 FormatOption = Annotated[ListFormat, typer.Option("--format", "-f", help="table or json.")]
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
-
-
-def _stdout() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=200)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    _stderr().print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from meldpunt.cli_output import stdout
 from meldpunt.cli_registry import registry_session
 
 if TYPE_CHECKING:
@@ -48,7 +49,6 @@ def _record(
 
 
 def _print_table(records: list[dict[str, object]], key: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table()
@@ -74,8 +74,7 @@ def _print_table(records: list[dict[str, object]], key: str) -> None:
             str(first.get("distance", "")),
             "; ".join(notes),
         )
-    console = Console() if sys.stdout.isatty() else Console(width=200)
-    console.print(table)
+    stdout().print(table)
 
 
 def _signal_queries(signals: list[str], signals_file: Path | None) -> Iterator[tuple[str, object]]:

@@ -16,14 +16,16 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
 from meldpunt import registry
+from meldpunt.cli_output import fail as _fail
+from meldpunt.cli_output import stderr as _stderr
+from meldpunt.cli_output import stdout as _stdout
 from meldpunt.registry import HashSetInfo, ImportProgress, ImportSummary, RegistryError, SetSummary
 
 __all__ = ["sets_app"]
@@ -65,20 +67,6 @@ class ExportFormat(StrEnum):
 class VicProfile(StrEnum):
     vics = "vics"
     us = "us"
-
-
-def _stderr() -> Console:
-    return Console(stderr=True)
-
-
-def _stdout() -> Console:
-    # Hashes are only useful whole: give tables room when the output is not a terminal.
-    return Console() if sys.stdout.isatty() else Console(width=200)
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    _stderr().print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
 
 
 @contextmanager
