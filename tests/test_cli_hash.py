@@ -103,7 +103,7 @@ def test_missing_path_is_a_clear_error(tmp_path: Path):
 def test_demo_loads_the_samples_and_prints_a_key_and_a_matching_check(tmp_path: Path):
     env = {**os.environ, "MELDPUNT_DATA_DIR": str(tmp_path)}
     out = meldpunt("demo", "--no-serve", env=env).stdout
-    assert "Authorization: Bearer mp_" in out and "/v1/check" in out
+    assert "Authorization: Bearer mp_" in out and "/v1/check" in out and "/ui/" in out
     again = meldpunt("demo", "--no-serve", env=env).stdout  # idempotent, a new key each time
     assert again.count("mp_") and again != out
     assert "chelsea.jpg" in out and "coffee.jpg" in out

@@ -225,6 +225,10 @@ Demo platform '{demo.org_name}', API key (shown once, keep it):
     {demo.key}
 
 Service: {url}   API docs: {url}/docs   health: {url}/healthz
+Admin pages: {url}/ui/   sign in with the demo hotline's admin key (shown once):
+
+    {demo.admin_key}
+
 Check a hash (it matches the first photo above):
 
     curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\

@@ -11,6 +11,7 @@ from meldpunt.signals import FileSignals
 
 DEMO_SET = "demo-benign-samples"
 DEMO_ORG = "demo-platform"
+DEMO_HOTLINE = "demo-hotline"
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Demo:
     set_name: str
     org_name: str
     key: str
+    admin_key: str
     example_pdq: str
 
 
@@ -43,9 +45,13 @@ def load_demo(samples: Sequence[FileSignals]) -> Demo:
                 reference=sample.path.rsplit("/", 1)[-1],
                 actor="demo",
             )
-        if DEMO_ORG not in {o.name for o in checks.list_orgs(session)}:
+        orgs = {o.name for o in checks.list_orgs(session)}
+        if DEMO_ORG not in orgs:
             checks.create_org(session, DEMO_ORG, "platform", actor="demo")
+        if DEMO_HOTLINE not in orgs:
+            checks.create_org(session, DEMO_HOTLINE, "hotline", actor="demo")
         _, key = checks.create_key(session, DEMO_ORG, "platform", label="demo", actor="demo")
+        _, admin = checks.create_key(session, DEMO_HOTLINE, "admin", label="demo", actor="demo")
     first = next(s for s in samples if s.pdq is not None)
     assert first.pdq is not None
-    return Demo(DEMO_SET, DEMO_ORG, key, first.pdq.hash)
+    return Demo(DEMO_SET, DEMO_ORG, key, admin, first.pdq.hash)
