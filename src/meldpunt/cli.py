@@ -265,6 +265,32 @@ def serve_command(
     )
 
 
+@app.command("worker")
+def worker_command(
+    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between rounds.")] = 5.0,
+    once: Annotated[bool, typer.Option(help="Run what is due now, then stop.")] = False,
+) -> None:
+    """Run due work (re-checks of hits' public URLs) in this process, beside or instead of the
+    worker thread of `meldpunt serve`."""
+    import threading
+
+    from .reports.fetcher import FetchPolicy
+    from .store import get_engine, init_db, make_sessionmaker
+    from .worker import run_once, run_worker
+
+    init_db()
+    sessions = make_sessionmaker(get_engine())
+    policy = FetchPolicy.from_settings()
+    if once:
+        print(f"ran {run_once(sessions, policy)} re-check(s)")
+        return
+    stop = threading.Event()
+    try:
+        run_worker(sessions, policy, poll_seconds=poll_seconds, stop_event=stop)
+    except KeyboardInterrupt:
+        stop.set()
+
+
 def _register_subcommands() -> None:
     from .cli_checks import keys_app, orgs_app, subscriptions_app
     from .cli_match import index_app, match_command

@@ -14,6 +14,7 @@ Relative paths are relative to the working directory. Code reads settings throug
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -129,6 +130,30 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="A hit without an outcome after this many hours is overdue.",
     )
+
+    fetch_allow_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Networks (CIDR) inside the network that the fetcher may still reach, for example "
+            "'127.0.0.0/8' for tests; every other private or special address is refused."
+        ),
+    )
+    fetch_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=300, allow_inf_nan=False, description="Per connect and read."
+    )
+    fetch_max_bytes: int = Field(
+        default=20 * 1024 * 1024, gt=0, description="The fetcher reads at most this much body."
+    )
+
+    @field_validator("fetch_allow_networks")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network (CIDR): {exc}") from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -22,8 +22,10 @@ from prometheus_client import (
 from meldpunt import __version__
 from meldpunt.config import Settings, get_settings
 from meldpunt.registry.matching import open_matcher
+from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.store import init_db, make_engine, make_sessionmaker
 from meldpunt.web import router as web_router
+from meldpunt.worker import WorkerThread
 
 from . import errors
 from .auth import TtlCache
@@ -49,6 +51,7 @@ class ServiceSettings:
     rate_burst: int = 1_000
     key_cache_seconds: float = 5.0
     poll_seconds: float = 1.0
+    run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -108,14 +111,20 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         load=lambda session: open_matcher(session, snapshots),
     )
 
+    worker = WorkerThread(sessions, FetchPolicy.from_settings()) if config.run_worker else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(config.database_url)
         follower.start()
         writer.start()
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                worker.stop()
             writer.stop()
             follower.stop()
             engine.dispose()
