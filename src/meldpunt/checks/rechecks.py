@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from meldpunt import audit, clock
@@ -57,6 +57,15 @@ CLAIM_LEASE = timedelta(minutes=15)
 _SCHEDULED = ("pending", "online", "error")
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        Hit.recheck_status.in_(_SCHEDULED),
+        Hit.recheck_due_at.is_not(None),
+        Hit.recheck_due_at <= now,
+        Hit.public_url.is_not(None),
+    )
+
+
 def due_rechecks(session: Session, now: datetime | None = None, limit: int = 50) -> list[HitInfo]:
     """Claim up to ``limit`` hits whose re-check is due at ``now`` (default: the clock's time),
     oldest due first, by moving their due time ``CLAIM_LEASE`` on (flushed; commit to hand
@@ -66,17 +75,7 @@ def due_rechecks(session: Session, now: datetime | None = None, limit: int = 50)
         raise InvalidInput(f"limit must be 1 or more, not {limit}")
     now = now or clock.now()
     begin_write(session)
-    query = (
-        select(Hit)
-        .where(
-            Hit.recheck_status.in_(_SCHEDULED),
-            Hit.recheck_due_at.is_not(None),
-            Hit.recheck_due_at <= now,
-            Hit.public_url.is_not(None),
-        )
-        .order_by(Hit.recheck_due_at, Hit.id)
-        .limit(limit)
-    )
+    query = select(Hit).where(*_due(now)).order_by(Hit.recheck_due_at, Hit.id).limit(limit)
     if session.connection().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     cutoff = _overdue_cutoff(now)
@@ -152,8 +151,14 @@ def _judge(url: str, policy: FetchPolicy) -> tuple[str, str, bool]:
 def run_rechecks(sessions: sessionmaker[Session], policy: FetchPolicy, *, limit: int = 50) -> int:
     """Claim the due re-checks, fetch each hit's public URL (and nothing else) and record the
     result; returns how many were recorded."""
+    now = clock.now()
+    with sessions() as session:
+        # Most polls find nothing: a plain read first, so that an idle worker never takes
+        # SQLite's write lock (the check service's hit writer would have to wait for it).
+        if session.scalar(select(Hit.id).where(*_due(now)).limit(1)) is None:
+            return 0
     with sessions() as session, session.begin():
-        due = due_rechecks(session, clock.now(), limit)
+        due = due_rechecks(session, now, limit)
     done = 0
     for hit in due:
         assert hit.public_url is not None  # claimed only with one
