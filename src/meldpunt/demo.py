@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meldpunt import checks, registry
-from meldpunt.cli_registry import registry_session
+from meldpunt.store import init_db, session_scope
 from meldpunt.signals import FileSignals
 
 DEMO_SET = "demo-benign-samples"
@@ -25,7 +25,8 @@ class Demo:
 
 def load_demo(samples: Sequence[FileSignals]) -> Demo:
     """Create (or reuse) the demo set and organisation; a new demo key each time."""
-    with registry_session() as session:
+    init_db()
+    with session_scope() as session:
         names = {s.name for s in registry.list_sets(session)}
         if DEMO_SET not in names:
             registry.create_set(
