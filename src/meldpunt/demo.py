@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from meldpunt import checks, registry
-from meldpunt.store import init_db, session_scope
 from meldpunt.signals import FileSignals
+from meldpunt.store import init_db, session_scope
 
 DEMO_SET = "demo-benign-samples"
 DEMO_ORG = "demo-platform"
