@@ -122,3 +122,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     finally:
         reset_settings()
         dispose_engines()
+
+
+@pytest.fixture
+def cli_db(settings, db_url, monkeypatch):
+    """Point the configured database (what the commands use) at this test's database."""
+    monkeypatch.setenv("MELDPUNT_DATABASE_URL", db_url)
+    reset_settings()
+    yield db_url
+    dispose_engines()

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import re
 
-import pytest
 import typer
 from typer.testing import CliRunner
 
 from meldpunt import checks
 from meldpunt.cli_checks import keys_app, orgs_app, subscriptions_app
 from meldpunt.cli_registry import sets_app
-from meldpunt.config import reset_settings
-from meldpunt.store import dispose_engines, make_engine, session_scope
+from meldpunt.store import make_engine, session_scope
 
 runner = CliRunner()
 app = typer.Typer()
@@ -24,15 +22,6 @@ app.add_typer(subscriptions_app, name="subscriptions")
 app.add_typer(sets_app, name="sets")
 
 KEY = re.compile(r"mp_[A-Za-z0-9_-]{40}")
-
-
-@pytest.fixture
-def cli_db(settings, db_url, monkeypatch):
-    """Point the configured database at this test's database."""
-    monkeypatch.setenv("MELDPUNT_DATABASE_URL", db_url)
-    reset_settings()
-    yield db_url
-    dispose_engines()
 
 
 def meldpunt(*args: str, code: int = 0):

@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 import registry_samples as samples
 from meldpunt.cli_registry import sets_app
-from meldpunt.config import reset_settings
-from meldpunt.store import dispose_engines
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli_db(settings, db_url, monkeypatch):
-    """Point the configured database at this test's database."""
-    monkeypatch.setenv("MELDPUNT_DATABASE_URL", db_url)
-    reset_settings()
-    yield db_url
-    dispose_engines()
 
 
 def sets(*args: str, code: int = 0):
