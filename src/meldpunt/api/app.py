@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,6 @@ class ServiceSettings:
     key_cache_seconds: float = 5.0
     poll_seconds: float = 1.0
     run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:

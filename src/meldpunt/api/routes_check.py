@@ -7,15 +7,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from meldpunt.checks import InvalidInput as ChecksInvalidInput
 from meldpunt.checks import (
     NewHit,
     Principal,
+    check_public_url,
     get_hit,
     get_subscription,
     list_hits,
@@ -94,11 +95,6 @@ def _best_per_set(answer: MatchAnswer) -> MatchAnswer:
     for m in answer.matches:  # sorted by distance already
         best.setdefault(m.set_id, m)
     return replace(answer, matches=tuple(best.values()))
-
-
-def _check_url(url: str | None) -> None:
-    if url is not None and urlsplit(url).scheme not in ("http", "https"):
-        raise InvalidSignal("url must be an http or https address")
 
 
 def _result(
@@ -279,13 +275,14 @@ async def check(request: Request, principal: PlatformKey) -> Response:
             raise ApiError(422, "invalid_request", problems) from None
         queries, refs, urls = [], [], []
         for item in body.items:
+            url = item.url
             try:
-                _check_url(item.url)
+                url = check_public_url(url) if url is not None else None
                 queries.append(_query_of(item))
-            except InvalidSignal as exc:
+            except (InvalidSignal, ChecksInvalidInput) as exc:
                 queries.append(str(exc))
             refs.append(item.ref)
-            urls.append(item.url)
+            urls.append(url)
     results = await _run_checks(request, principal, queries, refs, urls)
     return Response(json.dumps({"results": results}), media_type="application/json")
 

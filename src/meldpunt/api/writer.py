@@ -54,10 +54,6 @@ class Writer:
             self._hits.put((org_id, hits, future))
         return future
 
-    def hits(self, org_id: int, hits: list[NewHit], timeout: float = 30.0) -> list[int]:
-        """Record hits durably; returns their ids once committed."""
-        return self.submit(org_id, hits).result(timeout=timeout)
-
     def count(self, org_id: int, items: int) -> None:
         with self._counts_lock:
             self._counts[org_id] += 1
