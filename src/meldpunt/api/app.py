@@ -70,8 +70,7 @@ class ServiceSettings:
             "key_cache_seconds",
             "poll_seconds",
         ):
-            if hasattr(s, name):
-                values[name] = getattr(s, name)
+            values[name] = getattr(s, name)  # same names in Settings and here
         values.update(overrides)
         return cls(**values)
 
