@@ -66,11 +66,8 @@ def seed(db_url: str) -> tuple[dict[str, str], bytes, str, str, list[str]]:
 
 
 @contextmanager
-def running(db_url: str, **overrides: Any) -> Iterator[World]:
-    keys, known, pdq, md5, stored = seed(db_url)
-    settings = ServiceSettings(
-        database_url=db_url, poll_seconds=0.2, key_cache_seconds=0, **overrides
-    )
+def serving(settings: ServiceSettings) -> Iterator[str]:
+    """The service with these settings on a free loopback port; yields its base URL."""
     server = uvicorn.Server(
         uvicorn.Config(
             create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
@@ -85,7 +82,18 @@ def running(db_url: str, **overrides: Any) -> Iterator[World]:
         time.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield World(f"http://127.0.0.1:{port}", db_url, keys, known, pdq, md5, stored)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+def service_settings(db_url: str, **overrides: Any) -> ServiceSettings:
+    return ServiceSettings(database_url=db_url, poll_seconds=0.2, key_cache_seconds=0, **overrides)
+
+
+@contextmanager
+def running(db_url: str, **overrides: Any) -> Iterator[World]:
+    keys, known, pdq, md5, stored = seed(db_url)
+    with serving(service_settings(db_url, **overrides)) as url:
+        yield World(url, db_url, keys, known, pdq, md5, stored)

@@ -29,6 +29,7 @@ from meldpunt.worker import WorkerThread
 
 from . import errors
 from .auth import TtlCache
+from .fastlane import CheckLane
 from .follower import IndexFollower
 from .limits import BodyLimit, RateLimiter, Timing
 from .routes_admin import router as admin_router
@@ -52,6 +53,7 @@ class ServiceSettings:
     key_cache_seconds: float = 5.0
     poll_seconds: float = 1.0
     run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
+    check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
@@ -141,6 +143,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     app.state.metrics = Metrics()
+    # Innermost first: the check lane answers the hot routes inside the size limit and timing.
+    if config.check_lane:
+        app.add_middleware(CheckLane, state=app.state)
     app.add_middleware(Timing, histogram=app.state.metrics.latency)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     errors.install(app)

@@ -12,7 +12,7 @@ import hashlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -56,26 +56,39 @@ class TtlCache(Generic[V]):
             self._entries[digest] = (time.monotonic() + self.seconds, value)
 
 
-async def current_principal(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    api_key: Annotated[str | None, Depends(header)],
-) -> Principal:
-    key = credentials.credentials if credentials is not None else api_key
+def principal_for_key(state: Any, key: str | None) -> Principal:
+    """The principal of an API key, or ApiError 401. ``state`` is the application's state."""
     if not key:
         raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer)")
-    cache: TtlCache[Principal] = request.app.state.key_cache
+    cache: TtlCache[Principal] = state.key_cache
     digest = hashlib.sha256(key.encode()).hexdigest()
-    # Async on purpose: a cached answer costs microseconds, and sync dependencies would each
-    # cost a hop to the thread pool. A miss (once per key every few seconds) reads the database.
+    # A cached answer costs microseconds, so this runs on the event loop; a miss (once per key
+    # every few seconds) reads the database.
     known, principal = cache.get(digest) if cache.seconds > 0 else (False, None)
     if not known:
-        with request.app.state.sessions() as session:
+        with state.sessions() as session:
             principal = authenticate(session, key)
             session.commit()  # last_used_at
         cache.put(digest, principal)
     if principal is None:
         raise ApiError(401, "invalid_key", "the API key is unknown, revoked or expired")
+    return principal
+
+
+def require_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
+    if principal.role not in roles:
+        raise ApiError(403, "forbidden", f"this route is for {', '.join(roles)} keys")
+    return principal
+
+
+async def current_principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    api_key: Annotated[str | None, Depends(header)],
+) -> Principal:
+    # Async on purpose: sync dependencies would each cost a hop to the thread pool.
+    key = credentials.credentials if credentials is not None else api_key
+    principal = principal_for_key(request.app.state, key)
     request.state.principal = principal
     return principal
 
@@ -84,9 +97,7 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that admits keys of these roles only."""
 
     async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
-        if principal.role not in roles:
-            raise ApiError(403, "forbidden", f"this route is for {', '.join(roles)} keys")
-        return principal
+        return require_role(principal, roles)
 
     return check
 

@@ -36,28 +36,26 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+def describe(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str] | None] | None:
+    """Status, JSON body and headers for the errors meldpunt answers itself, else None."""
+    if isinstance(exc, ApiError):
+        return exc.status, error_body(exc.code, exc.message), exc.headers
+    if isinstance(exc, SignalError):
+        return SIGNAL_STATUS.get(exc.code, 400), error_body(exc.code, str(exc)), None
+    if isinstance(exc, ChecksError | RegistryError):
+        if isinstance(exc, ChecksNotFound | RegistryNotFound):
+            return 404, error_body("not_found", str(exc)), None
+        return 400, error_body("invalid", str(exc)), None
+    return None
+
+
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+    async def _known(request: Request, exc: Exception) -> JSONResponse:
+        status, body, headers = describe(exc) or (500, error_body("internal", "error"), None)
+        return JSONResponse(body, status, headers=headers)
 
-    @app.exception_handler(SignalError)
-    async def _signal(request: Request, exc: SignalError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, str(exc)), SIGNAL_STATUS.get(exc.code, 400))
-
-    @app.exception_handler(ChecksError)
-    async def _checks(request: Request, exc: ChecksError) -> JSONResponse:
-        status = 404 if isinstance(exc, ChecksNotFound) else 400
-        return JSONResponse(
-            error_body("not_found" if status == 404 else "invalid", str(exc)), status
-        )
-
-    @app.exception_handler(RegistryError)
-    async def _registry(request: Request, exc: RegistryError) -> JSONResponse:
-        status = 404 if isinstance(exc, RegistryNotFound) else 400
-        return JSONResponse(
-            error_body("not_found" if status == 404 else "invalid", str(exc)), status
-        )
+    for kind in (ApiError, SignalError, ChecksError, RegistryError):
+        app.add_exception_handler(kind, _known)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -122,16 +122,15 @@ def _result(
 INLINE_ITEMS = 16
 
 
-async def _run_checks(
-    request: Request,
+async def run_checks(
+    state: Any,
     principal: Principal,
     queries: Sequence[MatchQuery | str],
     refs: Sequence[str | None],
     urls: Sequence[str | None],
 ) -> list[dict[str, Any]]:
     """Match, record the hits and the check, and answer (in ``CheckResult``'s shape) without
-    revealing the lists."""
-    state = request.app.state
+    revealing the lists. ``state`` is the application's state."""
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
         with state.sessions() as session:
@@ -249,6 +248,33 @@ def _file_query(name: str, data: bytes, request: Request) -> MatchQuery:
     )
 
 
+def parse_check_json(
+    raw: bytes,
+) -> tuple[list[MatchQuery | str], list[str | None], list[str | None]]:
+    """A JSON check body as queries (an item's error as a string), refs and public URLs;
+    ApiError 422 when the body itself is not a valid check request."""
+    try:
+        body = CheckRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise ApiError(422, "invalid_request", problems) from None
+    queries: list[MatchQuery | str] = []
+    refs: list[str | None] = []
+    urls: list[str | None] = []
+    for item in body.items:
+        url = item.url
+        try:
+            url = check_public_url(url) if url is not None else None
+            queries.append(_query_of(item))
+        except (InvalidSignal, ChecksInvalidInput) as exc:
+            queries.append(str(exc))
+        refs.append(item.ref)
+        urls.append(url)
+    return queries, refs, urls
+
+
 @router.post(
     "/v1/check",
     response_model=CheckResponse,
@@ -266,35 +292,25 @@ async def check(request: Request, principal: PlatformKey) -> Response:
         )
         urls: list[str | None] = [None] * len(files)
     else:
-        try:
-            body = CheckRequest.model_validate_json(await request.body())
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
-            )
-            raise ApiError(422, "invalid_request", problems) from None
-        queries, refs, urls = [], [], []
-        for item in body.items:
-            url = item.url
-            try:
-                url = check_public_url(url) if url is not None else None
-                queries.append(_query_of(item))
-            except (InvalidSignal, ChecksInvalidInput) as exc:
-                queries.append(str(exc))
-            refs.append(item.ref)
-            urls.append(url)
-    results = await _run_checks(request, principal, queries, refs, urls)
+        queries, refs, urls = parse_check_json(await request.body())
+    results = await run_checks(request.app.state, principal, queries, refs, urls)
     return Response(json.dumps({"results": results}), media_type="application/json")
 
 
-def _hma_answer(results: list[dict[str, Any]]) -> dict[str, list[HmaMatch]]:
-    banks: dict[str, list[HmaMatch]] = {}
+def hma_answer(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Check results in HMA's shape: matches grouped by bank (set), each a hit id and distance."""
+    banks: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         for m in result["matches"]:
             banks.setdefault(m["set"], []).append(
-                HmaMatch(bank_content_id=m["hit_id"], distance=str(m["distance"]))
+                {"bank_content_id": m["hit_id"], "distance": str(m["distance"])}
             )
     return banks
+
+
+def query_of_signal(signal_type: str, value: str) -> MatchQuery:
+    """The query of a single signal (HMA's lookup)."""
+    return _query_of(CheckItem(signals=[SignalIn(type=signal_type, value=value)]))
 
 
 @router.get(
@@ -308,11 +324,10 @@ async def hma_lookup(
     principal: PlatformKey,
     signal: Annotated[str, Query(max_length=200)],
     signal_type: Annotated[str, Query(max_length=40)] = "pdq",
-) -> dict[str, list[HmaMatch]]:
+) -> dict[str, list[dict[str, Any]]]:
     request.app.state.limiter.take(principal.key_id)
-    item = CheckItem(signals=[SignalIn(type=signal_type, value=signal)])
-    query = _query_of(item)
-    return _hma_answer(await _run_checks(request, principal, [query], [None], [None]))
+    query = query_of_signal(signal_type, signal)
+    return hma_answer(await run_checks(request.app.state, principal, [query], [None], [None]))
 
 
 @router.post(
@@ -321,13 +336,15 @@ async def hma_lookup(
     tags=["hma"],
     summary="HMA-compatible lookup of an uploaded file",
 )
-async def hma_lookup_file(request: Request, principal: PlatformKey) -> dict[str, list[HmaMatch]]:
+async def hma_lookup_file(
+    request: Request, principal: PlatformKey
+) -> dict[str, list[dict[str, Any]]]:
     request.app.state.limiter.take(principal.key_id)
     files, _ = await _uploaded(request)
     name, data = files[0]
     queries: list[MatchQuery | str] = [await run_in_threadpool(_file_query, name, data, request)]
-    results = await _run_checks(request, principal, queries, [None], [None])
-    return _hma_answer(results)
+    results = await run_checks(request.app.state, principal, queries, [None], [None])
+    return hma_answer(results)
 
 
 def _hit_out(hit: Any, set_names: dict[int, str]) -> HitOut:

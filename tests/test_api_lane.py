@@ -1,0 +1,157 @@
+"""The check lane answers the hot routes exactly as the FastAPI routes do.
+
+Two services on one database, the lane on and off; every request, valid or not, must get the
+same status, the same headers that matter and the same body (hit ids aside, which differ because
+each answer records its own hits).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import httpx
+import pytest
+
+from meldpunt import checks
+from service import World, running, service_settings, serving
+
+
+@pytest.fixture
+def pair(db_url):
+    plain_settings = service_settings(db_url, rate_per_second=0, check_lane=False)
+    with running(db_url, rate_per_second=0) as world, serving(plain_settings) as plain:
+        yield world, plain
+
+
+def _comparable(response: httpx.Response) -> tuple[int, str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if isinstance(body, dict) and "results" in body:
+        for result in body["results"]:
+            for m in result["matches"]:
+                assert isinstance(m.pop("hit_id"), int)
+    elif isinstance(body, dict) and "error" not in body:  # HMA answers: hit ids per bank
+        for matches in body.values():
+            for m in matches:
+                assert isinstance(m.pop("bank_content_id"), int)
+    return response.status_code, response.headers.get("content-type", ""), body
+
+
+def test_lane_and_routes_answer_alike(pair: tuple[World, str]):
+    world, plain = pair
+    key = world.keys["platform"]
+    bearer = {"Authorization": f"Bearer {key}"}
+    pdq = {"type": "pdq", "value": world.known_pdq}
+    cases: list[tuple[str, str, dict[str, Any]]] = [
+        ("POST", "/v1/check", {"json": {"items": [{"signals": [pdq]}]}, "headers": bearer}),
+        (
+            "POST",
+            "/v1/check",
+            {
+                "json": {
+                    "items": [{"signals": [pdq], "ref": "r1"}] * 3,
+                },
+                "headers": {"X-API-Key": key},
+            },
+        ),
+        (
+            "POST",
+            "/v1/check",
+            {
+                "json": {
+                    "items": [
+                        {
+                            "signals": [{"type": "md5", "value": world.known_md5}],
+                            "url": "http://x.test/a",
+                        },
+                        {"signals": [{"type": "pdq", "value": "zz"}]},
+                        {
+                            "signals": [
+                                {"type": "pdq", "value": secrets.token_hex(32), "quality": 10}
+                            ]
+                        },
+                        {"signals": [pdq], "url": "ftp://example.test/x"},
+                    ]
+                },
+                "headers": bearer,
+            },
+        ),
+        ("POST", "/v1/check", {"json": {"items": []}, "headers": bearer}),
+        ("POST", "/v1/check", {"json": {"items": [{"signals": [pdq]}], "x": 1}, "headers": bearer}),
+        ("POST", "/v1/check", {"content": b"{not json", "headers": bearer}),
+        ("POST", "/v1/check", {"content": b"", "headers": bearer}),
+        ("POST", "/v1/check", {"json": {"items": [{"signals": [pdq]}]}}),
+        ("POST", "/v1/check", {"json": {"items": []}, "headers": {"Authorization": "Bearer no"}}),
+        ("POST", "/v1/check", {"json": {"items": []}, "headers": {"Authorization": "Basic eDp5"}}),
+        (
+            "POST",
+            "/v1/check",
+            {
+                "json": {"items": [{"signals": [pdq]}]},
+                "headers": {"Authorization": f"Bearer {world.keys['analyst']}"},
+            },
+        ),
+        (
+            "POST",
+            "/v1/check",
+            {
+                "json": {"items": [{"signals": [pdq]}]},
+                "headers": {"Authorization": "Basic eDp5", "X-API-Key": key},
+            },
+        ),
+        ("GET", "/m/lookup", {"params": {"signal": world.known_pdq}, "headers": bearer}),
+        (
+            "GET",
+            "/m/lookup",
+            {
+                "params": {"signal_type": "md5", "signal": world.known_md5},
+                "headers": {"X-API-Key": key},
+            },
+        ),
+        ("GET", "/m/lookup", {"params": {"signal": secrets.token_hex(32)}, "headers": bearer}),
+        ("GET", "/m/lookup", {"params": {"signal": "nothex"}, "headers": bearer}),
+        (
+            "GET",
+            "/m/lookup",
+            {"params": {"signal_type": "video", "signal": "ab"}, "headers": bearer},
+        ),
+        ("GET", "/m/lookup", {"params": {"signal": "a" * 201}, "headers": bearer}),
+        ("GET", "/m/lookup", {"headers": bearer}),
+        ("GET", "/m/lookup", {"params": {"signal": world.known_pdq}}),
+        (
+            "GET",
+            "/m/lookup",
+            {
+                "params": {"signal": world.known_pdq},
+                "headers": {"Authorization": f"Bearer {world.keys['admin']}"},
+            },
+        ),
+    ]
+    for method, path, kwargs in cases:
+        with httpx.Client(base_url=world.url, timeout=30) as lane:
+            fast = lane.request(method, path, **kwargs)
+        with httpx.Client(base_url=plain, timeout=30) as routes:
+            slow = routes.request(method, path, **kwargs)
+        assert _comparable(fast) == _comparable(slow), (method, path, kwargs)
+    # the lane really answered: both services counted their checks as hits in the database
+    with world.session() as session:
+        org = checks.get_org(session, "platform-a")
+        hits = checks.list_hits(session, org.id, limit=1000)
+    assert len(hits) >= 2 * 6
+
+
+def test_lane_keeps_rate_limits_and_body_limits(db_url):
+    limits = {"rate_per_second": 1, "rate_burst": 2, "max_body_bytes": 10_000}
+    with running(db_url, **limits) as world, world.client() as client:
+        body = {"items": [{"signals": [{"type": "md5", "value": world.known_md5}]}]}
+        statuses = [client.post("/v1/check", json=body) for _ in range(4)]
+        limited = [r for r in statuses if r.status_code == 429]
+        assert limited and limited[0].headers["Retry-After"].isdigit()
+        assert limited[0].json()["error"]["code"] == "rate_limited"
+        huge = client.post(
+            "/v1/check", content=b"x" * 20_000, headers={"Content-Type": "application/json"}
+        )
+        assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
