@@ -144,14 +144,18 @@ def test_lane_and_routes_answer_alike(pair: tuple[World, str]):
 
 
 def test_lane_keeps_rate_limits_and_body_limits(db_url):
-    limits = {"rate_per_second": 1, "rate_burst": 2, "max_body_bytes": 10_000}
+    limits = {"rate_per_second": 1, "rate_burst": 3, "max_body_bytes": 10_000}
     with running(db_url, **limits) as world, world.client() as client:
-        body = {"items": [{"signals": [{"type": "md5", "value": world.known_md5}]}]}
-        statuses = [client.post("/v1/check", json=body) for _ in range(4)]
-        limited = [r for r in statuses if r.status_code == 429]
-        assert limited and limited[0].headers["Retry-After"].isdigit()
-        assert limited[0].json()["error"]["code"] == "rate_limited"
         huge = client.post(
             "/v1/check", content=b"x" * 20_000, headers={"Content-Type": "application/json"}
         )
         assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
+        # sent in chunks without a declared length: counted while it arrives
+        chunked = client.post("/v1/check", content=iter([b"x" * 6_000] * 3))
+        assert chunked.status_code == 413 and chunked.json()["error"]["code"] == "too_large"
+        body = {"items": [{"signals": [{"type": "md5", "value": world.known_md5}]}]}
+        statuses = [client.post("/v1/check", json=body) for _ in range(4)]
+        assert statuses[0].status_code == 200
+        limited = [r for r in statuses if r.status_code == 429]
+        assert limited and limited[0].headers["Retry-After"].isdigit()
+        assert limited[0].json()["error"]["code"] == "rate_limited"

@@ -18,6 +18,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.types import ASGIApp
 
 from meldpunt import __version__
 from meldpunt.config import Settings, get_settings
@@ -99,6 +100,21 @@ class Metrics:
         )
 
 
+class _App(FastAPI):
+    """FastAPI with the check lane in front of its middleware stack (see ``fastlane``)."""
+
+    def __init__(self, *, lane: bool, **kwargs: Any) -> None:
+        self._lane = lane
+        super().__init__(**kwargs)
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if not self._lane:
+            return stack
+        settings = self.state.settings
+        return CheckLane(stack, self.state, settings.max_body_bytes, self.state.metrics.latency)
+
+
 def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     config = settings or ServiceSettings.from_settings()
     engine = make_engine(config.database_url)
@@ -129,7 +145,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
             follower.stop()
             engine.dispose()
 
-    app = FastAPI(
+    app = _App(
+        lane=config.check_lane,
         title="meldpunt",
         version=__version__,
         summary="The hash check service: check uploads against the registry of known material.",
@@ -143,9 +160,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     app.state.metrics = Metrics()
-    # Innermost first: the check lane answers the hot routes inside the size limit and timing.
-    if config.check_lane:
-        app.add_middleware(CheckLane, state=app.state)
     app.add_middleware(Timing, histogram=app.state.metrics.latency)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     errors.install(app)

@@ -78,15 +78,19 @@ class BodyLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            error_body("too_large", f"request bodies are limited to {self.max_bytes:,} bytes")
-        ).encode()
+        body = too_large_body(self.max_bytes)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def too_large_body(max_bytes: int) -> bytes:
+    """The JSON error of a request body over the limit (413)."""
+    message = f"request bodies are limited to {max_bytes:,} bytes"
+    return json.dumps(error_body("too_large", message)).encode()
 
 
 class _TooLarge(Exception):

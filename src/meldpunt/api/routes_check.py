@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -294,7 +294,7 @@ async def check(request: Request, principal: PlatformKey) -> Response:
     else:
         queries, refs, urls = parse_check_json(await request.body())
     results = await run_checks(request.app.state, principal, queries, refs, urls)
-    return Response(json.dumps({"results": results}), media_type="application/json")
+    return Response(orjson.dumps({"results": results}), media_type="application/json")
 
 
 def hma_answer(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
