@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 import time
 
@@ -33,6 +35,10 @@ def test_operations_routes(world: World):
         assert "meldpunt_checks" in client.get("/metrics").text
         spec = client.get("/openapi.json").json()
         assert spec["openapi"].startswith("3.1") and "/v1/check" in spec["paths"]
+        # every schema the document refers to is in it (clients generate code from it)
+        refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(spec)))
+        assert {"CheckRequest", "CheckItem", "SignalIn"} <= refs
+        assert refs <= set(spec["components"]["schemas"])
         assert client.get("/docs").status_code == 200
 
 

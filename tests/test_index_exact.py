@@ -26,6 +26,9 @@ def test_lookup_add_remove_compact_and_snapshot(tmp_path: Path):
     assert index.lookup(digests[10]) == [9_000]
     batch = index.lookup_batch(digests[:100] + [secrets.token_bytes(16)])
     assert batch[5] == [5] and batch[10] == [9_000] and batch[-1] == []
+    # a digest of the wrong length is not padded into another one
+    odd = index.lookup_batch([*digests[:100], digests[20][:15], digests[20] + b"\x00"])
+    assert odd[20] == [20] and odd[-2:] == [[], []]
     save(tmp_path / "x.idx", index.arrays("md5"), {})
     arrays, _ = load(tmp_path / "x.idx")
     restored = ExactIndex.from_arrays(arrays, "md5", 16)

@@ -38,14 +38,13 @@ from meldpunt.signals import types as signal_types
 from .auth import PlatformKey, current_principal
 from .errors import ApiError
 from .schemas import (
+    CHECK_REQUEST,
     CheckItem,
-    CheckRequest,
     CheckResponse,
     HitOut,
     HmaMatch,
     OutcomeIn,
     RowId,
-    SignalIn,
 )
 
 router = APIRouter()
@@ -74,14 +73,14 @@ def _query_of(item: CheckItem) -> MatchQuery:
     values: dict[str, Any] = {}
     turns: list[str] = []
     quality = None
-    for signal in item.signals:
-        kind = signal_types.get(signal.type)
-        value = kind.normalize(signal.value)
+    for signal in item["signals"]:
+        kind = signal_types.get(signal["type"])
+        value = kind.normalize(signal["value"])
         if kind.name == "pdq":
             if "pdq" in values:
                 turns.append(value)
                 continue
-            quality = signal.quality
+            quality = signal.get("quality")
         elif kind.name not in ("md5", "sha1", "sha256"):
             raise InvalidSignal(f"{kind.name} signals cannot be checked")
         values[kind.name] = value
@@ -91,6 +90,8 @@ def _query_of(item: CheckItem) -> MatchQuery:
 def _best_per_set(answer: MatchAnswer) -> MatchAnswer:
     """One match per set for a checked item (the closest entry): near-duplicate entries of one
     picture in a list should give the platform one hit to act on, not dozens."""
+    if len(answer.matches) < 2:
+        return answer
     best: dict[int, Any] = {}
     for m in answer.matches:  # sorted by distance already
         best.setdefault(m.set_id, m)
@@ -254,7 +255,7 @@ def parse_check_json(
     """A JSON check body as queries (an item's error as a string), refs and public URLs;
     ApiError 422 when the body itself is not a valid check request."""
     try:
-        body = CheckRequest.model_validate_json(raw)
+        body = CHECK_REQUEST.validate_json(raw)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
@@ -263,14 +264,14 @@ def parse_check_json(
     queries: list[MatchQuery | str] = []
     refs: list[str | None] = []
     urls: list[str | None] = []
-    for item in body.items:
-        url = item.url
+    for item in body["items"]:
+        url = item.get("url")
         try:
             url = check_public_url(url) if url is not None else None
             queries.append(_query_of(item))
         except (InvalidSignal, ChecksInvalidInput) as exc:
             queries.append(str(exc))
-        refs.append(item.ref)
+        refs.append(item.get("ref"))
         urls.append(url)
     return queries, refs, urls
 
@@ -310,7 +311,7 @@ def hma_answer(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
 
 def query_of_signal(signal_type: str, value: str) -> MatchQuery:
     """The query of a single signal (HMA's lookup)."""
-    return _query_of(CheckItem(signals=[SignalIn(type=signal_type, value=value)]))
+    return _query_of({"signals": [{"type": signal_type, "value": value}]})
 
 
 @router.get(

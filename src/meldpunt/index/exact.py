@@ -68,13 +68,17 @@ class ExactIndex:
         if not len(self._keys) or len(digests) < 64:
             return [self.lookup(d) for d in digests]
         keys = np.array(list(digests), dtype=self._dtype)
-        lo = np.searchsorted(self._keys, keys, "left")
-        hi = np.searchsorted(self._keys, keys, "right")
-        out = []
+        lo = np.searchsorted(self._keys, keys, "left").tolist()
+        hi = np.searchsorted(self._keys, keys, "right").tolist()
+        out: list[list[int]] = []
         for digest, a, b in zip(digests, lo, hi, strict=True):
-            found = [int(s) for s in self._slots[a:b]]
-            found.extend(self._recent.get(digest, ()))
-            out.append([s for s in found if s not in self._removed])
+            if len(digest) != self.digest_bytes:
+                out.append([])
+                continue
+            found = self._slots[a:b].tolist() if b > a else []
+            if self._recent:
+                found.extend(self._recent.get(digest, ()))
+            out.append([s for s in found if s not in self._removed] if self._removed else found)
         return out
 
     def compact(self) -> None:

@@ -85,6 +85,9 @@ class MatchAnswer:
         return out
 
 
+NO_MATCH = MatchAnswer()
+
+
 @dataclass(frozen=True)
 class Query:
     """The signals of one picture (any may be missing)."""
@@ -296,12 +299,15 @@ class Matcher:
         notes: list[list[str]] = [[] for _ in queries]
         values: list[str] = []
         owners: list[int] = []
-        for q, query in enumerate(queries):
-            for kind in EXACT_TYPES:
-                value = getattr(query, kind)
-                if value:
-                    slots = self.exact[kind][0].lookup(bytes.fromhex(value))
+        for kind in EXACT_TYPES:
+            asked = [(q, getattr(query, kind)) for q, query in enumerate(queries)]
+            asked = [(q, value) for q, value in asked if value]
+            if asked:
+                digests = [bytes.fromhex(value) for _, value in asked]
+                found_slots = self.exact[kind][0].lookup_batch(digests)
+                for (q, _), slots in zip(asked, found_slots, strict=True):
                     hits[q].extend((kind, s, 0) for s in slots)
+        for q, query in enumerate(queries):
             if not query.pdq:
                 continue
             if query.pdq_quality is not None and query.pdq_quality < min_quality:
@@ -330,6 +336,8 @@ class Matcher:
         chosen: set[int] | None,
         categories: frozenset[str] | None,
     ) -> MatchAnswer:
+        if not hits:  # most checked pictures
+            return MatchAnswer(notes=tuple(notes)) if notes else NO_MATCH
         best: dict[tuple[int, int, str], Match] = {}
         for kind, slot, distance in hits:
             match = self._resolve(kind, slot, distance)
