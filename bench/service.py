@@ -3,7 +3,8 @@
 A registry of N synthetic PDQ hashes (default 10 million, 20% clustered) is written as an index
 snapshot that `meldpunt serve` loads at start; `wrk` (Debian package) drives the service over
 loopback: single-hash checks (a third near duplicates, the rest misses), then batches of 1,000
-hashes, then a soak during which the server's resident memory is sampled.
+items (PDQ hashes; MD5s; both for every item, as a platform that hashes its uploads sends), then
+a soak during which the server's resident memory is sampled.
 
     .venv/bin/python bench/service.py                          # 10M hashes, 10-minute soak
     .venv/bin/python bench/service.py --hashes 1000000 --soak 60 --duration 15
@@ -62,7 +63,7 @@ def fresh_database(workdir: Path, server: str | None) -> str:
 def setup(workdir: Path, count: int, server: str | None = None) -> tuple[str, str]:
     """A registry with one synthetic set, a platform key and a snapshot of N hashes."""
     from meldpunt import checks, registry
-    from meldpunt.index import PdqIndex
+    from meldpunt.index import ExactIndex, PdqIndex
     from meldpunt.registry.matching import Matcher
     from meldpunt.store import init_db, make_engine, make_sessionmaker
 
@@ -81,6 +82,16 @@ def setup(workdir: Path, count: int, server: str | None = None) -> tuple[str, st
         matcher.pdq_payload.extend(
             np.full(count, hash_set.id), np.arange(count), np.full(count, code)
         )
+        # every entry also has an MD5 (as entries made from files do)
+        digests = np.frombuffer(np.random.default_rng(11).bytes(16 * count), dtype="S16")
+        order = np.argsort(digests, kind="stable")
+        md5 = ExactIndex.from_arrays(
+            {"md5.keys": digests[order].view(np.uint8), "md5.slots": order}, "md5", 16
+        )
+        md5_payload = matcher.exact["md5"][1]
+        md5_payload.extend(np.full(count, hash_set.id), np.arange(count), np.full(count, code))
+        matcher.exact["md5"] = (md5, md5_payload)
+        np.save(workdir / "md5.npy", digests[:: max(1, count // 10_000)][:10_000])
         (workdir / "index").mkdir()
         matcher.save(workdir / "index" / f"matcher-{matcher.seq}.idx")
     engine.dispose()
@@ -90,17 +101,28 @@ def setup(workdir: Path, count: int, server: str | None = None) -> tuple[str, st
     return url, key
 
 
-def bodies(workdir: Path, per_request: int, count: int = 3000) -> Path:
+def bodies(workdir: Path, per_request: int, count: int = 3000, kinds: str = "pdq") -> Path:
+    """Request bodies: items with a PDQ hash, an MD5 or both (a third of each kind listed)."""
     from meldpunt.index import hashes_to_hex
 
     near, misses = np.load(workdir / "near.npy"), np.load(workdir / "misses.npy")
-    values = hashes_to_hex(np.concatenate([near[: count // 3], misses[: count - count // 3]]))
+    pdq = hashes_to_hex(np.concatenate([near[: count // 3], misses[: count - count // 3]]))
     rng = np.random.default_rng(3)
-    path = workdir / f"bodies-{per_request}.txt"
+    known = [d.hex() for d in np.load(workdir / "md5.npy")[: len(pdq) // 3]]
+    md5 = known + [rng.bytes(16).hex() for _ in range(len(pdq) - len(known))]
+    signals = {
+        "pdq": [[{"type": "pdq", "value": p}] for p in pdq],
+        "md5": [[{"type": "md5", "value": m}] for m in md5],
+        "md5+pdq": [
+            [{"type": "md5", "value": m}, {"type": "pdq", "value": p}]
+            for m, p in zip(md5, pdq, strict=True)
+        ],
+    }[kinds]
+    path = workdir / f"bodies-{kinds}-{per_request}.txt"
     with open(path, "w") as out:
         for _ in range(max(1, count // per_request) if per_request > 1 else count):
-            chosen = rng.choice(values, size=per_request, replace=False)
-            items = [{"signals": [{"type": "pdq", "value": v}]} for v in chosen]
+            chosen = rng.choice(len(signals), size=per_request, replace=False)
+            items = [{"signals": signals[i]} for i in chosen]
             out.write(json.dumps({"items": items}) + "\n")
     return path
 
@@ -222,8 +244,11 @@ def main() -> None:
         url, key = setup(workdir, args.hashes, args.postgresql)
         single = workdir / "single.lua"
         single.write_text(LUA % {"bodies": bodies(workdir, 1), "key": key})
-        batch = workdir / "batch.lua"
-        batch.write_text(LUA % {"bodies": bodies(workdir, 1000, 30_000), "key": key})
+        batches = {}
+        for kinds in ("pdq", "md5", "md5+pdq"):
+            batches[kinds] = workdir / f"batch-{kinds}.lua"
+            path = bodies(workdir, 1000, 30_000, kinds)
+            batches[kinds].write_text(LUA % {"bodies": path, "key": key})
         server = start_server(url, workdir, args.port, args.workers)
         try:
             started = time.monotonic()
@@ -236,10 +261,12 @@ def main() -> None:
             }
             results["single"] = wrk(args.port, single, args.duration, args.connections)
             print("single:", results["single"], flush=True)
-            b = wrk(args.port, batch, args.duration, 4)
-            b["hashes_per_s"] = b["requests_per_s"] * 1000
-            results["batch"] = b
-            print("batch:", b, flush=True)
+            for kinds, script in batches.items():
+                b = wrk(args.port, script, args.duration, 4)
+                b["items_per_s"] = b["requests_per_s"] * 1000
+                b["hashes_per_s"] = b["items_per_s"] * len(kinds.split("+"))
+                results["batch" if kinds == "pdq" else f"batch_{kinds}"] = b
+                print(f"batches ({kinds}):", b, flush=True)
             samples: list[tuple[float, int]] = []
             soak_errors = 0.0
             soak_start = time.monotonic()
