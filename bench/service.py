@@ -217,6 +217,41 @@ def rss(pid: int) -> int:
     return total
 
 
+def chart(results: dict, path: Path) -> None:
+    """Throughput of each load against its goal, and resident memory over the soak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    loads = [
+        ("single", "single checks/s", "requests_per_s", 2000),
+        ("batch", "PDQ batches, hashes/s", "hashes_per_s", 50_000),
+        ("batch_md5", "MD5 batches, hashes/s", "hashes_per_s", 50_000),
+        ("batch_md5+pdq", "MD5+PDQ batches, hashes/s", "hashes_per_s", 50_000),
+    ]
+    present = [(label, r[field], goal) for k, label, field, goal in loads if (r := results.get(k))]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    labels = [p[0] for p in present]
+    left.barh(labels, [p[1] / p[2] * 100 for p in present], color="#3a7")
+    left.axvline(100, color="black", linestyle="--", linewidth=1)
+    left.set_xlabel("% of the goal (dashed: the goal)")
+    for y, (_, value, _) in enumerate(present):
+        left.text(1, y, f"{value:,.0f}", va="center")
+    left.set_title(
+        f"{results['hashes']:,} hashes, {results['workers']} workers, {results['database']}"
+    )
+    samples = results.get("soak", {}).get("samples", [])
+    if samples:
+        right.plot([t for t, _ in samples], [m for _, m in samples], marker=".")
+        right.set_ylim(0, max(m for _, m in samples) * 1.1)
+    right.set_xlabel("soak seconds")
+    right.set_ylabel("resident MB (all processes)")
+    right.set_title("memory over the soak")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -289,7 +324,8 @@ def main() -> None:
             server.wait(timeout=30)
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "service.json").write_text(json.dumps(results, indent=2))
-        print(f"wrote {args.out / 'service.json'}")
+        chart(results, args.out / "service.png")
+        print(f"wrote {args.out / 'service.json'} and service.png")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
