@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,9 +31,11 @@ def slow(seconds: float) -> Route:
 
 
 @contextmanager
-def serve(address: str, routes: dict[str, Route]) -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """Serve ``routes`` (path -> handler) on ``address``; yields the base URL and a list of the
-    requests' headers (with the path as ``:path``)."""
+def serve(
+    address: str, routes: dict[str, Route], tls: ssl.SSLContext | None = None
+) -> Iterator[tuple[str, list[dict[str, str]]]]:
+    """Serve ``routes`` (path -> handler) on ``address``, over TLS with ``tls``; yields the base
+    URL and a list of the requests' headers (with the path as ``:path``)."""
     seen: list[dict[str, str]] = []
 
     class Handler(BaseHTTPRequestHandler):
@@ -50,11 +53,14 @@ def serve(address: str, routes: dict[str, Route]) -> Iterator[tuple[str, list[di
             pass
 
     server = ThreadingHTTPServer((address, 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://{address}:{server.server_address[1]}", seen
+        scheme = "https" if tls is not None else "http"
+        yield f"{scheme}://{address}:{server.server_address[1]}", seen
     finally:
         server.shutdown()
         server.server_close()

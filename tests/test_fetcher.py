@@ -3,9 +3,11 @@ outside loopback), and its address rules as plain unit tests."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 import socket
+import ssl
 
 import pytest
 
@@ -182,7 +184,37 @@ def test_the_policy_follows_the_settings(settings, monkeypatch):
 
     monkeypatch.setenv("MELDPUNT_FETCH_ALLOW_NETWORKS", '["127.0.0.0/8"]')
     monkeypatch.setenv("MELDPUNT_FETCH_MAX_BYTES", "1234")
+    monkeypatch.setenv("MELDPUNT_FETCH_CA_FILE", "/etc/meldpunt/ca.pem")
     reset_settings()
     policy = FetchPolicy.from_settings(get_settings())
     assert policy.allow_networks == (ipaddress.ip_network("127.0.0.0/8"),)
-    assert policy.max_bytes == 1234
+    assert policy.max_bytes == 1234 and policy.ca_file == "/etc/meldpunt/ca.pem"
+
+
+@pytest.fixture
+def tls_site(tmp_path):
+    """An https hoster on 127.0.0.2 whose certificate (from a test CA) names content.example."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("content.example").configure_cert(context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with serve("127.0.0.2", {"/ok": lambda h: send(h, 200, b"secure")}, tls=context) as (base, _):
+        yield int(base.rsplit(":", 1)[1]), str(ca_file)
+
+
+def test_https_checks_the_certificate_against_the_name_in_the_url(tls_site, monkeypatch):
+    port, ca_file = tls_site
+    names = {"content.example": ["127.0.0.2"], "other.example": ["127.0.0.2"]}
+    monkeypatch.setattr(fetcher, "resolve", lambda host, port_: names[host])
+    trusting = dataclasses.replace(LOOPBACK, ca_file=ca_file)
+    # connected to the checked address, yet the certificate must name the host of the URL
+    found = fetch(f"https://content.example:{port}/ok", trusting)
+    assert found.status == 200 and found.sha256 == hashlib.sha256(b"secure").hexdigest()
+    with pytest.raises(FetchFailed, match="other.example"):
+        fetch(f"https://other.example:{port}/ok", trusting)
+    # a certificate authority the policy does not trust: refused, not fetched
+    with pytest.raises(FetchFailed, match="certificate verify failed"):
+        fetch(f"https://content.example:{port}/ok", LOOPBACK)

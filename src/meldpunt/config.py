@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(
         default=20 * 1024 * 1024, gt=0, description="The fetcher reads at most this much body."
     )
+    fetch_ca_file: str | None = Field(
+        default=None,
+        description=(
+            "A PEM file of the certificate authorities the fetcher trusts for https, instead of "
+            "the system's (an organisation's own CA, a test CA)."
+        ),
+    )
 
     @field_validator("fetch_allow_networks")
     @classmethod

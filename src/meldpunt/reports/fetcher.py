@@ -66,6 +66,7 @@ class FetchPolicy:
     timeout_seconds: float = 10.0
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 3
+    ca_file: str | None = None  # PEM: certificate authorities trusted instead of the system's
     user_agent: str = f"meldpunt/{__version__} (+hotline re-check)"
 
     @classmethod
@@ -80,6 +81,7 @@ class FetchPolicy:
             ),
             timeout_seconds=s.fetch_timeout_seconds,
             max_bytes=s.fetch_max_bytes,
+            ca_file=s.fetch_ca_file,
         )
 
 
@@ -168,7 +170,8 @@ def _connect(scheme: str, host: str, port: int, policy: FetchPolicy) -> socket.s
         try:
             sock.connect((str(ip), port))
             if scheme == "https":
-                context = ssl.create_default_context()
+                # The certificate is checked against the name in the URL, not the address.
+                context = ssl.create_default_context(cafile=policy.ca_file)
                 return context.wrap_socket(sock, server_hostname=host)
             return sock
         except (OSError, ssl.SSLError) as exc:
