@@ -21,9 +21,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .auth import principal_for_key, require_role
 from .errors import describe
 from .limits import too_large_body
-from .routes_check import hma_answer, parse_check_json, query_of_signal, run_checks
+from .routes_check import (
+    MAX_SIGNAL,
+    MAX_TYPE,
+    hma_answer,
+    parse_check_json,
+    query_of_signal,
+    run_checks,
+)
 
 _JSON = (b"content-type", b"application/json")
+
+_Answer = tuple[int, bytes, dict[str, str] | None]  # status, JSON body, extra headers
 
 
 class _Delegate(Exception):
@@ -54,95 +63,73 @@ class CheckLane:
         self.max_body_bytes, self.histogram = max_body_bytes, histogram
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path, method = scope["path"], scope["method"]
-            if path == "/v1/check" and method == "POST":
-                handler = self._check
-            elif path == "/m/lookup" and method == "GET":
-                handler = self._lookup
-            else:
-                await self.app(scope, receive, send)
-                return
-            start = time.perf_counter()
-            try:
-                await handler(scope, receive, send)
-            finally:
-                self.histogram.labels(path).observe(time.perf_counter() - start)
-            return
-        await self.app(scope, receive, send)
-
-    async def _check(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = scope["headers"]
-        kind = next((v for n, v in headers if n == b"content-type"), b"")
-        if kind.startswith(b"multipart/form-data"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = next((v for n, v in headers if n == b"content-length"), b"")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await _answer(send, 413, too_large_body(self.max_body_bytes))
+        path, method = scope["path"], scope["method"]
+        if path == "/v1/check" and method == "POST":
+            handler = self._check
+        elif path == "/m/lookup" and method == "GET":
+            handler = self._lookup
+        else:
+            await self.app(scope, receive, send)
             return
+        start = time.perf_counter()
         try:
-            principal = self._principal(headers)
-        except _Delegate:
+            answer = await handler(scope, receive)
+        except _Delegate:  # raised before any of the body is read
             await self.app(scope, receive, send)
             return
         except Exception as exc:
-            await self._error(send, exc)
-            return
+            known = describe(exc)
+            if known is None:
+                raise  # a bug: the server logs it and answers 500
+            status, body, extra = known
+            answer = status, orjson.dumps(body), extra
+        if answer is None:
+            return  # the client hung up: nobody is left to answer
+        await _answer(send, *answer)
+        self.histogram.labels(path).observe(time.perf_counter() - start)
+
+    async def _check(self, scope: Scope, receive: Receive) -> _Answer | None:
+        headers = scope["headers"]
+        kind = next((v for n, v in headers if n == b"content-type"), b"")
+        if kind.startswith(b"multipart/form-data"):
+            raise _Delegate
+        declared = next((v for n, v in headers if n == b"content-length"), b"")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return 413, too_large_body(self.max_body_bytes), None
+        principal = self._principal(headers)
         chunks: list[bytes] = []
         seen = 0
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return  # nobody is left to answer
+                return None
             chunks.append(message.get("body", b""))
             seen += len(chunks[-1])
             if seen > self.max_body_bytes:
-                await _answer(send, 413, too_large_body(self.max_body_bytes))
-                return
+                return 413, too_large_body(self.max_body_bytes), None
             if not message.get("more_body", False):
                 break
-        try:
-            queries, refs, urls = parse_check_json(b"".join(chunks))
-            results = await run_checks(self.state, principal, queries, refs, urls)
-        except Exception as exc:
-            await self._error(send, exc)
-            return
-        await _answer(send, 200, orjson.dumps({"results": results}))
+        queries, refs, urls = parse_check_json(b"".join(chunks))
+        results = await run_checks(self.state, principal, queries, refs, urls)
+        return 200, orjson.dumps({"results": results}), None
 
-    async def _lookup(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _lookup(self, scope: Scope, receive: Receive) -> _Answer | None:
         params = parse_qs(scope["query_string"].decode("latin-1"))
         signal, signal_type = params.get("signal", []), params.get("signal_type", ["pdq"])
-        if len(signal) != 1 or len(signal[0]) > 200 or len(signal_type[0]) > 40:
-            await self.app(scope, receive, send)  # the route's own validation answers
-            return
-        try:
-            principal = self._principal(scope["headers"])
-        except _Delegate:
-            await self.app(scope, receive, send)
-            return
-        except Exception as exc:
-            await self._error(send, exc)
-            return
-        try:
-            query = query_of_signal(signal_type[0], signal[0])
-            results = await run_checks(self.state, principal, [query], [None], [None])
-        except Exception as exc:
-            await self._error(send, exc)
-            return
-        await _answer(send, 200, orjson.dumps(hma_answer(results)))
+        if len(signal) != 1 or len(signal[0]) > MAX_SIGNAL or len(signal_type[0]) > MAX_TYPE:
+            raise _Delegate  # the route's own validation answers
+        principal = self._principal(scope["headers"])
+        query = query_of_signal(signal_type[0], signal[0])
+        results = await run_checks(self.state, principal, [query], [None], [None])
+        return 200, orjson.dumps(hma_answer(results)), None
 
     def _principal(self, headers: list[tuple[bytes, bytes]]) -> Any:
         principal = require_role(principal_for_key(self.state, _api_key(headers)), ("platform",))
         self.state.limiter.take(principal.key_id)
         return principal
-
-    async def _error(self, send: Send, exc: Exception) -> None:
-        known = describe(exc)
-        if known is None:
-            raise exc  # a bug: the server's error middleware logs it and answers 500
-        status, body, extra = known
-        await _answer(send, status, orjson.dumps(body), extra)
 
 
 async def _answer(

@@ -159,18 +159,7 @@ async def run_checks(
             continue
         for m in answer.matches:
             value = getattr(query, m.signal_type) or ""
-            new_hits.append(
-                NewHit(
-                    m.signal_type,
-                    value,
-                    m.distance,
-                    m.set_id,
-                    m.entry,
-                    m.category,
-                    platform_ref=ref,
-                    public_url=url,
-                )
-            )
+            new_hits.append(NewHit.from_match(m, value, platform_ref=ref, public_url=url))
     hit_ids = iter(await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits)))
     state.writer.count(principal.org_id, len(queries))
     state.metrics.checks.labels(principal.org_name).inc(len(queries))
@@ -309,6 +298,9 @@ def hma_answer(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]
     return banks
 
 
+MAX_SIGNAL, MAX_TYPE = 200, 40  # lengths of HMA lookup parameters
+
+
 def query_of_signal(signal_type: str, value: str) -> MatchQuery:
     """The query of a single signal (HMA's lookup)."""
     return _query_of({"signals": [{"type": signal_type, "value": value}]})
@@ -323,8 +315,8 @@ def query_of_signal(signal_type: str, value: str) -> MatchQuery:
 async def hma_lookup(
     request: Request,
     principal: PlatformKey,
-    signal: Annotated[str, Query(max_length=200)],
-    signal_type: Annotated[str, Query(max_length=40)] = "pdq",
+    signal: Annotated[str, Query(max_length=MAX_SIGNAL)],
+    signal_type: Annotated[str, Query(max_length=MAX_TYPE)] = "pdq",
 ) -> dict[str, list[dict[str, Any]]]:
     request.app.state.limiter.take(principal.key_id)
     query = query_of_signal(signal_type, signal)
