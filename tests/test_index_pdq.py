@@ -173,16 +173,32 @@ def test_damaged_snapshots_are_refused(tmp_path: Path):
 
 
 @pytest.mark.parametrize("radius", [0, 31, 64])
-def test_large_batches_sort_their_memory_accesses_and_agree_with_brute_force(radius):
+def test_both_search_loops_of_large_batches_agree_with_brute_force(radius):
     hashes = clustered(20_000, 200, 30)
     index = PdqIndex(hashes, threads=2)
     near = np.concatenate([flip(hashes[i : i + 1], int(RNG.integers(0, 32))) for i in range(300)])
     queries = np.concatenate([near, random_hashes(300)])
-    assert len(queries) >= pdq_index.BATCH_MIN
-    matches = index.query_batch(queries, radius)
+    assert len(queries) >= 2 * pdq_index.BATCH_MIN  # each of the two threads gets a large part
     alive = np.ones(len(hashes), bool)
-    for q in range(0, len(queries), 7):
-        assert dict(matches.for_query(q)) == brute(hashes, alive, queries[q], radius)
+    for loop in (0, 1):  # the prefetching loop, the sorted loop
+        index._chooser.cost = [1.0, 0.0] if loop else [0.0, 1.0]
+        index._chooser.calls = 1
+        matches = index.query_batch(queries, radius)
+        for q in range(0, len(queries), 7):
+            assert dict(matches.for_query(q)) == brute(hashes, alive, queries[q], radius)
+    if radius == 31:  # the tables were searched (at 64 every hash is compared instead)
+        assert index._chooser.calls == 3
+
+
+def test_the_faster_search_loop_is_chosen_and_the_other_retried_now_and_then():
+    chooser = pdq_index.LoopChooser()
+    assert [chooser.pick(), chooser.record(0, 0.2, 1000)] == [0, None]
+    assert [chooser.pick(), chooser.record(1, 0.1, 1000)] == [1, None]
+    picks = [chooser.pick() for _ in range(2 * chooser.RETRY_EVERY)]
+    assert picks.count(1) == 2 * chooser.RETRY_EVERY - 2  # the sorted loop measured cheaper
+    chooser.record(1, 0.5, 1000)  # then slower for a while: the average follows
+    chooser.record(1, 0.5, 1000)
+    assert chooser.pick() == 0
 
 
 def test_heavily_duplicated_data_switches_to_wide_bucket_starts():
