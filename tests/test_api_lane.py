@@ -159,3 +159,10 @@ def test_lane_keeps_rate_limits_and_body_limits(db_url):
         limited = [r for r in statuses if r.status_code == 429]
         assert limited and limited[0].headers["Retry-After"].isdigit()
         assert limited[0].json()["error"]["code"] == "rate_limited"
+
+
+def test_the_no_match_answer_built_directly_is_the_general_one():
+    from meldpunt.api.routes_check import _no_match, _result
+
+    assert _no_match(7, "upload-7") == _result(7, "upload-7")
+    assert _no_match(0, None) == _result(0, None)
