@@ -473,6 +473,7 @@ static PyObject *mih_search(PyObject *self, PyObject *args) {
 #define KEY_PART_BITS 10
 #define SLOT_PART_LOG2 11
 #define GROUP_PROBES (1 << 20)
+#define LOOKAHEAD 16
 
 typedef struct {
     uint32_t key, q;
@@ -553,6 +554,16 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
             }
             Py_ssize_t nc = 0;
             for (Py_ssize_t i = 0; i < np_ && !failed; i++) {
+                /* within a partition the keys are still scattered: fetch ahead, bucket starts
+                 * twice as far as the slot ids they lead to */
+                if (i + 2 * LOOKAHEAD < np_) {
+                    uint32_t far = probes_sorted[i + 2 * LOOKAHEAD].key;
+                    __builtin_prefetch(bucket_start_address(&T, t, far));
+                }
+                if (i + LOOKAHEAD < np_) {
+                    uint32_t ahead = bucket_start(&T, t, probes_sorted[i + LOOKAHEAD].key);
+                    __builtin_prefetch(id_address(&T, t, ahead));
+                }
                 uint32_t lo = bucket_start(&T, t, probes_sorted[i].key);
                 uint32_t hi = bucket_start(&T, t, probes_sorted[i].key + 1);
                 if (grow(&cands, &cands_sorted, &cand_cap, nc + (hi - lo) + 1) < 0) {
@@ -570,7 +581,8 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
                 break;
             }
             for (Py_ssize_t c = 0; c < nc; c++) {
-                if (c + 16 < nc) __builtin_prefetch(T.h + 4 * (Py_ssize_t)cands_sorted[c + 16].key);
+                if (c + 2 * LOOKAHEAD < nc)
+                    __builtin_prefetch(T.h + 4 * (Py_ssize_t)cands_sorted[c + 2 * LOOKAHEAD].key);
                 uint32_t slot = cands_sorted[c].key;
                 const uint64_t *row = T.h + 4 * (Py_ssize_t)slot;
                 const uint64_t *q = qs + 4 * (Py_ssize_t)cands_sorted[c].q;
