@@ -133,10 +133,10 @@ Tables = tuple[tuple[int, ...], NDArray[Any], NDArray[Any], NDArray[Any]]
 class LoopChooser:
     """Which of the two search loops is faster on this machine, measured on real batches.
 
-    Both give the same answer. The prefetching loop wins where the memory system keeps many
-    misses in flight; the sorted loop wins where it does not (measured: 1.7x either way on
-    different machines). So every large search is timed, cost per query is averaged per loop,
-    and the cheaper loop is used, with the other one tried now and then in case that changes.
+    Both give the same answer; which is faster depends on the machine's memory system (one
+    machine of this project measured the sorted loop faster, another the prefetching loop, by
+    up to 1.7x). So every large search is timed, cost per query is averaged per loop, and the
+    cheaper loop is used, with the other one tried now and then in case that changes.
     """
 
     RETRY_EVERY = 32
