@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from meldpunt import clock
 from meldpunt.checks import Principal, authenticate
 
 from .errors import ApiError
@@ -39,7 +39,7 @@ class TtlCache(Generic[V]):
     def get(self, digest: object) -> tuple[bool, V | None]:
         with self._lock:
             entry = self._entries.get(digest)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] < clock.monotonic():
             return False, None
         return True, entry[1]
 
@@ -53,7 +53,7 @@ class TtlCache(Generic[V]):
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.seconds, value)
+            self._entries[digest] = (clock.monotonic() + self.seconds, value)
 
 
 def principal_for_key(state: Any, key: str | None) -> Principal:
