@@ -25,7 +25,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from meldpunt import checks, clock, registry
-from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, Subscription
+from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, OrgKind, Role, Subscription
 from meldpunt.cli_output import fail as _fail
 from meldpunt.cli_output import stderr as _stderr
 from meldpunt.cli_output import stdout as _stdout
@@ -50,19 +50,6 @@ subscriptions_app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-class OrgKind(StrEnum):
-    platform = "platform"
-    hotline = "hotline"
-    authority = "authority"
-    partner = "partner"
-
-
-class Role(StrEnum):
-    platform = "platform"
-    analyst = "analyst"
-    admin = "admin"
 
 
 class ListFormat(StrEnum):

@@ -17,7 +17,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from meldpunt import clock
-from meldpunt.checks import Principal, authenticate
+from meldpunt.checks import Principal, Role, authenticate
 
 from .errors import ApiError
 
@@ -102,6 +102,6 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
-PlatformKey = Annotated[Principal, Depends(require("platform"))]
-AnalystKey = Annotated[Principal, Depends(require("analyst", "admin"))]
+PlatformKey = Annotated[Principal, Depends(require(Role.platform))]
+AnalystKey = Annotated[Principal, Depends(require(Role.analyst, Role.admin))]
 AdminKey = Annotated[Principal, Depends(require("admin"))]

@@ -18,6 +18,7 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meldpunt import clock
+from meldpunt.checks import Role
 
 from .auth import principal_for_key, require_role
 from .errors import describe
@@ -128,7 +129,7 @@ class CheckLane:
         return 200, orjson.dumps(hma_answer(results)), None
 
     def _principal(self, headers: list[tuple[bytes, bytes]]) -> Any:
-        principal = require_role(principal_for_key(self.state, _api_key(headers)), ("platform",))
+        principal = require_role(principal_for_key(self.state, _api_key(headers)), (Role.platform,))
         self.state.limiter.take(principal.key_id)
         return principal
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from meldpunt import registry
 from meldpunt.checks import (
+    OrgKind,
     Principal,
+    Role,
     create_key,
     create_org,
     list_keys,
@@ -34,10 +36,11 @@ def _plain(value: Any) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
 
 
+# use_enum_values: the schemas list the domain's words, the routes get plain strings
 class SetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
     name: str = Field(min_length=1, max_length=200)
-    kind: Literal["blocklist", "allowlist"] = "blocklist"
+    kind: registry.SetKind = registry.SetKind.blocklist
     description: str = Field("", max_length=2000)
     source_org: str | None = Field(None, max_length=200)
     default_category: str | None = Field(None, max_length=100)
@@ -59,15 +62,15 @@ class ItemIn(BaseModel):
 
 
 class OrgIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
     name: str = Field(min_length=1, max_length=200)
-    kind: Literal["platform", "hotline", "authority", "partner"]
+    kind: OrgKind
     contact_email: str | None = Field(None, max_length=320)
 
 
 class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["platform", "analyst", "admin"]
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    role: Role
     label: str | None = Field(None, max_length=200)
     expires_in_days: int | None = Field(None, ge=1, le=3650)
 
@@ -195,9 +198,9 @@ def subscribe(
 def stats(
     request: Request, principal: Annotated[Principal, Depends(current_principal)]
 ) -> list[dict[str, Any]]:
-    if principal.role == "analyst":
+    if principal.role == Role.analyst:
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
-    org = principal.org_id if principal.role == "platform" else None
+    org = principal.org_id if principal.role == Role.platform else None
     request.app.state.writer.flush_counts()
     with request.app.state.sessions() as session:
         return [_plain(s) for s in org_stats(session, org)]

@@ -16,6 +16,7 @@ from meldpunt.checks import InvalidInput as ChecksInvalidInput
 from meldpunt.checks import (
     NewHit,
     Principal,
+    Role,
     check_public_url,
     get_hit,
     get_subscription,
@@ -426,9 +427,9 @@ def hits(
     overdue: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[HitOut]:
-    if principal.role not in ("platform", "admin"):
+    if principal.role not in (Role.platform, Role.admin):
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
-    org = principal.org_id if principal.role == "platform" else None
+    org = principal.org_id if principal.role == Role.platform else None
     with request.app.state.sessions() as session:
         found = overdue_hits(session, org) if overdue else list_hits(session, org, limit=limit)
     names = _set_names(request)

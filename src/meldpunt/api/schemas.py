@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, NotRequired
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
+
+from meldpunt.checks import Outcome
 
 MAX_BATCH = 1_000
 
@@ -82,8 +84,9 @@ class CheckResponse(BaseModel):
 
 
 class OutcomeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    outcome: Literal["blocked", "removed", "reported", "false_positive", "other"]
+    # use_enum_values: the schema lists the domain's words, the route gets plain strings
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    outcome: Outcome
     report_id: str | None = Field(None, max_length=200)
     reason: str | None = Field(None, max_length=2000)
 

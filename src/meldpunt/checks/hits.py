@@ -29,7 +29,8 @@ from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.reviews import ReviewInfo, open_review, resolve_review, review_queue
 from meldpunt.checks.stats import OrgStats, org_stats
 from meldpunt.checks.timing import outcome_due, recheck_after
-from meldpunt.store.models import HIT_OUTCOMES, RECHECK_STATUSES, CheckCount, Hit
+from meldpunt.checks.vocabulary import OUTCOMES, RECHECK_STATUSES
+from meldpunt.store.models import CheckCount, Hit
 
 if TYPE_CHECKING:  # the matcher pulls in numpy and the C index; recording hits needs neither
     from meldpunt.registry.matching import Match
@@ -53,7 +54,6 @@ __all__ = [
     "review_queue",
 ]
 
-OUTCOMES = HIT_OUTCOMES  # ("blocked", "removed", "reported", "false_positive", "other")
 MAX_PLATFORM_REF = 500
 MAX_URL = 2048
 MAX_REPORT_ID = 200

@@ -25,8 +25,9 @@ from meldpunt import audit
 from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.orgs import OrgRef, load_org_row
+from meldpunt.checks.vocabulary import ROLES
 from meldpunt.clock import now
-from meldpunt.store.models import KEY_ROLES, ApiKey, Organisation
+from meldpunt.store.models import ApiKey, Organisation
 
 __all__ = [
     "KEY_LENGTH",
@@ -44,7 +45,6 @@ __all__ = [
     "revoke_key",
 ]
 
-ROLES = KEY_ROLES  # ("platform", "analyst", "admin")
 KEY_PREFIX = "mp_"
 _RANDOM_BYTES = 30  # 40 characters of URL-safe base64
 KEY_LENGTH = len(KEY_PREFIX) + 40

@@ -16,8 +16,9 @@ from sqlalchemy.orm import Session
 from meldpunt import audit
 from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
+from meldpunt.checks.vocabulary import ORG_KINDS
 from meldpunt.clock import now
-from meldpunt.store.models import ORG_KINDS, Organisation
+from meldpunt.store.models import Organisation
 
 __all__ = [
     "ORG_KINDS",

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from meldpunt.checks import NotFound, Principal, authenticate, list_keys
+from meldpunt.checks import NotFound, Principal, Role, authenticate, list_keys
 
 from .render import PageError, PageRoute, SignInRequired, page, redirect
 from .sessions import COOKIE, WebSession, store_of
@@ -83,10 +83,10 @@ async def csrf_checked(
                         "is missing or out of date). Reload the page and try again.")  # fmt: skip
 
 
-AnyUser = Annotated[WebSession, Depends(role("platform", "analyst", "admin"))]
-Analyst = Annotated[WebSession, Depends(role("analyst", "admin"))]
+AnyUser = Annotated[WebSession, Depends(role(*Role))]
+Analyst = Annotated[WebSession, Depends(role(Role.analyst, Role.admin))]
 Admin = Annotated[WebSession, Depends(role("admin"))]
-HitsReader = Annotated[WebSession, Depends(role("platform", "admin"))]
+HitsReader = Annotated[WebSession, Depends(role(Role.platform, Role.admin))]
 CsrfChecked = Depends(csrf_checked)
 
 

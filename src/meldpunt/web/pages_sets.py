@@ -39,7 +39,7 @@ def create_set(
     request: Request,
     session: Analyst,
     name: Annotated[str, Form(max_length=200)],
-    kind: Annotated[str, Form(max_length=20)] = "blocklist",
+    kind: Annotated[str, Form(max_length=20)] = registry.SetKind.blocklist,
     description: Annotated[str, Form(max_length=2000)] = "",
     default_category: Annotated[str, Form(max_length=100)] = "",
     pdq_threshold: Annotated[int, Form(ge=0, le=64)] = 31,
@@ -86,15 +86,15 @@ def one_set(request: Request, session: Analyst, name: str, q: str = "", after: i
 def set_state(
     request: Request, session: Analyst, name: str, state: Annotated[str, Form(max_length=20)]
 ) -> Response:
-    if state not in ("active", "disabled"):
+    if state not in tuple(registry.SetState):
         raise PageError(400, "Unknown state", "A set is either active or disabled.")
-    change = registry.enable_set if state == "active" else registry.disable_set
+    change = registry.enable_set if state == registry.SetState.active else registry.disable_set
     with request.app.state.sessions() as db:
         info = change(db, name, actor=actor(session))
         db.commit()
     word = (
         "enabled: its entries match again"
-        if state == "active"
+        if state == registry.SetState.active
         else "disabled: it no longer matches"
     )
     session.flash(f"Set {info.name} {word} (within seconds).")

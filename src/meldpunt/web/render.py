@@ -21,6 +21,7 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from meldpunt.checks import Role
 from meldpunt.errors import MeldpuntError
 
 __all__ = [
@@ -51,12 +52,12 @@ SECURITY_HEADERS = {
 
 #: The navigation: (label, path, roles that see it).
 NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("Dashboard", "/ui/", frozenset({"analyst", "admin"})),
-    ("Sets", "/ui/sets", frozenset({"analyst", "admin"})),
-    ("Check a file", "/ui/check", frozenset({"analyst", "admin"})),
-    ("Reviews", "/ui/reviews", frozenset({"analyst", "admin"})),
-    ("Hits", "/ui/hits", frozenset({"platform", "admin"})),
-    ("Organisations", "/ui/orgs", frozenset({"admin"})),
+    ("Dashboard", "/ui/", frozenset({Role.analyst, Role.admin})),
+    ("Sets", "/ui/sets", frozenset({Role.analyst, Role.admin})),
+    ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
+    ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
+    ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
+    ("Organisations", "/ui/orgs", frozenset({Role.admin})),
 )
 
 
