@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -20,6 +20,7 @@ from meldpunt import clock
 from meldpunt.checks import Principal, Role, authenticate
 
 from .errors import ApiError
+from .state import ServiceState, service_of
 
 bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer mp_...")
 header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: mp_...")
@@ -56,8 +57,8 @@ class TtlCache(Generic[V]):
             self._entries[digest] = (clock.monotonic() + self.seconds, value)
 
 
-def principal_for_key(state: Any, key: str | None) -> Principal:
-    """The principal of an API key, or ApiError 401. ``state`` is the application's state."""
+def principal_for_key(state: ServiceState, key: str | None) -> Principal:
+    """The principal of an API key, or ApiError 401."""
     if not key:
         raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer)")
     cache: TtlCache[Principal] = state.key_cache
@@ -88,7 +89,7 @@ async def current_principal(
 ) -> Principal:
     # Async on purpose: sync dependencies would each cost a hop to the thread pool.
     key = credentials.credentials if credentials is not None else api_key
-    principal = principal_for_key(request.app.state, key)
+    principal = principal_for_key(service_of(request), key)
     request.state.principal = principal
     return principal
 

@@ -31,6 +31,7 @@ from .routes_check import (
     query_of_signal,
     run_checks,
 )
+from .state import ServiceState
 
 _JSON = (b"content-type", b"application/json")
 
@@ -60,7 +61,9 @@ class CheckLane:
     """Outermost: in front of the application's middleware, whose work for these two routes
     (the body size limit, request timing) it does itself."""
 
-    def __init__(self, app: ASGIApp, state: Any, max_body_bytes: int, histogram: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, state: ServiceState, max_body_bytes: int, histogram: Any
+    ) -> None:
         self.app, self.state = app, state
         self.max_body_bytes, self.histogram = max_body_bytes, histogram
 

@@ -27,6 +27,7 @@ from meldpunt.clock import now
 from .auth import AdminKey, AnalystKey, current_principal
 from .errors import ApiError
 from .schemas import RowId
+from .state import service_of
 
 router = APIRouter()
 
@@ -83,13 +84,13 @@ class SubscriptionIn(BaseModel):
 
 @router.get("/v1/sets", tags=["registry"])
 def sets(request: Request, principal: AnalystKey) -> list[dict[str, Any]]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         return [_plain(s) for s in registry.list_sets(session)]
 
 
 @router.post("/v1/sets", tags=["registry"], status_code=201)
 def new_set(request: Request, body: SetIn, principal: AnalystKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         created = registry.create_set(
             session,
             body.name,
@@ -106,7 +107,7 @@ def new_set(request: Request, body: SetIn, principal: AnalystKey) -> dict[str, A
 
 @router.post("/v1/sets/{name}/items", tags=["registry"], status_code=201)
 def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         result = registry.add_item(
             session,
             name,
@@ -123,13 +124,13 @@ def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -
 
 @router.get("/v1/orgs", tags=["admin"])
 def orgs(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         return [_plain(o) for o in list_orgs(session)]
 
 
 @router.post("/v1/orgs", tags=["admin"], status_code=201)
 def new_org(request: Request, body: OrgIn, principal: AdminKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         org = create_org(
             session,
             body.name,
@@ -149,7 +150,7 @@ def new_org(request: Request, body: OrgIn, principal: AdminKey) -> dict[str, Any
 )
 def new_key(request: Request, name: str, body: KeyIn, principal: AdminKey) -> dict[str, Any]:
     expires = now() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         info, key = create_key(
             session,
             name,
@@ -164,16 +165,16 @@ def new_key(request: Request, name: str, body: KeyIn, principal: AdminKey) -> di
 
 @router.get("/v1/keys", tags=["admin"])
 def keys(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         return [_plain(k) for k in list_keys(session)]
 
 
 @router.delete("/v1/keys/{key_id}", tags=["admin"])
 def revoke(request: Request, key_id: RowId, principal: AdminKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         info = revoke_key(session, key_id, actor=f"key:{principal.key_id}")
         session.commit()
-    request.app.state.key_cache.clear()  # other processes notice within the cache's seconds
+    service_of(request).key_cache.clear()  # other processes notice within the cache's seconds
     return _plain(info)
 
 
@@ -181,7 +182,7 @@ def revoke(request: Request, key_id: RowId, principal: AdminKey) -> dict[str, An
 def subscribe(
     request: Request, name: str, body: SubscriptionIn, principal: AdminKey
 ) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         sub = set_subscription(
             session,
             name,
@@ -201,6 +202,6 @@ def stats(
     if principal.role == Role.analyst:
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
     org = principal.org_id if principal.role == Role.platform else None
-    request.app.state.writer.flush_counts()
-    with request.app.state.sessions() as session:
+    service_of(request).writer.flush_counts()
+    with service_of(request).sessions() as session:
         return [_plain(s) for s in org_stats(session, org)]

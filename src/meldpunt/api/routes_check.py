@@ -47,6 +47,7 @@ from .schemas import (
     OutcomeIn,
     RowId,
 )
+from .state import ServiceState, service_of
 
 router = APIRouter()
 
@@ -138,14 +139,14 @@ INLINE_ITEMS = 16
 
 
 async def run_checks(
-    state: Any,
+    state: ServiceState,
     principal: Principal,
     queries: Sequence[MatchQuery | str],
     refs: Sequence[str | None],
     urls: Sequence[str | None],
 ) -> list[dict[str, Any]]:
     """Match, record the hits and the check, and answer (in ``CheckResult``'s shape) without
-    revealing the lists. ``state`` is the application's state."""
+    revealing the lists."""
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
         with state.sessions() as session:
@@ -174,7 +175,8 @@ async def run_checks(
         for m in answer.matches:
             value = getattr(query, m.signal_type) or ""
             new_hits.append(NewHit.from_match(m, value, platform_ref=ref, public_url=url))
-    hit_ids = iter(await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits)))
+    written: list[int] = await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits))
+    hit_ids = iter(written)
     state.writer.count(principal.org_id, len(queries))
     state.metrics.checks.labels(principal.org_name).inc(len(queries))
     state.metrics.hits.labels(principal.org_name).inc(len(new_hits))
@@ -210,8 +212,8 @@ async def run_checks(
 
 
 async def _uploaded(request: Request) -> tuple[list[tuple[str, bytes]], list[str | None]]:
-    limit = request.app.state.settings.max_upload_bytes
-    form = await request.form(max_files=request.app.state.settings.max_upload_files)
+    limit = service_of(request).settings.max_upload_bytes
+    form = await request.form(max_files=service_of(request).settings.max_upload_files)
     files: list[tuple[str, bytes]] = []
     refs: list[str | None] = []
     for _, value in form.multi_items():
@@ -232,7 +234,7 @@ async def _uploaded(request: Request) -> tuple[list[tuple[str, bytes]], list[str
 
 
 def _file_query(name: str, data: bytes, request: Request) -> MatchQuery:
-    settings = request.app.state.settings
+    settings = service_of(request).settings
     options = HashOptions(
         dihedral=True,
         min_quality=settings.pdq_min_quality,
@@ -290,7 +292,7 @@ def parse_check_json(
     summary="Check up to 1,000 items (hashes) or uploaded files against the registry",
 )
 async def check(request: Request, principal: PlatformKey) -> Response:
-    request.app.state.limiter.take(principal.key_id)
+    service_of(request).limiter.take(principal.key_id)
     kind = request.headers.get("content-type", "")
     if kind.startswith("multipart/form-data"):
         files, refs = await _uploaded(request)
@@ -300,7 +302,7 @@ async def check(request: Request, principal: PlatformKey) -> Response:
         urls: list[str | None] = [None] * len(files)
     else:
         queries, refs, urls = parse_check_json(await request.body())
-    results = await run_checks(request.app.state, principal, queries, refs, urls)
+    results = await run_checks(service_of(request), principal, queries, refs, urls)
     return Response(orjson.dumps({"results": results}), media_type="application/json")
 
 
@@ -335,9 +337,9 @@ async def hma_lookup(
     signal: Annotated[str, Query(max_length=MAX_SIGNAL)],
     signal_type: Annotated[str, Query(max_length=MAX_TYPE)] = "pdq",
 ) -> dict[str, list[dict[str, Any]]]:
-    request.app.state.limiter.take(principal.key_id)
+    service_of(request).limiter.take(principal.key_id)
     query = query_of_signal(signal_type, signal)
-    return hma_answer(await run_checks(request.app.state, principal, [query], [None], [None]))
+    return hma_answer(await run_checks(service_of(request), principal, [query], [None], [None]))
 
 
 @router.post(
@@ -349,11 +351,11 @@ async def hma_lookup(
 async def hma_lookup_file(
     request: Request, principal: PlatformKey
 ) -> dict[str, list[dict[str, Any]]]:
-    request.app.state.limiter.take(principal.key_id)
+    service_of(request).limiter.take(principal.key_id)
     files, _ = await _uploaded(request)
     name, data = files[0]
     queries: list[MatchQuery | str] = [await run_in_threadpool(_file_query, name, data, request)]
-    results = await run_checks(request.app.state, principal, queries, [None], [None])
+    results = await run_checks(service_of(request), principal, queries, [None], [None])
     return hma_answer(results)
 
 
@@ -380,7 +382,7 @@ def _hit_out(hit: Any, set_names: dict[int, str]) -> HitOut:
 
 
 def _set_names(request: Request) -> dict[int, str]:
-    names: dict[int, str] = request.app.state.follower.use(
+    names: dict[int, str] = service_of(request).follower.use(
         lambda m: {i: s.name for i, s in m.sets.items()}
     )
     return names
@@ -393,7 +395,7 @@ def _set_names(request: Request) -> dict[int, str]:
     summary="Say what was done with a hit",
 )
 def hit_outcome(request: Request, hit_id: RowId, body: OutcomeIn, principal: PlatformKey) -> HitOut:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         hit = record_outcome(
             session,
             principal.org_id,
@@ -404,13 +406,13 @@ def hit_outcome(request: Request, hit_id: RowId, body: OutcomeIn, principal: Pla
             actor=f"key:{principal.key_id}",
         )
         session.commit()
-    request.app.state.metrics.outcomes.labels(principal.org_name, body.outcome).inc()
+    service_of(request).metrics.outcomes.labels(principal.org_name, body.outcome).inc()
     return _hit_out(hit, _set_names(request))
 
 
 @router.get("/v1/hits/{hit_id}", response_model=HitOut, tags=["hits"])
 def one_hit(request: Request, hit_id: RowId, principal: PlatformKey) -> HitOut:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         hit = get_hit(session, principal.org_id, hit_id)
     return _hit_out(hit, _set_names(request))
 
@@ -430,7 +432,7 @@ def hits(
     if principal.role not in (Role.platform, Role.admin):
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
     org = principal.org_id if principal.role == Role.platform else None
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         found = overdue_hits(session, org) if overdue else list_hits(session, org, limit=limit)
     names = _set_names(request)
     return [_hit_out(h, names) for h in found[:limit]]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
+from meldpunt.api.state import service_of
 from meldpunt.checks import NotFound, Principal, Role, authenticate, list_keys
 
 from .render import PageError, PageRoute, SignInRequired, page, redirect
@@ -29,7 +30,7 @@ def _set_cookie(request: Request, response: Response, session_id: str) -> None:
 
 
 def _key_still_works(request: Request, principal: Principal) -> bool:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         try:
             keys = list_keys(db, principal.org_id)
         except NotFound:
@@ -141,7 +142,7 @@ def sign_in(
                         "The sign-in form has expired or did not come from this site. "
                         "Open the sign-in page again.")  # fmt: skip
     request.state.web_session = anonymous
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         principal = authenticate(db, key.strip())
         db.commit()  # last_used_at
     if principal is None:

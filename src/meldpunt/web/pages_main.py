@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from meldpunt import checks, registry
+from meldpunt.api.state import service_of
 from meldpunt.registry.matching import MatchAnswer
 from meldpunt.registry.matching import Query as MatchQuery
 from meldpunt.signals import HashOptions, ImageLimits, SignalError, digest_bytes, pdq_signal
@@ -30,13 +31,13 @@ def dashboard(request: Request, session: AnyUser) -> Response:
     if principal.role == "platform":
         return redirect("/ui/hits")
     admin = principal.role == "admin"
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
         reviews = len(checks.review_queue(db))
         orgs = len(checks.list_orgs(db)) if admin else None
         figures = today(db) if admin else None
         overdue = sum(s.overdue for s in checks.org_stats(db)) if admin else None
-    follower = request.app.state.follower
+    follower = service_of(request).follower
     return page(request, "dashboard.html", sets=len(summaries),
                 active_sets=sum(s.set.active for s in summaries),
                 entries=sum(s.active_items for s in summaries), reviews=reviews, orgs=orgs,
@@ -51,7 +52,7 @@ def hits(
     principal = session.principal
     assert principal is not None
     own = principal.org_id if principal.role == "platform" else None
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         if overdue:
             found = checks.overdue_hits(db, own)
         else:
@@ -67,7 +68,7 @@ def hits(
 
 def _review_rows(request: Request, reviews: list[checks.ReviewInfo]) -> list[dict[str, Any]]:
     rows = []
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         set_names = {s.id: s.name for s in registry.list_sets(db)}
         org_names = {o.id: o.name for o in checks.list_orgs(db)}
         for review in reviews:
@@ -82,7 +83,7 @@ def _review_rows(request: Request, reviews: list[checks.ReviewInfo]) -> list[dic
 
 @router.get("/ui/reviews", response_class=HTMLResponse)
 def reviews(request: Request, session: Analyst, all: bool = False) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         found = checks.review_queue(db, open_only=not all)
     return page(request, "reviews.html", rows=_review_rows(request, found), show_all=all)
 
@@ -94,7 +95,7 @@ def resolve(
     review_id: int,
     resolution: Annotated[str, Form(max_length=20)],
 ) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         review = checks.resolve_review(db, review_id, resolution, actor=actor(session))
         db.commit()
     if is_htmx(request):
@@ -124,7 +125,7 @@ class FileCheck:
 
 
 def _check(request: Request, filename: str, data: bytes) -> FileCheck:
-    settings = request.app.state.settings
+    settings = service_of(request).settings
     options = HashOptions(dihedral=True, min_quality=settings.pdq_min_quality,
                           limits=ImageLimits(max_bytes=settings.max_upload_bytes,
                                              max_pixels=settings.max_image_pixels))  # fmt: skip
@@ -140,7 +141,7 @@ def _check(request: Request, filename: str, data: bytes) -> FileCheck:
         problem = f"{exc} ({exc.code})"
     query = MatchQuery(md5=digests.md5, sha1=digests.sha1, sha256=digests.sha256, pdq=pdq,
                        pdq_quality=quality, pdq_dihedral=tuple(turns))  # fmt: skip
-    answer = request.app.state.follower.use(
+    answer = service_of(request).follower.use(
         lambda matcher: matcher.match(query, min_quality=settings.pdq_min_quality)
     )
     return FileCheck(filename, len(data), digests.md5, digests.sha1, digests.sha256, pdq, quality,
@@ -156,7 +157,7 @@ def check_form(request: Request, session: Analyst) -> Response:
 async def check_file(
     request: Request, session: Analyst, file: Annotated[UploadFile, File()]
 ) -> Response:
-    limit = request.app.state.settings.max_upload_bytes
+    limit = service_of(request).settings.max_upload_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PageError(413, "File too large", f"Files are limited to {limit:,} bytes.")

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from meldpunt import registry
+from meldpunt.api.state import service_of
 from meldpunt.registry import EXPORT_FORMATS, FormatError, ImportSummary
 
 from .auth import Analyst, CsrfChecked, actor
@@ -29,7 +30,7 @@ def _set_path(name: str) -> str:
 
 @router.get("/ui/sets", response_class=HTMLResponse)
 def sets(request: Request, session: Analyst) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
     return page(request, "sets.html", summaries=summaries, categories=sorted(registry.CODES))
 
@@ -49,7 +50,7 @@ def create_set(
         session.flash("The pages address sets by name: choose a name without '/'.", "error")
         return redirect("/ui/sets")
     try:
-        with request.app.state.sessions() as db:
+        with service_of(request).sessions() as db:
             registry.create_set(db, name, kind=kind, description=description.strip(),
                                 default_category=default_category or None,
                                 pdq_threshold=pdq_threshold, actor=actor(session))  # fmt: skip
@@ -63,7 +64,7 @@ def create_set(
 
 @router.get("/ui/sets/{name}", response_class=HTMLResponse)
 def one_set(request: Request, session: Analyst, name: str, q: str = "", after: int = 0) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         summary = registry.set_summary(db, name)
         entries, next_after = entries_page(db, summary.set.id, search=q[:300], after=after,
                                            limit=PAGE_SIZE)  # fmt: skip
@@ -89,7 +90,7 @@ def set_state(
     if state not in tuple(registry.SetState):
         raise PageError(400, "Unknown state", "A set is either active or disabled.")
     change = registry.enable_set if state == registry.SetState.active else registry.disable_set
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         info = change(db, name, actor=actor(session))
         db.commit()
     word = (
@@ -104,7 +105,7 @@ def set_state(
 def _import(
     request: Request, name: str, upload: UploadFile, format: str, who: str
 ) -> ImportSummary:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         return registry.import_stream(db, name, upload.file, format=format, actor=who,
                                       source=upload.filename or "upload")  # fmt: skip
 
@@ -132,11 +133,11 @@ async def import_file(
 def export(request: Request, session: Analyst, name: str, format: str = "jsonl") -> Response:
     if format not in EXPORT_FORMATS:
         raise PageError(400, "Unknown format", f"Export formats: {', '.join(EXPORT_FORMATS)}.")
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         info = registry.get_set(db, name)
     filename = download_name(info.name, format)
     return StreamingResponse(
-        stream_export(request.app.state.sessions, info.id, format),
+        stream_export(service_of(request).sessions, info.id, format),
         media_type=CONTENT_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

@@ -1,0 +1,110 @@
+"""The service's state: one typed object made by ``create_app()`` and kept as
+``app.state.service``. Routes, the check lane, the key dependencies and the pages reach it with
+``service_of(request)`` instead of loose attributes of ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp
+
+from meldpunt.checks import Principal, Subscription
+from meldpunt.config import Settings, get_settings
+
+from .follower import IndexFollower
+from .limits import RateLimiter
+from .writer import Writer
+
+if TYPE_CHECKING:  # the key checks use this module, so it may not import theirs at run time
+    from .auth import TtlCache
+
+__all__ = ["Metrics", "ServiceSettings", "ServiceState", "service_of"]
+
+
+@dataclass
+class ServiceSettings:
+    """What the service needs: the project settings plus the service's own limits."""
+
+    database_url: str
+    snapshot_dir: str | None = None  # where `meldpunt index snapshot` writes; loaded at start
+    pdq_min_quality: int = 50
+    max_image_pixels: int = 200_000_000
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_upload_files: int = 100
+    max_body_bytes: int = 64 * 1024 * 1024
+    rate_per_second: float = 500.0
+    rate_burst: int = 1_000
+    key_cache_seconds: float = 5.0
+    poll_seconds: float = 1.0
+    run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
+    check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
+        s = settings or get_settings()
+        values: dict[str, Any] = {
+            "database_url": s.database_url,
+            "snapshot_dir": str(Path(s.data_dir) / "index"),
+            "pdq_min_quality": s.pdq_min_quality,
+            "max_image_pixels": s.max_image_pixels,
+        }
+        for name in (
+            "max_upload_bytes",
+            "max_upload_files",
+            "rate_per_second",
+            "rate_burst",
+            "key_cache_seconds",
+            "poll_seconds",
+        ):
+            values[name] = getattr(s, name)  # same names in Settings and here
+        values.update(overrides)
+        return cls(**values)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.checks = Counter("meldpunt_checks", "Items checked", ["org"], registry=r)
+        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", ["org"], registry=r)
+        self.outcomes = Counter(
+            "meldpunt_outcomes", "Outcomes reported", ["org", "outcome"], registry=r
+        )
+        self.latency = Histogram(
+            "meldpunt_request_seconds",
+            "Request latency",
+            ["route"],
+            registry=r,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2),
+        )
+        self.index_size = Gauge("meldpunt_index_pdq_hashes", "PDQ hashes in the index", registry=r)
+        self.index_change = Gauge(
+            "meldpunt_index_change", "Registry change the index is at", registry=r
+        )
+
+
+@dataclass
+class ServiceState:
+    """Everything the service's routes and pages share, made once per application."""
+
+    settings: ServiceSettings
+    sessions: sessionmaker[Session]
+    follower: IndexFollower
+    writer: Writer
+    metrics: Metrics
+    #: API keys' answers (by the key's SHA-256), kept ``key_cache_seconds``
+    key_cache: TtlCache[Principal]
+    #: organisations' subscriptions (by organisation id), kept as long
+    subscriptions: TtlCache[Subscription]
+    limiter: RateLimiter
+
+
+def service_of(where: HTTPConnection | ASGIApp) -> ServiceState:
+    """The state of the application that serves this request (or of this application)."""
+    app = where.app if isinstance(where, HTTPConnection) else where
+    return cast(ServiceState, cast(Any, app).state.service)
