@@ -206,9 +206,7 @@ def _dotted(node: ast.expr) -> str | None:
 
 def time_readers(module: Module) -> list[str]:
     allowed, _ = TIME_ALLOWED.get(module.room, (frozenset(), ""))
-    found = {
-        (line, name) for name, line in names_used(module) if name in TIME_NAMES - allowed
-    }
+    found = {(line, name) for name, line in names_used(module) if name in TIME_NAMES - allowed}
     return [f"{module.path}:{line}: {name} (ask meldpunt.clock)" for line, name in sorted(found)]
 
 

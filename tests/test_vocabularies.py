@@ -40,7 +40,7 @@ def test_a_member_written_by_name_is_still_the_word(vocabulary, constraint):
 
 
 def test_the_domain_checks_its_words_with_the_enums():
-    assert checks.ROLES == tuple(checks.Role) and "analyst" in checks.ROLES
+    assert tuple(checks.Role) == checks.ROLES and "analyst" in checks.ROLES
     assert checks.OUTCOMES == ("blocked", "removed", "reported", "false_positive", "other")
 
 

@@ -24,15 +24,10 @@ from meldpunt.checks import (
     overdue_hits,
     record_outcome,
 )
-from meldpunt.registry.matching import NO_MATCH, MatchAnswer
+from meldpunt.registry.matching import NO_MATCH, MatchAnswer, picture_query
 from meldpunt.registry.matching import Query as MatchQuery
 from meldpunt.signals import (
-    HashOptions,
-    ImageLimits,
     InvalidSignal,
-    SignalError,
-    digest_bytes,
-    pdq_signal,
 )
 from meldpunt.signals import types as signal_types
 
@@ -234,27 +229,10 @@ async def _uploaded(request: Request) -> tuple[list[tuple[str, bytes]], list[str
 
 
 def _file_query(name: str, data: bytes, request: Request) -> MatchQuery:
-    settings = service_of(request).settings
-    options = HashOptions(
-        dihedral=True,
-        min_quality=settings.pdq_min_quality,
-        limits=ImageLimits(
-            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-        ),
-    )
-    digests = digest_bytes(data)
-    try:
-        signal = pdq_signal(data, options)
-    except SignalError as exc:
-        raise type(exc)(f"{name}: {exc}") from exc
-    return MatchQuery(
-        md5=digests.md5,
-        sha1=digests.sha1,
-        sha256=digests.sha256,
-        pdq=signal.hash,
-        pdq_quality=signal.quality,
-        pdq_dihedral=signal.dihedral or (),
-    )
+    query, problem = picture_query(data, service_of(request).settings.hash_options())
+    if problem is not None:  # an upload that is no picture fails its check
+        raise type(problem)(f"{name}: {problem}") from problem
+    return query
 
 
 def parse_check_json(

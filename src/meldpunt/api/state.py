@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from meldpunt.checks import Principal, Subscription
 from meldpunt.config import Settings, get_settings
+from meldpunt.signals import HashOptions, ImageLimits
 
 from .follower import IndexFollower
 from .limits import RateLimiter
@@ -64,6 +65,15 @@ class ServiceSettings:
             values[name] = getattr(s, name)  # same names in Settings and here
         values.update(overrides)
         return cls(**values)
+
+    def hash_options(self) -> HashOptions:
+        """How the service hashes an uploaded picture (the API and the pages alike): with its
+        orientation hashes, under the upload and pixel limits."""
+        return HashOptions(
+            dihedral=True,
+            min_quality=self.pdq_min_quality,
+            limits=ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels),
+        )
 
 
 class Metrics:

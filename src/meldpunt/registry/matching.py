@@ -32,6 +32,14 @@ from sqlalchemy.orm import Session
 from meldpunt.index import ExactIndex, PdqIndex, hashes_from_hex, load, save
 from meldpunt.registry.changes import Change, active_signals, changes_since, current_seq
 from meldpunt.registry.sets import HashSetInfo, get_set, list_sets
+from meldpunt.signals import (
+    ExactDigests,
+    HashOptions,
+    PdqSignal,
+    SignalError,
+    digest_bytes,
+    pdq_signal,
+)
 from meldpunt.signals import types as signal_types
 
 log = logging.getLogger(__name__)
@@ -108,6 +116,33 @@ class Query:
             values[signal_type.name] = signal_type.normalize(value)
         known = {k: v for k, v in values.items() if k in ("md5", "sha1", "sha256", "pdq")}
         return cls(**known)
+
+    @classmethod
+    def of_signals(cls, digests: ExactDigests | None, pdq: PdqSignal | None) -> Query:
+        """From a picture's signals as ``meldpunt.signals`` computes them; either may be missing
+        (a file that is not a picture still has digests). The orientation hashes come along when
+        they were computed."""
+        return cls(
+            md5=digests.md5 if digests else None,
+            sha1=digests.sha1 if digests else None,
+            sha256=digests.sha256 if digests else None,
+            pdq=pdq.hash if pdq else None,
+            pdq_quality=pdq.quality if pdq else None,
+            pdq_dihedral=(pdq.dihedral or ()) if pdq else (),
+        )
+
+
+def picture_query(data: bytes, options: HashOptions) -> tuple[Query, SignalError | None]:
+    """The query of a picture's bytes, as the check service, its pages and ``meldpunt match``
+    build it: the digests always, the PDQ signal when the bytes decode as a picture under
+    ``options``' limits, else the ``SignalError`` that says why not (the digests can still
+    match). The caller decides whether that error ends the check."""
+    digests = digest_bytes(data)
+    try:
+        signal = pdq_signal(data, options)
+    except SignalError as exc:
+        return Query.of_signals(digests, None), exc
+    return Query.of_signals(digests, signal), None
 
 
 class _Payload:

@@ -11,9 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from meldpunt import checks, registry
 from meldpunt.api.state import service_of
-from meldpunt.registry.matching import MatchAnswer
-from meldpunt.registry.matching import Query as MatchQuery
-from meldpunt.signals import HashOptions, ImageLimits, SignalError, digest_bytes, pdq_signal
+from meldpunt.registry.matching import MatchAnswer, picture_query
 
 from .auth import Analyst, AnyUser, CsrfChecked, HitsReader, actor
 from .queries import today
@@ -126,26 +124,15 @@ class FileCheck:
 
 def _check(request: Request, filename: str, data: bytes) -> FileCheck:
     settings = service_of(request).settings
-    options = HashOptions(dihedral=True, min_quality=settings.pdq_min_quality,
-                          limits=ImageLimits(max_bytes=settings.max_upload_bytes,
-                                             max_pixels=settings.max_image_pixels))  # fmt: skip
-    digests = digest_bytes(data)
-    pdq: str | None = None
-    quality: int | None = None
-    turns: tuple[str, ...] = ()
-    problem: str | None = None
-    try:
-        signal = pdq_signal(data, options)
-        pdq, quality, turns = signal.hash, signal.quality, signal.dihedral or ()
-    except SignalError as exc:  # not a picture: the digests can still match
-        problem = f"{exc} ({exc.code})"
-    query = MatchQuery(md5=digests.md5, sha1=digests.sha1, sha256=digests.sha256, pdq=pdq,
-                       pdq_quality=quality, pdq_dihedral=tuple(turns))  # fmt: skip
+    # not a picture: the digests can still match, and the page says why there is no PDQ hash
+    query, error = picture_query(data, settings.hash_options())
+    problem = f"{error} ({error.code})" if error is not None else None
     answer = service_of(request).follower.use(
         lambda matcher: matcher.match(query, min_quality=settings.pdq_min_quality)
     )
-    return FileCheck(filename, len(data), digests.md5, digests.sha1, digests.sha256, pdq, quality,
-                     problem, answer)  # fmt: skip
+    assert query.md5 and query.sha1 and query.sha256  # bytes always have their digests
+    return FileCheck(filename, len(data), query.md5, query.sha1, query.sha256, query.pdq,
+                     query.pdq_quality, problem, answer)  # fmt: skip
 
 
 @router.get("/ui/check", response_class=HTMLResponse)
