@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from PIL import Image
 
 from imaging import jpeg, photo
 from meldpunt import registry
-from meldpunt.registry.matching import Matcher, Query, picture_query
+from meldpunt.index import load as index_load
+from meldpunt.index import save as index_save
+from meldpunt.registry.matching import Matcher, Query, open_matcher, picture_query, write_snapshot
 from meldpunt.signals import HashOptions, ImageLimits, NotAnImage, hash_file, pdq_signal
 
 
@@ -191,3 +194,30 @@ def test_a_picture_over_the_limits_gets_no_pdq_and_says_why():
     query, problem = picture_query(data, HashOptions(limits=ImageLimits(max_pixels=1_000)))
     assert problem is not None and problem.code == "image_too_large"
     assert query.pdq is None and query.md5 is not None
+
+
+def test_a_damaged_snapshot_is_skipped_with_a_warning_and_the_registry_used(
+    session, tmp_path: Path, caplog
+):
+    block = registry.create_set(session, "block")
+    values = [secrets.token_hex(32) for _ in range(20)]
+    for value in values:
+        registry.add_item(session, block, [("pdq", value), ("sha256", secrets.token_hex(32))])
+    session.commit()
+    path, _ = write_snapshot(session, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-200:] = b"\xff" * 200  # the last arrays overwritten
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="meldpunt.registry.matching"):
+        matcher = open_matcher(session, tmp_path)
+    assert "ignoring snapshot" in caplog.text and "damaged" in caplog.text
+    assert matcher.match(Query(pdq=values[3], pdq_quality=100)).known
+    # checksums right, but fewer payload rows than PDQ slots: refused too, not failing later
+    arrays, meta = index_load(write_snapshot(session, tmp_path)[0])
+    short = {k: v[:-1] if k.startswith("pdq.payload.") else v for k, v in arrays.items()}
+    index_save(path, short, meta)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="meldpunt.registry.matching"):
+        matcher = open_matcher(session, tmp_path)
+    assert "does not fit its index" in caplog.text
+    assert matcher.match(Query(pdq=values[19], pdq_quality=100)).known
