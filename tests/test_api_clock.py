@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from meldpunt.api.auth import TtlCache
-from meldpunt.api.errors import ApiError
 from meldpunt.api.limits import RateLimiter
 from meldpunt.clock import FrozenClock, use_clock
+from meldpunt.errors import RateLimited
 
 
 def test_a_cached_key_answer_expires_when_the_clock_says_so():
@@ -25,7 +25,7 @@ def test_a_rate_limited_key_gets_tokens_back_as_the_clock_moves():
         limiter = RateLimiter(rate=1, burst=2)
         limiter.take(7)
         limiter.take(7)
-        with pytest.raises(ApiError) as refused:
+        with pytest.raises(RateLimited) as refused:
             limiter.take(7)
         assert refused.value.status == 429 and refused.value.headers == {"Retry-After": "1"}
         limiter.take(8)  # another key has its own bucket

@@ -10,8 +10,9 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meldpunt import clock
+from meldpunt.errors import RateLimited
 
-from .errors import ApiError, error_body
+from .errors import error_body
 
 
 class RateLimiter:
@@ -32,12 +33,7 @@ class RateLimiter:
             if tokens < 1:
                 wait = max(1, math.ceil((1 - tokens) / self.rate))
                 self._buckets[key_id] = (tokens, now)
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"too many requests; retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
+                raise RateLimited(f"too many requests; retry in {wait} s", retry_after=wait)
             self._buckets[key_id] = (tokens - 1, now)
 
 
