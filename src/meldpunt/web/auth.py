@@ -150,7 +150,7 @@ def sign_in(
                     error="That key is unknown, revoked or expired.")  # fmt: skip
     store.drop(anonymous.id)  # a new id after sign-in: an id seen before it is worth nothing
     session = store.new(principal)
-    landing = "/ui/hits" if principal.role == "platform" else "/ui/"
+    landing = "/ui/hits" if principal.role == Role.platform else "/ui/"
     target = _safe_next(next) if next not in ("", "/ui/") else landing
     response = redirect(target)
     _set_cookie(request, response, session.id)

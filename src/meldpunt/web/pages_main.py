@@ -26,9 +26,9 @@ HITS_PAGE = 100
 def dashboard(request: Request, session: AnyUser) -> Response:
     principal = session.principal
     assert principal is not None
-    if principal.role == "platform":
+    if principal.role == checks.Role.platform:
         return redirect("/ui/hits")
-    admin = principal.role == "admin"
+    admin = principal.role == checks.Role.admin
     with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
         reviews = len(checks.review_queue(db))
@@ -49,7 +49,7 @@ def hits(
 ) -> Response:
     principal = session.principal
     assert principal is not None
-    own = principal.org_id if principal.role == "platform" else None
+    own = principal.org_id if principal.role == checks.Role.platform else None
     with service_of(request).sessions() as db:
         if overdue:
             found = checks.overdue_hits(db, own)
@@ -99,9 +99,9 @@ def resolve(
     if is_htmx(request):
         (row,) = _review_rows(request, [review])
         return fragment(request, "_review_row.html", row=row)
-    words = {
-        "confirmed": "confirmed: the entry is disabled",
-        "rejected": "rejected: the entry stays",
+    words: dict[str, str] = {
+        checks.ReviewResolution.confirmed: "confirmed: the entry is disabled",
+        checks.ReviewResolution.rejected: "rejected: the entry stays",
     }
     session.flash(f"Review {review_id} {words.get(resolution, resolution)}.")
     return redirect("/ui/reviews")
