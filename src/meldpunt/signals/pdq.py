@@ -120,8 +120,12 @@ def jarosz_window(side: int) -> int:
     return (side + 2 * BUFFER_SIDE - 1) // (2 * BUFFER_SIDE)
 
 
-@lru_cache(maxsize=1024)
 def _tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
+    """``_compute_tents``, cached for axes of up to 65,536 pixels (8 bytes a pixel each)."""
+    return _cached_tents(side) if side <= 65_536 else _compute_tents(side)
+
+
+def _compute_tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """PDQ's filter-and-sample weights for one axis, compactly: row i is ``values[i]`` placed
     at pixel ``base[i]`` onwards (each tent spans about 2 * ceil(side / 128) pixels).
 
@@ -154,6 +158,9 @@ def _tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
     return base, values
 
 
+_cached_tents = lru_cache(maxsize=128)(_compute_tents)
+
+
 def _weights(side: int, scale: int, reverse: bool) -> NDArray[Any]:
     base, values = _tents(side)
     pixels = np.minimum(base[:, None] + np.arange(values.shape[1]), side - 1)
@@ -173,16 +180,29 @@ def prefilter_weights(side: int) -> NDArray[Any]:
     return weights
 
 
-@lru_cache(maxsize=1024)
+# Weights take 256 bytes per decoded pixel of their axis: only short axes are cached, and only
+# so many, so that a run of unusual picture sizes leaves at most 64 MB behind in a service.
+_CACHED_COLUMNS = 2048
+
+
 def reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
     """Filter weights for an axis of ``side`` pixels that was decoded at 1/scale.
 
     Reduced pixel k stands for original pixels [k*scale, (k+1)*scale); its weight is the sum of
     theirs. ``reverse`` gives the weights of the mirrored axis (for flipped orientations).
     """
+    if -(-side // scale) > _CACHED_COLUMNS:
+        return _reduced_weights(side, scale, reverse)
+    return _cached_reduced_weights(side, scale, reverse)
+
+
+def _reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
     weights = _weights(side, scale, reverse).astype(np.float32)
     weights.setflags(write=False)
     return weights
+
+
+_cached_reduced_weights = lru_cache(maxsize=128)(_reduced_weights)
 
 
 @lru_cache(maxsize=1)
