@@ -96,7 +96,7 @@ def _head(path: str, key: str, content_type: str, length: str | None = None) -> 
 @pytest.mark.parametrize("lane", [True, False], ids=["lane", "routes"])
 def test_oversized_bodies_are_refused_while_they_arrive(db_url, lane: bool):
     limits = {"max_body_bytes": 100_000, "max_multipart_bytes": 300_000, "check_lane": lane}
-    with running(db_url, **limits) as world:
+    with running(db_url, loopback=True, **limits) as world:  # raw sockets
         key = world.keys["platform"]
         json_head = _head("/v1/check", key, "application/json")
         assert (
