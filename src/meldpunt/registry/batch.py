@@ -270,7 +270,9 @@ def apply_items(
     if audit_each:
         for s in states:
             assert s.id is not None
-            trail.item_written(session, actor, set_row, s.id, new=s.new, state=_snapshot(s))
+            own = [(c, n) for c, n in zip(changes, seqs, strict=True) if c.item_id == s.id]
+            trail.item_written(session, actor, set_row, s.id, new=s.new, state=_snapshot(s),
+                               changes=[c for c, _ in own], seqs=[n for _, n in own])  # fmt: skip
     elif states:
         counts: Counter[str] = Counter(r.outcome for r in results)
         trail.batch_imported(
@@ -342,10 +344,18 @@ def _change_rows(set_id: int, states: Iterable[_State]) -> list[ChangeRow]:
         if is_active and not was_active:
             reason = "added" if s.new else "enabled"
             rows.extend(row("add", signal, reason) for signal in s.signals)
-        elif was_active and not is_active:
-            rows.extend(row("remove", signal, s.status) for signal in s.before_signals)
         elif was_active and is_active:
             if s.category != s.before_category:
                 rows.extend(row("update", signal, "category") for signal in s.before_signals)
             rows.extend(row("add", signal, "added") for signal in s.added_signals)
+        elif (
+            was_active
+            or s.status != s.before_status
+            or s.category != s.before_category
+            or s.added_signals
+        ):
+            # Inactive after the batch: a "remove" per signal, also when it was not active
+            # before (a follower ignores those), so that the log states every entry's status,
+            # category and signals, which is what the audit check compares the tables with.
+            rows.extend(row("remove", signal, s.status) for signal in s.signals)
     return rows
