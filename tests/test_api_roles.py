@@ -41,7 +41,9 @@ ROLES = ("platform", "analyst", "admin")
 
 def concrete(path: str) -> str:
     return (
-        path.replace("{hit_id}", "999999").replace("{name}", "police").replace("{key_id}", "999999")
+        path.replace("{hit_id}", "999999")
+        .replace("{name}", "police")
+        .replace("{key_id}", "999999")
         .replace("{item_id}", "999999")
     )
 

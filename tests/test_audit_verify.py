@@ -95,21 +95,26 @@ def test_an_entry_status_changed_in_sql_is_found(session, world):
     sql(session, "UPDATE items SET status = 'withdrawn' WHERE id = :id", id=item.id)
     sql(session, "UPDATE items SET status = 'active' WHERE id = :id", id=gone.id)
     found = verify_all(session).rows
-    assert [(p.table, p.row) for p in found] == [("items", f"id {item.id}"), ("items", f"id {gone.id}")]
+    assert [(p.table, p.row) for p in found] == [
+        ("items", f"id {item.id}"),
+        ("items", f"id {gone.id}"),
+    ]
     assert found[0].fields == ("status", "category", "signals")
     assert "status 'withdrawn', the change log says 'active'" in found[0].detail
 
 
 def test_an_inactive_entry_status_changed_in_sql_is_found(session, world):
-    (disabled,) = session.execute(text("SELECT id FROM items WHERE status = 'disabled' LIMIT 1")).one()
+    (disabled,) = session.execute(
+        text("SELECT id FROM items WHERE status = 'disabled' LIMIT 1")
+    ).one()
     sql(session, "UPDATE items SET status = 'withdrawn' WHERE id = :id", id=disabled)
     assert problems(session) == [("items", f"id {disabled}", ("status", "category", "signals"))]
 
 
 def test_an_entry_signal_value_changed_in_sql_is_found(session, world):
     item = world["item"]
-    sql(session, "UPDATE item_signals SET value = :value WHERE item_id = :id AND signal_type = 'md5'",
-        value=md5(), id=item.id)  # fmt: skip
+    statement = "UPDATE item_signals SET value = :value WHERE item_id = :id AND signal_type = 'md5'"
+    sql(session, statement, value=md5(), id=item.id)
     found = verify_all(session).rows
     assert [(p.table, p.row) for p in found] == [("items", f"id {item.id}")]
     assert "signals not in the change log: md5" in found[0].detail
@@ -133,7 +138,9 @@ def test_an_edited_change_row_is_found(session, world):
 def test_a_key_role_changed_in_sql_is_found(session, world):
     key = world["key"]
     sql(session, "UPDATE api_keys SET role = 'admin' WHERE id = :id", id=key.id)
-    assert problems(session) == [("api_keys", f"id {key.id}", ("role", "org_id", "expires_at", "revoked_at"))]
+    assert problems(session) == [
+        ("api_keys", f"id {key.id}", ("role", "org_id", "expires_at", "revoked_at"))
+    ]
 
 
 def test_a_revocation_undone_in_sql_is_found(session, world):

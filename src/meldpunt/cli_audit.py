@@ -1,7 +1,7 @@
 """``meldpunt audit ...``: check the audit log and the rows it vouches for (thin).
 
-    meldpunt audit verify          # exit code 1 when anything does not fit
-    meldpunt audit tail -n 20      # the newest events
+meldpunt audit verify          # exit code 1 when anything does not fit
+meldpunt audit tail -n 20      # the newest events
 """
 
 from __future__ import annotations

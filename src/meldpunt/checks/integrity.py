@@ -81,11 +81,23 @@ def hit_problems(session: Session, audited: Mapping[int, str]) -> list[RowProble
             seen.add(hit_id)
             expected = audited.get(hit_id)
             if expected is None:
-                problems.append(_mismatch("hits", hit_id, HIT_FIELDS,
-                                          f"outcome {outcome!r} that no audit event records"))
+                problems.append(
+                    _mismatch(
+                        "hits",
+                        hit_id,
+                        HIT_FIELDS,
+                        f"outcome {outcome!r} that no audit event records",
+                    )
+                )
             elif row_digest(hit_fields(outcome, report_id, reason)) != expected:
-                problems.append(_mismatch("hits", hit_id, HIT_FIELDS,
-                                          f"outcome {outcome!r} differs from the audited one"))
+                problems.append(
+                    _mismatch(
+                        "hits",
+                        hit_id,
+                        HIT_FIELDS,
+                        f"outcome {outcome!r} differs from the audited one",
+                    )
+                )
     finally:
         rows.close()
     # Audited hits without an outcome now: the outcome was taken away, or the hit deleted.
@@ -98,8 +110,9 @@ def hit_problems(session: Session, audited: Mapping[int, str]) -> list[RowProble
             if row is None:
                 problems.append(_mismatch("hits", hit_id, HIT_FIELDS, "the hit is gone"))
             elif row_digest(hit_fields(None, row.report_id, row.outcome_reason)) != audited[hit_id]:
-                problems.append(_mismatch("hits", hit_id, HIT_FIELDS,
-                                          "no outcome, unlike the audited one"))
+                problems.append(
+                    _mismatch("hits", hit_id, HIT_FIELDS, "no outcome, unlike the audited one")
+                )
     problems.sort(key=lambda p: int(p.row.split()[-1]))
     return problems
 
@@ -110,19 +123,29 @@ def key_problems(session: Session, audited: Mapping[int, str]) -> list[RowProble
     problems: list[RowProblem] = []
     seen: set[int] = set()
     rows = session.execute(
-        select(ApiKey.id, ApiKey.role, ApiKey.org_id, ApiKey.expires_at, ApiKey.revoked_at)
-        .order_by(ApiKey.id)
+        select(
+            ApiKey.id, ApiKey.role, ApiKey.org_id, ApiKey.expires_at, ApiKey.revoked_at
+        ).order_by(ApiKey.id)
     )
     for key_id, role, org_id, expires_at, revoked_at in rows:
         seen.add(key_id)
         expected = audited.get(key_id)
         if expected is None:
-            problems.append(_mismatch("api_keys", key_id, KEY_FIELDS,
-                                      f"a {role} key that no audit event records"))
+            problems.append(
+                _mismatch(
+                    "api_keys", key_id, KEY_FIELDS, f"a {role} key that no audit event records"
+                )
+            )
         elif row_digest(key_fields(role, org_id, expires_at, revoked_at)) != expected:
-            problems.append(_mismatch("api_keys", key_id, KEY_FIELDS,
-                                      f"role {role!r}: role, organisation, expiry or "
-                                      "revocation differ from the audited ones"))
+            problems.append(
+                _mismatch(
+                    "api_keys",
+                    key_id,
+                    KEY_FIELDS,
+                    f"role {role!r}: role, organisation, expiry or "
+                    "revocation differ from the audited ones",
+                )
+            )
     for key_id in sorted(set(audited) - seen):
         problems.append(_mismatch("api_keys", key_id, KEY_FIELDS, "the key is gone"))
     return problems
