@@ -268,11 +268,17 @@ def apply_items(
     results = [ItemOutcome(o, s.id if s else None, p) for o, s, p in outcomes]
     seq_range = (seqs[0], seqs[-1]) if seqs else None
     if audit_each:
+        # Each item's event vouches for its own change rows (consecutive: see _change_rows).
+        own: dict[int | None, tuple[list[ChangeRow], list[int]]] = {}
+        for change, seq in zip(changes, seqs, strict=True):
+            rows, numbers = own.setdefault(change.item_id, ([], []))
+            rows.append(change)
+            numbers.append(seq)
         for s in states:
             assert s.id is not None
-            own = [(c, n) for c, n in zip(changes, seqs, strict=True) if c.item_id == s.id]
+            mine, numbers = own.get(s.id, ([], []))
             trail.item_written(session, actor, set_row, s.id, new=s.new, state=_snapshot(s),
-                               changes=[c for c, _ in own], seqs=[n for _, n in own])  # fmt: skip
+                               changes=mine, seqs=numbers)  # fmt: skip
     elif states:
         counts: Counter[str] = Counter(r.outcome for r in results)
         trail.batch_imported(
