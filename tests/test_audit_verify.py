@@ -49,6 +49,17 @@ def world(session, settings):
     checks.record_outcome(session, org.id, hits[1], "reported", report_id="r-1", actor="key:1")
     checks.record_outcome(session, org.id, hits[1], "removed", actor="key:1")  # corrected
     session.commit()
+    # a false positive confirmed by an analyst: the hit's outcome and the entry's status change
+    doubt = registry.add_item(session, police, [("md5", md5())]).item
+    (claimed,) = checks.record_hits(session, org.id, [
+        checks.NewHit("md5", doubt.signals[0][1], 0, police.id, doubt.id, doubt.category)
+    ])  # fmt: skip
+    checks.record_outcome(session, org.id, claimed, "false_positive", reason="stock photo",
+                          actor="key:1")  # fmt: skip
+    (review,) = checks.review_queue(session)
+    checks.resolve_review(session, review.id, "confirmed", actor="analyst:1")
+    session.commit()
+    assert registry.get_item(session, doubt.id).status == "disabled"
     return {"set": police, "item": item, "gone": gone, "hits": hits, "key": key, "spare": spare}
 
 

@@ -177,6 +177,9 @@ def test_withdraw_on_the_command_line_and_match_no_longer_finds_it(cli_db, sessi
     assert done.exit_code == 0, done.output
     assert f"police: entry {item.id} withdrawn" in done.output
     assert match() == []
+    exported = runner.invoke(app, ["sets", "export", "police", "-", "--format", "jsonl"]).output
+    (line,) = [json.loads(line) for line in exported.splitlines() if line.startswith("{")]
+    assert line["status"] == "withdrawn"  # still on record
     session.expire_all()
     ((actor, _, details),) = withdrawals(session)
     assert actor == "cli" and details["reason"] == "wrongly classified"
