@@ -118,6 +118,9 @@ class DecodedLuma:
     scale: int
     orientation: Transform
     format: str
+    # True when ``luma`` is a JPEG's own Y channel rather than the reference's conversion of the
+    # decoded RGB (the two differ by rounding, and where RGB is clipped to 0-255)
+    y_channel: bool = False
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,8 @@ def decode_luma(
             _load(image)
             if image.size != (-(-width // scale), -(-height // scale)) or image.mode != "L":
                 raise CorruptImage("JPEG decoder ignored the requested scale")
-            return DecodedLuma(np.asarray(image), (height, width), scale, orientation, image_format)
+            return DecodedLuma(np.asarray(image), (height, width), scale, orientation, image_format,
+                               y_channel=True)  # fmt: skip
         _load(image)
         if scale > 1:
             reduced = _grey(image).reduce(scale)
