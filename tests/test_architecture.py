@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("registry",),
     ("reports",),
     ("checks",),
+    ("audit_verify",),  # checks the registry's and the check service's rows against the chain
     ("takedown",),
     ("authority",),
     ("monitor",),

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -23,7 +24,7 @@ from . import errors
 from .auth import TtlCache
 from .fastlane import CheckLane
 from .follower import IndexFollower
-from .limits import BodyLimit, RateLimiter, Timing
+from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
 from .schemas import check_request_schemas
@@ -103,10 +104,16 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         key_cache=TtlCache(config.key_cache_seconds),
         subscriptions=TtlCache(config.key_cache_seconds),
         limiter=RateLimiter(config.rate_per_second, config.rate_burst),
+        decode_budget=DecodeBudget(config.decode_budget_bytes),
+        parse_limiter=anyio.CapacityLimiter(config.max_parallel_parses),
     )
     app.state.service = service
     app.add_middleware(Timing, histogram=service.metrics.latency)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=config.max_body_bytes,
+        max_multipart_bytes=config.max_multipart_bytes,
+    )
     errors.install(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

@@ -105,4 +105,4 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
 PlatformKey = Annotated[Principal, Depends(require(Role.platform))]
 AnalystKey = Annotated[Principal, Depends(require(Role.analyst, Role.admin))]
-AdminKey = Annotated[Principal, Depends(require("admin"))]
+AdminKey = Annotated[Principal, Depends(require(Role.admin))]

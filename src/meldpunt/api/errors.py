@@ -7,6 +7,7 @@ roles, request shapes).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -23,6 +24,17 @@ class ApiError(MeldpuntError):
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message, status=status, code=code, headers=headers)
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Why one item of a check (a JSON item, an uploaded file) could not be checked (in full):
+    it is answered in that item's result, and the request's other items are checked."""
+
+    code: str
+    message: str
+    #: what the item's error would answer on its own (a route that cannot answer per item)
+    status: int = 400
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

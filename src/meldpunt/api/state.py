@@ -4,10 +4,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
@@ -18,7 +19,8 @@ from meldpunt.config import Settings, get_settings
 from meldpunt.signals import HashOptions, ImageLimits
 
 from .follower import IndexFollower
-from .limits import RateLimiter
+from .limits import DecodeBudget, RateLimiter
+from .schemas import json_body_limit
 from .writer import Writer
 
 if TYPE_CHECKING:  # the key checks use this module, so it may not import theirs at run time
@@ -34,10 +36,13 @@ class ServiceSettings:
     database_url: str
     snapshot_dir: str | None = None  # where `meldpunt index snapshot` writes; loaded at start
     pdq_min_quality: int = 50
-    max_image_pixels: int = 200_000_000
+    max_upload_pixels: int = 50_000_000  # the service's own limit; the CLI's is max_image_pixels
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_files: int = 100
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = field(default_factory=json_body_limit)  # JSON: from the schema
+    max_multipart_bytes: int = 256 * 1024 * 1024  # a whole upload request, its files together
+    decode_budget_bytes: int = 1024 * 1024 * 1024  # memory for decoding pictures, all requests
+    max_parallel_parses: int = 2  # large JSON bodies parsed at once, in worker threads
     rate_per_second: float = 500.0
     rate_burst: int = 1_000
     key_cache_seconds: float = 5.0
@@ -52,11 +57,15 @@ class ServiceSettings:
             "database_url": s.database_url,
             "snapshot_dir": str(Path(s.data_dir) / "index"),
             "pdq_min_quality": s.pdq_min_quality,
-            "max_image_pixels": s.max_image_pixels,
+            "max_body_bytes": s.max_body_bytes or json_body_limit(),
         }
         for name in (
+            "max_upload_pixels",
             "max_upload_bytes",
             "max_upload_files",
+            "max_multipart_bytes",
+            "decode_budget_bytes",
+            "max_parallel_parses",
             "rate_per_second",
             "rate_burst",
             "key_cache_seconds",
@@ -68,12 +77,14 @@ class ServiceSettings:
 
     def hash_options(self) -> HashOptions:
         """How the service hashes an uploaded picture (the API and the pages alike): with its
-        orientation hashes, under the upload and pixel limits."""
-        return HashOptions(
-            dihedral=True,
-            min_quality=self.pdq_min_quality,
-            limits=ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels),
+        orientation hashes, under its own pixel limit, and no picture whose decoding alone would
+        need more than the whole decoding budget."""
+        limits = ImageLimits(
+            max_bytes=self.max_upload_bytes,
+            max_pixels=self.max_upload_pixels,
+            max_decode_bytes=self.decode_budget_bytes,
         )
+        return HashOptions(dihedral=True, min_quality=self.pdq_min_quality, limits=limits)
 
 
 class Metrics:
@@ -112,6 +123,10 @@ class ServiceState:
     #: organisations' subscriptions (by organisation id), kept as long
     subscriptions: TtlCache[Subscription]
     limiter: RateLimiter
+    #: the memory lent to decoding pictures, all requests together
+    decode_budget: DecodeBudget
+    #: large JSON bodies parsed at once, in worker threads
+    parse_limiter: anyio.CapacityLimiter
 
 
 def service_of(where: HTTPConnection | ASGIApp) -> ServiceState:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,14 +132,20 @@ class Query:
         )
 
 
-def picture_query(data: bytes, options: HashOptions) -> tuple[Query, SignalError | None]:
+def picture_query(
+    data: bytes,
+    options: HashOptions,
+    decode: Callable[[bytes, HashOptions], PdqSignal] = pdq_signal,
+) -> tuple[Query, SignalError | None]:
     """The query of a picture's bytes, as the check service, its pages and ``meldpunt match``
     build it: the digests always, the PDQ signal when the bytes decode as a picture under
     ``options``' limits, else the ``SignalError`` that says why not (the digests can still
-    match). The caller decides whether that error ends the check."""
+    match). The caller decides whether that error ends the check. ``decode`` computes the PDQ
+    signal (the service passes one that first reserves the decoding memory); its errors other
+    than a ``SignalError`` go to the caller."""
     digests = digest_bytes(data)
     try:
-        signal = pdq_signal(data, options)
+        signal = decode(data, options)
     except SignalError as exc:
         return Query.of_signals(digests, None), exc
     return Query.of_signals(digests, signal), None

@@ -86,7 +86,7 @@ async def csrf_checked(
 
 AnyUser = Annotated[WebSession, Depends(role(*Role))]
 Analyst = Annotated[WebSession, Depends(role(Role.analyst, Role.admin))]
-Admin = Annotated[WebSession, Depends(role("admin"))]
+Admin = Annotated[WebSession, Depends(role(Role.admin))]
 HitsReader = Annotated[WebSession, Depends(role(Role.platform, Role.admin))]
 CsrfChecked = Depends(csrf_checked)
 

@@ -123,11 +123,14 @@ class FileCheck:
 
 
 def _check(request: Request, filename: str, data: bytes) -> FileCheck:
-    settings = service_of(request).settings
+    service = service_of(request)
+    settings = service.settings
     # not a picture: the digests can still match, and the page says why there is no PDQ hash
-    query, error = picture_query(data, settings.hash_options())
+    query, error = picture_query(
+        data, settings.hash_options(), decode=service.decode_budget.pdq_signal
+    )
     problem = f"{error} ({error.code})" if error is not None else None
-    answer = service_of(request).follower.use(
+    answer = service.follower.use(
         lambda matcher: matcher.match(query, min_quality=settings.pdq_min_quality)
     )
     assert query.md5 and query.sha1 and query.sha256  # bytes always have their digests
