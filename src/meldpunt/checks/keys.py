@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from meldpunt import audit
-from meldpunt.checks._db import begin_write
+from meldpunt.checks._db import begin_write, row_id
 from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.integrity import key_fields
 from meldpunt.checks.orgs import OrgRef, load_org_row
@@ -183,8 +183,9 @@ def _find_key(session: Session, ref: int | str) -> ApiKey:
     """A key by id, by its full text, or by its prefix (as lists show it)."""
     if isinstance(ref, str):
         text = ref.strip()
-        if text.isdigit():
-            ref = int(text)
+        number = row_id(text)
+        if number is not None:
+            ref = number
         elif _looks_like_key(text):
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(text)))
             if row is None:
