@@ -34,6 +34,7 @@ from meldpunt.signals import (
     pdq_signal,
 )
 from meldpunt.signals import types as signal_types
+from meldpunt.text import text_problem
 
 from .auth import PlatformKey, current_principal
 from .errors import ApiError
@@ -131,6 +132,22 @@ def _no_match(index: int, ref: str | None) -> dict[str, Any]:
     }
 
 
+def _refuse_unstorable_refs(
+    queries: Sequence[MatchQuery | str], refs: Sequence[str | None]
+) -> Sequence[MatchQuery | str]:
+    """An item whose ref has control characters gets an error instead of being checked: a
+    hit could not store the ref (PostgreSQL refuses NUL), and the rest of the batch should not
+    fail with it."""
+    present = [ref for ref in refs if ref]
+    if not present or text_problem("".join(present)) is None:  # one scan for the usual case
+        return queries
+    refused: list[MatchQuery | str] = []
+    for query, ref in zip(queries, refs, strict=True):
+        problem = None if not ref else text_problem(ref)
+        refused.append(query if problem is None else f"ref {problem}")
+    return refused
+
+
 # Up to this many items a check is matched on the event loop (a fraction of a millisecond);
 # larger batches go to a worker thread, where the C search runs without the GIL.
 INLINE_ITEMS = 16
@@ -145,6 +162,7 @@ async def run_checks(
 ) -> list[dict[str, Any]]:
     """Match, record the hits and the check, and answer (in ``CheckResult``'s shape) without
     revealing the lists. ``state`` is the application's state."""
+    queries = _refuse_unstorable_refs(queries, refs)
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
         with state.sessions() as session:

@@ -8,6 +8,8 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from meldpunt.text import FreeText, OneLine
+
 MAX_BATCH = 1_000
 
 # Ids are 64-bit database keys: a larger number in a path is refused (422), not looked up.
@@ -37,7 +39,14 @@ class CheckItem(TypedDict):
         ),
     ]
     ref: NotRequired[
-        Annotated[str | None, Field(max_length=500, description="Your id for the content")]
+        Annotated[
+            str | None,
+            Field(
+                max_length=500,
+                description="Your id for the content, one line (an item whose ref has control "
+                "characters gets an error)",
+            ),
+        ]
     ]
     url: NotRequired[
         Annotated[str | None, Field(max_length=2000, description="Where the content is public")]
@@ -84,8 +93,8 @@ class CheckResponse(BaseModel):
 class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["blocked", "removed", "reported", "false_positive", "other"]
-    report_id: str | None = Field(None, max_length=200)
-    reason: str | None = Field(None, max_length=2000)
+    report_id: OneLine | None = Field(None, max_length=200)
+    reason: FreeText | None = Field(None, max_length=2000)
 
 
 class HitOut(BaseModel):

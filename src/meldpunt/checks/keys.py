@@ -27,6 +27,7 @@ from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.orgs import OrgRef, load_org_row
 from meldpunt.clock import now
 from meldpunt.store.models import KEY_ROLES, ApiKey, Organisation
+from meldpunt.text import TextError, check_name
 
 __all__ = [
     "KEY_LENGTH",
@@ -135,10 +136,13 @@ def create_key(
     the only time the key exists outside its holder's hands."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    if label is not None:
-        label = label.strip() or None
-    if label is not None and len(label) > 200:
-        raise InvalidInput("a key's label is at most 200 characters")
+    if label is not None and label.strip():
+        try:
+            label = check_name(label, "a key's label")
+        except TextError as exc:
+            raise InvalidInput(str(exc)) from None
+    else:
+        label = None
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput("expires_at must be timezone-aware")

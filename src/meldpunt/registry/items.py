@@ -19,13 +19,20 @@ from sqlalchemy.orm import Session
 
 from meldpunt import audit
 from meldpunt.clock import now
-from meldpunt.registry.batch import ItemInput, Outcome, apply_items, normalize_signals
+from meldpunt.registry.batch import (
+    ItemInput,
+    Outcome,
+    apply_items,
+    item_text_problem,
+    normalize_signals,
+)
 from meldpunt.registry.categories import CODES, Category, classify
 from meldpunt.registry.changes import ChangeRow, append_changes
 from meldpunt.registry.errors import ConflictingItems, InvalidInput, NotFound
 from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.sets import SetRef, load_set_row
 from meldpunt.store.models import Item, ItemSignal
+from meldpunt.text import TextError, check_text
 
 __all__ = [
     "ItemInfo",
@@ -140,6 +147,9 @@ def add_item(
     else:
         chosen = None
     item = ItemInput(signals=pairs, category=chosen, reference=reference, note=note)
+    problem = item_text_problem(item)
+    if problem is not None:
+        raise InvalidInput(f"cannot add the item: {problem}")
     result = apply_items(session, set_row.id, [item], actor=actor, audit_each=True)
     (outcome,) = result.outcomes
     if outcome.outcome == "rejected" or outcome.item_id is None:
@@ -150,6 +160,11 @@ def add_item(
 def _set_status(
     session: Session, item_id: int, status: str, *, actor: str, note: str | None
 ) -> ItemInfo:
+    if note is not None:
+        try:
+            check_text(note, "a note", max_length=2000, multiline=True)
+        except TextError as exc:
+            raise InvalidInput(str(exc)) from None
     lock_registry(session)
     row = _load(session, item_id)
     before = row.status
