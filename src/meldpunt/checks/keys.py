@@ -12,6 +12,7 @@ once a minute per key.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,6 +43,7 @@ __all__ = [
     "generate_key",
     "hash_key",
     "list_keys",
+    "looks_like_key",
     "revoke_key",
 ]
 
@@ -91,8 +93,13 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
-def _looks_like_key(text: str) -> bool:
-    return len(text) == KEY_LENGTH and text.startswith(KEY_PREFIX)
+_KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{40}")
+
+
+def looks_like_key(text: str) -> bool:
+    """Whether ``text`` has the shape of a meldpunt key (``mp_`` and 40 URL-safe characters):
+    anything else is refused without a database read."""
+    return len(text) == KEY_LENGTH and _KEY.fullmatch(text) is not None
 
 
 def _is_active(row: ApiKey, org: Organisation, at: datetime) -> bool:
@@ -187,7 +194,7 @@ def _find_key(session: Session, ref: int | str) -> ApiKey:
         text = ref.strip()
         if text.isdigit():
             ref = int(text)
-        elif _looks_like_key(text):
+        elif looks_like_key(text):
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(text)))
             if row is None:
                 raise NotFound("no such key")
@@ -238,7 +245,7 @@ def authenticate(session: Session, plaintext: str) -> Principal | None:
     """The caller behind a key, or None for a key that is unknown, revoked or expired, or whose
     organisation is disabled. Records ``last_used_at`` (at most once a minute) in the caller's
     transaction: commit it for the time to stick."""
-    if not isinstance(plaintext, str) or not _looks_like_key(plaintext):
+    if not isinstance(plaintext, str) or not looks_like_key(plaintext):
         return None
     columns = ApiKey.__table__.c
     orgs = Organisation.__table__.c
