@@ -21,8 +21,8 @@ BAD = ["\x00", "\x1b", "\x7f", "\x85"]  # NUL, ESC, DEL, a C1 control (NEL)
 BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/sets"): (
         "analyst",
-        {"name": "nl-2026", "kind": "blocklist", "description": "from the hotline", "source_org": "hotline",
-         "default_category": "csam_baseline"},
+        {"name": "nl-2026", "kind": "blocklist", "description": "from the hotline",
+         "source_org": "hotline", "default_category": "csam_baseline"},
     ),
     ("POST", "/v1/sets/{name}/items"): (
         "analyst",
@@ -110,10 +110,10 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
         hit_id = a_hit(world)
         clients = {role: world.client(role) for role in ("platform", "analyst", "admin")}
         tried = 0
-        for (method, path), ops in (
+        for (method, path), operation in (
             ((m.upper(), p), op) for p, ops in spec["paths"].items() for m, op in ops.items()
         ):
-            json_body = ops.get("requestBody", {}).get("content", {}).get("application/json")
+            json_body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if json_body is None:
                 continue
             assert (method, path) in BODIES, f"{method} {path} takes text: add it to BODIES"
@@ -183,18 +183,17 @@ def test_names_the_pages_cannot_serve_are_refused(db_url, name):
 
 
 def test_names_keep_no_surrounding_spaces_and_free_text_keeps_its_lines(db_url):
-    with running(db_url) as world:
-        with world.client("analyst") as analyst:
-            created = analyst.post("/v1/sets", json={"name": "  nl 2026 ", "description": "a\nb"})
-            assert created.status_code == 201, created.text
-            assert (created.json()["name"], created.json()["description"]) == ("nl 2026", "a\nb")
-            item = {"signals": [{"type": "md5", "value": "1" * 32}], "note": "one\n\ttwo"}
-            added = analyst.post("/v1/sets/nl 2026/items", json=item)
-            assert added.status_code == 201, added.text
-            assert added.json()["item"]["note"] == "one\n\ttwo"
-            # One-line values take no line breaks.
-            item = {"signals": [{"type": "md5", "value": "2" * 32}], "reference": "a\nb"}
-            assert_json_error(analyst.post("/v1/sets/nl 2026/items", json=item), 422, "ref")
+    with running(db_url) as world, world.client("analyst") as analyst:
+        created = analyst.post("/v1/sets", json={"name": "  nl 2026 ", "description": "a\nb"})
+        assert created.status_code == 201, created.text
+        assert (created.json()["name"], created.json()["description"]) == ("nl 2026", "a\nb")
+        item = {"signals": [{"type": "md5", "value": "1" * 32}], "note": "one\n\ttwo"}
+        added = analyst.post("/v1/sets/nl 2026/items", json=item)
+        assert added.status_code == 201, added.text
+        assert added.json()["item"]["note"] == "one\n\ttwo"
+        # One-line values take no line breaks.
+        item = {"signals": [{"type": "md5", "value": "2" * 32}], "reference": "a\nb"}
+        assert_json_error(analyst.post("/v1/sets/nl 2026/items", json=item), 422, "ref")
 
 
 def test_one_platforms_bad_text_never_fails_anothers_checks(db_url):
