@@ -28,7 +28,7 @@ from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.orgs import OrgRef, load_org_row
 from meldpunt.clock import now
 from meldpunt.store.models import KEY_ROLES, ApiKey, Organisation
-from meldpunt.text import TextError, check_name
+from meldpunt.text import TextError, check_name, text_problem
 
 __all__ = [
     "KEY_LENGTH",
@@ -192,6 +192,8 @@ def _find_key(session: Session, ref: int | str) -> ApiKey:
     """A key by id, by its full text, or by its prefix (as lists show it)."""
     if isinstance(ref, str):
         text = ref.strip()
+        if text_problem(text) is not None:
+            raise NotFound(f"no key {text!r}")  # no key has such characters
         if text.isdigit():
             ref = int(text)
         elif looks_like_key(text):
