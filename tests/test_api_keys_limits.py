@@ -77,7 +77,7 @@ def test_an_address_guessing_keys_gets_429_and_others_keep_working(db_url, monke
     lookups: list[str] = []
     real = auth.authenticate
     monkeypatch.setattr(auth, "authenticate", lambda s, k: lookups.append(k) or real(s, k))
-    with running(db_url, auth_failures_per_minute=10) as world:
+    with running(db_url, loopback=True, auth_failures_per_minute=10) as world:
         with world.client("platform") as platform:  # a platform at work before the guessing
             assert platform.post("/v1/check", json=CHECK).status_code == 200
         lookups.clear()
@@ -107,7 +107,7 @@ def test_an_address_guessing_keys_gets_429_and_others_keep_working(db_url, monke
 
 
 def test_the_pages_sign_in_counts_failures_too(db_url):
-    with running(db_url, auth_failures_per_minute=3) as world:
+    with running(db_url, loopback=True, auth_failures_per_minute=3) as world:
         with httpx.Client(base_url=world.url, timeout=30) as browser:
             statuses = []
             for _ in range(5):
