@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from service import World, running
+from web_support import csrf_of, sign_in
 
 BAD = ["\x00", "\x1b", "\x7f", "\x85"]  # NUL, ESC, DEL, a C1 control (NEL)
 
@@ -224,3 +225,27 @@ def test_one_platforms_bad_text_never_fails_anothers_checks(db_url):
         for thread in threads:
             thread.join()
         assert failures == []
+
+
+def test_the_pages_refuse_the_same_text(db_url):
+    """The pages' forms, paths and searches go through the same rules: an error page or a flash
+    message, never a server error, and nothing stored."""
+    with running(db_url) as world, sign_in(world, "admin") as client:
+        csrf = csrf_of(client.get("/ui/sets").text)
+        for name in ("a/b", "../x", "nul\x00", "esc\x1b"):
+            created = client.post("/ui/sets", data={"name": name, "csrf": csrf})
+            assert created.status_code == 303, (name, created.text[:200])
+            flashed = client.get(created.headers["location"]).text
+            assert "cannot contain" in flashed or "are not accepted" in flashed, name
+            client.post("/ui/orgs", data={"name": name, "kind": "platform", "csrf": csrf})
+        described = client.post(
+            "/ui/sets", data={"name": "fine", "description": "nul\x00", "csrf": csrf}
+        )
+        assert described.status_code == 303
+        names = {s["name"] for s in world.client("admin").get("/v1/sets").json()}
+        assert names == {"police"}
+        orgs = {o["name"] for o in world.client("admin").get("/v1/orgs").json()}
+        assert orgs == {"platform-a", "platform-b", "hotline"}
+        for path in ("/ui/sets/po%00lice", "/ui/orgs/x%00y", "/ui/sets/police?q=a%00b"):
+            response = client.get(path)
+            assert response.status_code in (200, 404), (path, response.text[:200])
