@@ -45,6 +45,8 @@ MAX_NAME = 200
 # C0 controls but tab and line breaks, DEL, C1 controls, lone surrogates.
 _NOT_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
 _NOT_IN_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
+_ASCII_NOT_IN_ONE_LINE = bytes(range(32)) + b"\x7f"
+_ASCII_NOT_IN_FREE_TEXT = bytes(c for c in _ASCII_NOT_IN_ONE_LINE if c not in b"\t\n\r")
 # Line and paragraph separators, bidirectional embeddings, overrides and isolates.
 _NOT_IN_NAMES = re.compile("[/\\\\\u2028\u2029\u202a-\u202e\u2066-\u2069]|\\.\\.")
 
@@ -65,6 +67,12 @@ def _describe(found: str) -> str:
 
 def text_problem(value: str, *, multiline: bool = False) -> str | None:
     """Why ``value`` cannot be stored as text (free text when ``multiline``), or None."""
+    if value.isascii():  # the usual case: one pass at C speed (regular expressions take 10x)
+        controls = _ASCII_NOT_IN_FREE_TEXT if multiline else _ASCII_NOT_IN_ONE_LINE
+        if len(value.encode("ascii").translate(None, controls)) == len(value):
+            return None
+    elif value.isprintable():
+        return None
     bad = (_NOT_IN_FREE_TEXT if multiline else _NOT_IN_ONE_LINE).search(value)
     if bad is None:
         return None

@@ -138,8 +138,7 @@ def _refuse_unstorable_refs(
     """An item whose ref has control characters gets an error instead of being checked: a
     hit could not store the ref (PostgreSQL refuses NUL), and the rest of the batch should not
     fail with it."""
-    present = [ref for ref in refs if ref]
-    if not present or text_problem("".join(present)) is None:  # one scan for the usual case
+    if text_problem("".join(filter(None, refs))) is None:  # one scan for the usual case
         return queries
     refused: list[MatchQuery | str] = []
     for query, ref in zip(queries, refs, strict=True):
