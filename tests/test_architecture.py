@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),  # the one error base class; imports nothing of meldpunt
     ("signals", "index"),  # the library: nothing of meldpunt but the error base class
     ("clock",),
+    ("text",),  # what text meldpunt accepts
     ("config",),
     ("store",),
     ("audit",),

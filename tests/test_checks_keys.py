@@ -53,7 +53,7 @@ def test_numbers_that_are_no_row_id_find_nothing(session, ref):
     ("name", "kind", "email", "message"),
     [
         ("x", "bank", None, "kind must be one of"),
-        ("", "platform", None, "name of 1 to 200"),
+        ("", "platform", None, "name cannot be empty"),
         ("42", "platform", None, "would read as an id"),
         ("x", "platform", "not-an-address", "not an e-mail address"),
     ],

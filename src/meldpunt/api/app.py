@@ -21,7 +21,7 @@ from meldpunt.web import router as web_router
 from meldpunt.worker import WorkerThread
 
 from . import errors
-from .auth import TtlCache
+from .auth import FailureLimiter, KeyCache, TtlCache
 from .fastlane import CheckLane
 from .follower import IndexFollower
 from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
@@ -101,8 +101,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         follower=follower,
         writer=writer,
         metrics=Metrics(),
-        key_cache=TtlCache(config.key_cache_seconds),
-        subscriptions=TtlCache(config.key_cache_seconds),
+        key_cache=KeyCache(config.key_cache_seconds, config.key_cache_entries),
+        auth_failures=FailureLimiter(config.auth_failures_per_minute),
+        subscriptions=TtlCache(config.key_cache_seconds, config.key_cache_entries),
         limiter=RateLimiter(config.rate_per_second, config.rate_burst),
         decode_budget=DecodeBudget(config.decode_budget_bytes),
         parse_limiter=anyio.CapacityLimiter(config.max_parallel_parses),

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from meldpunt.checks import Outcome
+from meldpunt.text import FreeText, OneLine
 
 MAX_BATCH = 1_000
 MAX_SIGNALS, MAX_TYPE, MAX_VALUE = 16, 40, 200  # per item; lengths of a signal's type and value
@@ -44,7 +45,14 @@ class CheckItem(TypedDict):
         ),
     ]
     ref: NotRequired[
-        Annotated[str | None, Field(max_length=MAX_REF, description="Your id for the content")]
+        Annotated[
+            str | None,
+            Field(
+                max_length=MAX_REF,
+                description="Your id for the content, one line (an item whose ref has control "
+                "characters gets an error)",
+            ),
+        ]
     ]
     url: NotRequired[
         Annotated[str | None, Field(max_length=MAX_URL, description="Where the content is public")]
@@ -113,8 +121,8 @@ class OutcomeIn(BaseModel):
     # use_enum_values: the schema lists the domain's words, the route gets plain strings
     model_config = ConfigDict(extra="forbid", use_enum_values=True)
     outcome: Outcome
-    report_id: str | None = Field(None, max_length=200)
-    reason: str | None = Field(None, max_length=2000)
+    report_id: OneLine | None = Field(None, max_length=200)
+    reason: FreeText | None = Field(None, max_length=2000)
 
 
 class HitOut(BaseModel):

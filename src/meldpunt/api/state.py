@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp
 
-from meldpunt.checks import Principal, Subscription
+from meldpunt.checks import Subscription
 from meldpunt.config import Settings, get_settings
 from meldpunt.signals import HashOptions, ImageLimits
 
@@ -24,7 +24,7 @@ from .schemas import json_body_limit
 from .writer import Writer
 
 if TYPE_CHECKING:  # the key checks use this module, so it may not import theirs at run time
-    from .auth import TtlCache
+    from .auth import FailureLimiter, KeyCache, TtlCache
 
 __all__ = ["Metrics", "ServiceSettings", "ServiceState", "service_of"]
 
@@ -46,6 +46,8 @@ class ServiceSettings:
     rate_per_second: float = 500.0
     rate_burst: int = 1_000
     key_cache_seconds: float = 5.0
+    key_cache_entries: int = 10_000
+    auth_failures_per_minute: float = 60.0
     poll_seconds: float = 1.0
     run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
     check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
@@ -69,6 +71,8 @@ class ServiceSettings:
             "rate_per_second",
             "rate_burst",
             "key_cache_seconds",
+            "key_cache_entries",
+            "auth_failures_per_minute",
             "poll_seconds",
         ):
             values[name] = getattr(s, name)  # same names in Settings and here
@@ -119,7 +123,9 @@ class ServiceState:
     writer: Writer
     metrics: Metrics
     #: API keys' answers (by the key's SHA-256), kept ``key_cache_seconds``
-    key_cache: TtlCache[Principal]
+    key_cache: KeyCache
+    #: failed authentications per client address
+    auth_failures: FailureLimiter
     #: organisations' subscriptions (by organisation id), kept as long
     subscriptions: TtlCache[Subscription]
     limiter: RateLimiter
