@@ -62,7 +62,7 @@ def hits(
     found = found[:HITS_PAGE] if not overdue else found
     return page(request, "hits.html", hits=found, overdue=overdue, set_names=set_names,
                 org_names=org_names, admin=own is None,
-                next_before=found[-1].id if more and found else None)  # fmt: skip
+                next_before=found[-1].row_id if more and found else None)  # fmt: skip
 
 
 def _review_rows(request: Request, reviews: list[checks.ReviewInfo]) -> list[dict[str, Any]]:
