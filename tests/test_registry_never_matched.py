@@ -29,7 +29,9 @@ def test_non_pertinent_entries_never_match_but_other_categories_do(session):
     by_category = {}
     for code in ("csam_baseline", "non_pertinent", "unknown", "uncategorised"):
         digest = secrets.token_hex(16)
-        registry.add_item(session, block, [("md5", digest)], category=code, category_scheme="meldpunt")
+        registry.add_item(
+            session, block, [("md5", digest)], category=code, category_scheme="meldpunt"
+        )
         by_category[code] = digest
     session.commit()
     matcher = Matcher.build(session)
@@ -92,7 +94,7 @@ def test_meldpunt_match_never_reports_a_non_pertinent_entry(tmp_path: Path):
         session.commit()
     engine.dispose()
     env = {**os.environ, "MELDPUNT_DATABASE_URL": url, "MELDPUNT_DATA_DIR": str(tmp_path / "var")}
-    done = subprocess.run([sys.executable, "-m", "meldpunt.cli", "match", str(picture), "-f",
-                           "jsonl"], capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
+    command = [sys.executable, "-m", "meldpunt.cli", "match", str(picture), "-f", "jsonl"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert '"known": false' in done.stdout and "vics-import" not in done.stdout

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,6 +24,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp
 
 from meldpunt import __version__
+from meldpunt.checks.probing import ProbeDetector, ProbingPolicy, active_throttles
 from meldpunt.config import Settings, get_settings
 from meldpunt.registry.matching import open_matcher
 from meldpunt.reports.fetcher import FetchPolicy
@@ -30,6 +34,7 @@ from meldpunt.worker import WorkerThread
 
 from . import errors
 from .auth import TtlCache
+from .errors import ApiError
 from .fastlane import CheckLane
 from .follower import IndexFollower
 from .limits import BodyLimit, RateLimiter, Timing
@@ -56,6 +61,9 @@ class ServiceSettings:
     poll_seconds: float = 1.0
     run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
     check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
+    metrics_token: str | None = None  # GET /metrics with this bearer token; None: loopback only
+    metrics_org_labels: bool = False  # counters labelled by organisation name
+    probing: ProbingPolicy = field(default_factory=ProbingPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
@@ -73,20 +81,33 @@ class ServiceSettings:
             "rate_burst",
             "key_cache_seconds",
             "poll_seconds",
+            "metrics_token",
+            "metrics_org_labels",
         ):
             values[name] = getattr(s, name)  # same names in Settings and here
+        values["probing"] = ProbingPolicy(
+            min_close=s.probing_min_close,
+            min_edge=s.probing_min_edge,
+            throttle=timedelta(minutes=s.probing_throttle_minutes),
+            throttled_per_minute=s.probing_throttled_per_minute,
+        )
         values.update(overrides)
         return cls(**values)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """The service's Prometheus counters. Organisation names label them only when
+    ``org_labels`` (``metrics_org_labels``): who checks how much is not everyone's business."""
+
+    def __init__(self, org_labels: bool = False) -> None:
         self.registry = CollectorRegistry()
+        self.org_labels = org_labels
         r = self.registry
-        self.checks = Counter("meldpunt_checks", "Items checked", ["org"], registry=r)
-        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", ["org"], registry=r)
+        by_org = ["org"] if org_labels else []
+        self.checks = Counter("meldpunt_checks", "Items checked", by_org, registry=r)
+        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", by_org, registry=r)
         self.outcomes = Counter(
-            "meldpunt_outcomes", "Outcomes reported", ["org", "outcome"], registry=r
+            "meldpunt_outcomes", "Outcomes reported", [*by_org, "outcome"], registry=r
         )
         self.latency = Histogram(
             "meldpunt_request_seconds",
@@ -98,6 +119,44 @@ class Metrics:
         self.index_size = Gauge("meldpunt_index_pdq_hashes", "PDQ hashes in the index", registry=r)
         self.index_change = Gauge(
             "meldpunt_index_change", "Registry change the index is at", registry=r
+        )
+
+    def checked(self, org: str, items: int, hits: int) -> None:
+        checks, found = (
+            (self.checks.labels(org), self.hits.labels(org))
+            if self.org_labels
+            else (self.checks, self.hits)
+        )
+        checks.inc(items)
+        found.inc(hits)
+
+    def outcome(self, org: str, outcome: str) -> None:
+        labels = (org, outcome) if self.org_labels else (outcome,)
+        self.outcomes.labels(*labels).inc()
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_metrics_access(request: Request, token: str | None) -> None:
+    """/metrics answers a request with the bearer token when one is set, else a request from
+    the loopback address only (401 without a token, 403 for a wrong one or another address).
+    Behind a reverse proxy on the same machine every request comes from loopback: set a token."""
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if token is not None:
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "unauthenticated", "/metrics needs the metrics token (Bearer)")
+        if not hmac.compare_digest(value.strip().encode(), token.encode()):
+            raise ApiError(403, "forbidden", "that is not the metrics token")
+        return
+    if not _is_loopback(request.client.host if request.client else None):
+        raise ApiError(
+            403, "forbidden", "/metrics is served to the loopback address only (or set a token)"
         )
 
 
@@ -139,9 +198,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     worker = WorkerThread(sessions, FetchPolicy.from_settings()) if config.run_worker else None
 
+    probing = ProbeDetector(config.probing)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(config.database_url)
+        with sessions() as session:  # keys throttled before a restart stay throttled
+            for key_id, until in active_throttles(session):
+                probing.throttle(key_id, until)
         follower.start()
         writer.start()
         if worker is not None:
@@ -169,7 +233,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.subscriptions = TtlCache(config.key_cache_seconds)
     app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
-    app.state.metrics = Metrics()
+    app.state.metrics = Metrics(config.metrics_org_labels)
+    app.state.probing = probing
     app.add_middleware(Timing, histogram=app.state.metrics.latency)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
     errors.install(app)
@@ -183,8 +248,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         status = follower.status()
         return JSONResponse({"ready": follower.ready, **status}, 200 if follower.ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics: with the metrics token, or from the loopback address",
+    )
+    def metrics(request: Request) -> PlainTextResponse:
+        check_metrics_access(request, config.metrics_token)
         status = follower.status()
         app.state.metrics.index_size.set(float(status["pdq_hashes"] or 0))  # type: ignore[arg-type]
         app.state.metrics.index_change.set(float(status["index_change"] or 0))  # type: ignore[arg-type]
