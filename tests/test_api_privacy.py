@@ -21,6 +21,7 @@ from meldpunt.api.app import check_metrics_access
 from meldpunt.api.errors import ApiError
 from meldpunt.store.models import AuditEvent
 from service import World, running, service_settings, serving
+from web_support import csrf_of, sign_in
 
 
 def flip(value: str, bits: list[int]) -> str:
@@ -96,6 +97,11 @@ def test_the_257_item_oracle_attack_leaks_nothing_and_is_caught(world: World):
         ).all()
         assert event.subject_type == "api_key" and json.loads(event.details)["org_id"]
 
+    # the hotline sees it on its pages
+    with sign_in(world, "admin") as pages:
+        shown = pages.get("/ui/probing").text
+        assert "platform-a" in shown and "matching checks within 8 bits" in shown
+
     # a restarted service still throttles the key
     key = {"Authorization": f"Bearer {world.keys['platform']}"}
     with serving(service_settings(world.db_url)) as url, httpx.Client(base_url=url) as client:
@@ -117,6 +123,13 @@ def test_distances_are_an_admins_decision_and_small_requests_are_caught_too(worl
         assert changed.status_code == 200 and changed.json()["show_distances"] is True
         refused = world.client().patch("/v1/orgs/platform-a", json={"show_distances": True})
         assert refused.status_code == 403
+    with sign_in(world, "admin") as pages:  # the org page says so, and can switch it back
+        org_page = pages.get("/ui/orgs/platform-b").text
+        assert "Answers do not show distances." in org_page
+        toggled = pages.post("/ui/orgs/platform-b/distances",
+                             data={"csrf": csrf_of(org_page), "show": "true"})  # fmt: skip
+        assert toggled.status_code == 303
+        assert "Answers show distances." in pages.get("/ui/orgs/platform-b").text
     with world.session() as session:
         assert session.scalar(
             select(AuditEvent.id).where(AuditEvent.action == "checks.org.distances_shown")

@@ -299,12 +299,12 @@ def subscriptions_set(
         typer.Option(
             "--categories",
             help="Category filters, comma-separated: baseline, illegal, csam, ncii or codes "
-            "(default: all).",
+            "(default: illegal).",
         ),
     ] = None,
 ) -> None:
-    """Set which blocklists and categories the organisation's checks run against. Leaving an
-    option out means "all"; leaving both out restores the default."""
+    """Set which blocklists and categories the organisation's checks run against. Leaving
+    --sets out means every blocklist, leaving --categories out the illegal categories."""
     set_names = _split(sets)
     if set_names == []:
         _fail("--sets names no set: leave it out for every blocklist")

@@ -1,4 +1,5 @@
-"""Pages for admins: organisations, their API keys and their subscriptions."""
+"""Pages for admins: organisations, their API keys, subscriptions and distances, and the
+probing alerts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
 from meldpunt import checks, registry
+from meldpunt.checks.probing import list_alerts
 from meldpunt.clock import now
 
 from .auth import Admin, CsrfChecked, actor
@@ -69,6 +71,7 @@ def one_org(request: Request, session: Admin, name: str) -> Response:
         blocklists = [s for s in registry.list_sets(db) if not s.is_allowlist]
     return page(request, "org.html", org=org, keys=keys, subscription=subscription, stats=stats,
                 blocklists=blocklists, filters=sorted(registry.FILTERS), codes=registry.CODES,
+                default_categories=registry.SUBSCRIBED_BY_DEFAULT,
                 roles=checks.ROLES, org_path=_org_path(org.name))  # fmt: skip
 
 
@@ -133,3 +136,23 @@ def subscribe(
         cached.clear()  # this process's checks use it at once, others within their cache time
     session.flash("Subscription saved; checks use it within seconds.")
     return redirect(_org_path(name))
+
+
+@router.post("/ui/orgs/{name}/distances", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def distances(
+    request: Request, session: Admin, name: str, show: Annotated[bool, Form()] = False
+) -> Response:
+    with request.app.state.sessions() as db:
+        org = checks.set_show_distances(db, name, show, actor=actor(session))
+        db.commit()
+    request.app.state.key_cache.clear()  # this process at once, others within their cache time
+    shown = "now show" if org.show_distances else "no longer show"
+    session.flash(f"{org.name}'s check answers {shown} distances.")
+    return redirect(_org_path(org.name))
+
+
+@router.get("/ui/probing", response_class=HTMLResponse)
+def probing(request: Request, session: Admin) -> Response:
+    with request.app.state.sessions() as db:
+        alerts = list_alerts(db, limit=200)
+    return page(request, "probing.html", alerts=alerts, now=now())

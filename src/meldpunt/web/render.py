@@ -61,6 +61,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Reviews", "/ui/reviews", frozenset({"analyst", "admin"})),
     ("Hits", "/ui/hits", frozenset({"platform", "admin"})),
     ("Organisations", "/ui/orgs", frozenset({"admin"})),
+    ("Probing", "/ui/probing", frozenset({"admin"})),
 )
 
 
