@@ -100,6 +100,14 @@ def test_hit_ids_say_nothing_about_other_organisations(session, world):
     assert row_ids == sorted(row_ids)  # inside meldpunt, rows keep their order for paging
 
 
+def test_a_public_id_that_is_taken_already_is_drawn_again(session, world, monkeypatch):
+    a, b, police, items = world
+    (taken,) = checks.record_hits(session, a.id, [new_hit(police.id, items[0])])
+    draws = iter([taken - 1, 41])  # randbelow(n) + 1: first the id in use, then 42
+    monkeypatch.setattr(checks.hits.secrets, "randbelow", lambda limit: next(draws))
+    assert checks.record_hits(session, b.id, [new_hit(police.id, items[1])]) == [42]
+
+
 def test_the_recheck_delay_comes_from_the_settings(session, world, monkeypatch):
     a, _, police, items = world
     monkeypatch.setenv("MELDPUNT_HIT_RECHECK_AFTER_HOURS", "1.5")
