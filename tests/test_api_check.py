@@ -32,7 +32,8 @@ def test_operations_routes(world: World):
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["ready"] is True
-        assert "meldpunt_checks" in client.get("/metrics").text
+        # in process the caller is not on the loopback address: /metrics needs its token then
+        assert client.get("/metrics").status_code == 403
         spec = client.get("/openapi.json").json()
         assert spec["openapi"].startswith("3.1") and "/v1/check" in spec["paths"]
         # every schema the document refers to is in it (clients generate code from it)

@@ -216,7 +216,10 @@ def test_metrics_need_the_token_and_name_no_organisation_unless_asked(db_url):
 
 
 def test_metrics_labels_organisations_only_when_asked(db_url):
-    with running(db_url, metrics_org_labels=True) as world, world.client(None) as client:
+    with (
+        running(db_url, loopback=True, metrics_org_labels=True) as world,
+        world.client(None) as client,
+    ):
         client.post("/v1/check", json=body([world.known_pdq]),
                     headers={"Authorization": f"Bearer {world.keys['platform']}"})  # fmt: skip
         text = client.get("/metrics").text  # from the loopback address: no token needed
