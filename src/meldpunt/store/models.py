@@ -197,9 +197,7 @@ class Organisation(Base):
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
     #: Check answers show PDQ distances (an admin's decision: distances help recover list hashes).
-    show_distances: Mapped[bool] = mapped_column(
-        Boolean, default=False, server_default=false()
-    )
+    show_distances: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"Organisation(id={self.id}, name={self.name!r}, kind={self.kind!r})"
