@@ -224,8 +224,13 @@ async def run_checks(
         return [q if isinstance(q, str) else _best_per_set(next(found)) for q in queries]
 
     answers = match_all() if len(queries) <= INLINE_ITEMS else await run_in_threadpool(match_all)
-    suspicion = state.probing.observe(
-        principal.key_id, principal.org_id, _observations(state, answers, queries)
+    seen = _observations(state, answers, queries)
+    # A batch of many matches (rare, and what probing looks like) is weighed off the event loop.
+    watch = state.probing.observe
+    suspicion = (
+        watch(principal.key_id, principal.org_id, seen)
+        if len(seen) <= INLINE_ITEMS
+        else await run_in_threadpool(watch, principal.key_id, principal.org_id, seen)
     )
     if suspicion is not None:
         await run_in_threadpool(_write_alert, state, suspicion)
