@@ -292,6 +292,7 @@ def worker_command(
 
 
 def _register_subcommands() -> None:
+    from .cli_audit import audit_app
     from .cli_checks import keys_app, orgs_app, subscriptions_app
     from .cli_match import index_app, match_command
     from .cli_registry import sets_app
@@ -302,6 +303,7 @@ def _register_subcommands() -> None:
     app.add_typer(subscriptions_app, name="subscriptions")
     app.command("match")(match_command)
     app.add_typer(index_app, name="index")
+    app.add_typer(audit_app, name="audit")
 
 
 _register_subcommands()
