@@ -191,7 +191,7 @@ def test_an_outcome_can_be_corrected_and_every_change_is_audited(session, world,
     assert [json.loads(e.details)["outcome"] for e in events] == ["blocked", "removed"]
     assert json.loads(events[0].details)["previous"] is None
     assert json.loads(events[1].details)["previous"]["outcome"] == "blocked"
-    assert {e.subject_id for e in events} == {str(hit_id)}
+    assert {json.loads(e.details)["public_id"] for e in events} == {hit_id}
     assert audit.verify(session).ok
 
 

@@ -382,8 +382,9 @@ def record_outcome(
         session,
         actor=actor,
         action="checks.hit.outcome",
-        subject=("hit", row.public_id),
+        subject=("hit", row.id),
         details={
+            "public_id": row.public_id,
             "org_id": org_id,
             "outcome": outcome,
             "report_id": report_id,

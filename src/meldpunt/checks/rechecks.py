@@ -118,8 +118,9 @@ def record_recheck(
         session,
         actor=actor,
         action="checks.hit.rechecked",
-        subject=("hit", row.public_id),
+        subject=("hit", row.id),
         details={
+            "public_id": row.public_id,
             "org_id": row.org_id,
             "status": status,
             "previous": previous,
