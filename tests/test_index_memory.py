@@ -80,7 +80,8 @@ def test_the_search_threads_end_with_the_index_or_when_it_is_closed():
     assert search_threads() == []
     index.query_batch(queries, 31)  # a closed index still searches
     threads = search_threads()
-    assert len(threads) == 2
+    # a thread pool starts its threads as work arrives: on a busy machine one may do it all
+    assert 1 <= len(threads) <= 2
     del index
     gc.collect()
     for thread in threads:
