@@ -81,7 +81,8 @@ def load_org_row(session: Session, ref: OrgRef) -> Organisation:
     else:
         query = select(Organisation).where(Organisation.name == ref.strip())
         row = session.scalar(query.execution_options(populate_existing=True))
-        if row is None and ref.strip().isdigit():
+        digits = ref.strip()
+        if row is None and digits.isascii() and digits.isdigit():  # not '¹²', which int() refuses
             row = session.get(Organisation, int(ref), populate_existing=True)
     if row is None:
         raise NotFound(f"no organisation {ref!r}")
