@@ -79,7 +79,7 @@ def test_memory_is_bounded_per_key_and_in_keys(clock):
         for _ in range(100):
             detector.observe(key, 1, [seen(secrets.token_hex(32))])
     assert len(detector._keys) == 10
-    assert all(len(state.hashes) <= 64 for state in detector._keys.values())
+    assert all(len(state.ring) <= 64 for state in detector._keys.values())
 
 
 def test_a_throttled_key_gets_a_slow_rate_until_the_throttle_ends(clock):

@@ -24,7 +24,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -247,6 +247,7 @@ def record_hits(session: Session, org_id: int, hits: Sequence[NewHit]) -> list[i
     at = clock.now()
     recheck_at = at + recheck_after()
     rows = [_hit_values(hit, org_id, at, recheck_at) for hit in hits]
+    _hold_sqlite_write_lock(session)
     public_ids = _new_public_ids(session, len(rows))
     for row, public_id in zip(rows, public_ids, strict=True):
         row["public_id"] = public_id
@@ -279,6 +280,15 @@ def _new_public_ids(session: Session, count: int) -> list[int]:
         fresh -= set(ids)
         ids.extend(fresh - _taken_public_ids(session, fresh))
     return ids
+
+
+def _hold_sqlite_write_lock(session: Session) -> None:
+    """On SQLite, the write lock before the ids are looked up: a transaction that has read
+    cannot wait for the lock, and fails with "database is locked" when another process (a
+    second `meldpunt serve` worker) wrote in the meantime."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        connection.execute(text(f"UPDATE {Hit.__tablename__} SET id = id WHERE 0"))
 
 
 def _taken_public_ids(session: Session, candidates: set[int]) -> set[int]:

@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import numpy as np
+from numpy.typing import NDArray
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -88,9 +90,44 @@ class Suspicion:
     details: dict[str, object]
 
 
+class _Ring:
+    """The key's matched hashes as 4 x 64-bit words each, with when they were seen: compared
+    with a whole check's hashes at once (numpy), not one pair at a time."""
+
+    def __init__(self, size: int) -> None:
+        self.words: NDArray[np.uint64] = np.zeros((0, 4), dtype=np.uint64)
+        self.times: NDArray[np.float64] = np.zeros(0, dtype=np.float64)
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    def forget_before(self, oldest: float) -> None:
+        keep = self.times >= oldest
+        if not keep.all():
+            self.words, self.times = self.words[keep], self.times[keep]
+
+    def add(self, words: NDArray[np.uint64], now: float) -> None:
+        self.words = np.concatenate([self.words, words])[-self.size :]
+        self.times = np.concatenate([self.times, np.full(len(words), now)])[-self.size :]
+
+
+def _words(hashes: Sequence[str]) -> NDArray[np.uint64]:
+    return (
+        np.frombuffer(bytes.fromhex("".join(hashes)), dtype=">u8").astype(np.uint64).reshape(-1, 4)
+    )
+
+
+def _distances(a: NDArray[np.uint64], b: NDArray[np.uint64]) -> NDArray[np.int64]:
+    """Hamming distances of every hash of ``a`` to every hash of ``b``, shape (len(a), len(b))."""
+    bits = np.bitwise_count(a[:, None, :] ^ b[None, :, :])
+    distances: NDArray[np.int64] = bits.sum(axis=2, dtype=np.int64)
+    return distances
+
+
 @dataclass
 class _KeyState:
-    hashes: deque[tuple[int, float]] = field(default_factory=deque)  # (hash, monotonic time)
+    ring: _Ring
     edges: OrderedDict[tuple[int, int], dict[int, float]] = field(default_factory=OrderedDict)
 
 
@@ -161,12 +198,10 @@ class ProbeDetector:
         found: tuple[str, dict[str, object]] | None = None
         with self._lock:
             state = self._state(key_id)
-            while state.hashes and state.hashes[0][1] < oldest:
-                state.hashes.popleft()
+            state.ring.forget_before(oldest)
+            found = self._close(state, observations, now)
             for seen in observations:
-                value = int(seen.pdq, 16)
-                found = found or self._close(state, value, now, oldest)
-                found = found or self._edge(state, seen, value, now, oldest)
+                found = found or self._edge(state, seen, int(seen.pdq, 16), now, oldest)
         if found is None:
             return None
         reason, details = found
@@ -178,7 +213,7 @@ class ProbeDetector:
     def _state(self, key_id: int) -> _KeyState:
         state = self._keys.get(key_id)
         if state is None:
-            state = self._keys[key_id] = _KeyState()
+            state = self._keys[key_id] = _KeyState(_Ring(self.policy.ring))
             while len(self._keys) > self.policy.max_keys:
                 self._keys.popitem(last=False)
         else:
@@ -186,28 +221,30 @@ class ProbeDetector:
         return state
 
     def _close(
-        self, state: _KeyState, value: int, now: float, oldest: float
+        self, state: _KeyState, observations: Sequence[Observation], now: float
     ) -> tuple[str, dict[str, object]] | None:
+        """Each matched hash against the key's remembered ones and the check's earlier ones.
+        A hash seen before (distance 0) is the same picture again: remembered once, never
+        counted."""
         policy = self.policy
-        close = 0
-        repeat = False
-        for other, _ in state.hashes:
-            bits = (other ^ value).bit_count()
-            if bits == 0:
-                repeat = True  # the same picture again: remembered once, never counted
-            elif bits <= policy.close_bits:
-                close += 1
-        if not repeat:
-            state.hashes.append((value, now))
-            if len(state.hashes) > policy.ring:
-                state.hashes.popleft()
-        if close < policy.min_close:
+        words = _words([seen.pdq for seen in observations])
+        to_ring = _distances(words, state.ring.words)
+        within = _distances(words, words)
+        earlier = np.tri(len(words), k=-1, dtype=bool)  # j < i: checked before i in this check
+        repeat = (to_ring == 0).any(axis=1)
+        for i in range(len(words)):  # a hash repeated inside the check: its first one counts
+            repeat[i] |= bool(((within[i] == 0) & earlier[i] & ~repeat).any())
+        close = ((to_ring > 0) & (to_ring <= policy.close_bits)).sum(axis=1)
+        close += ((within > 0) & (within <= policy.close_bits) & earlier & ~repeat).sum(axis=1)
+        state.ring.add(words[~repeat], now)
+        worst = int(close.max(initial=0))
+        if worst < policy.min_close:
             return None
         return "close_queries", {
-            "close_matches": close,
+            "close_matches": worst,
             "within_bits": policy.close_bits,
             "window_seconds": policy.window.total_seconds(),
-            "remembered": len(state.hashes),
+            "remembered": len(state.ring),
         }
 
     def _edge(
