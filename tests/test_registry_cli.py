@@ -8,7 +8,7 @@ import json
 from typer.testing import CliRunner
 
 import registry_samples as samples
-from meldpunt.cli_registry import sets_app
+from meldpunt.cli.registry import sets_app
 
 runner = CliRunner()
 

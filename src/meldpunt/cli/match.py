@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meldpunt.cli_output import stdout
-from meldpunt.cli_registry import registry_session
+from meldpunt.cli.output import stdout
+from meldpunt.cli.registry import registry_session
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -124,7 +124,7 @@ def match_command(
     """Match files (hashed here) or hash values against the local registry."""
     import os
 
-    from meldpunt.cli import _hash_options, _with_progress, hash_many, iter_files
+    from meldpunt.cli.app import _hash_options, _with_progress, hash_many, iter_files
     from meldpunt.config import get_settings
     from meldpunt.registry import InvalidInput, category_filter
     from meldpunt.registry.matching import Query

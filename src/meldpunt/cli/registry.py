@@ -23,9 +23,9 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from meldpunt import registry
-from meldpunt.cli_output import fail as _fail
-from meldpunt.cli_output import stderr as _stderr
-from meldpunt.cli_output import stdout as _stdout
+from meldpunt.cli.output import fail as _fail
+from meldpunt.cli.output import stderr as _stderr
+from meldpunt.cli.output import stdout as _stdout
 from meldpunt.registry import HashSetInfo, ImportProgress, ImportSummary, RegistryError, SetSummary
 
 __all__ = ["sets_app"]

@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Annotated, TextIO  # noqa: E402
 
 import typer  # noqa: E402
 
-from . import __version__  # noqa: E402
-from .cli_output import stderr, stdout  # noqa: E402
+from meldpunt import __version__  # noqa: E402
+from meldpunt.cli.output import stderr, stdout  # noqa: E402
 
 if TYPE_CHECKING:
-    from .signals import FileSignals, HashOptions
+    from meldpunt.signals import FileSignals, HashOptions
 
 app = typer.Typer(
     help="meldpunt: open infrastructure against known illegal imagery online.",
@@ -56,8 +56,8 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def _hash_options(*, exact: bool, dihedral: bool, exif: bool) -> HashOptions:
-    from .config import get_settings
-    from .signals import HashOptions, ImageLimits
+    from meldpunt.config import get_settings
+    from meldpunt.signals import HashOptions, ImageLimits
 
     settings = get_settings()
     return HashOptions(
@@ -73,7 +73,7 @@ def _hash_options(*, exact: bool, dihedral: bool, exif: bool) -> HashOptions:
 
 def hash_many(files: list[Path], options: HashOptions, jobs: int) -> Iterator[FileSignals]:
     """Hash files in parallel, yielding results in input order."""
-    from .signals import hash_file
+    from meldpunt.signals import hash_file
 
     work = partial(hash_file, options=options)
     if jobs <= 1 or len(files) <= 1:
@@ -209,9 +209,9 @@ def demo_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
     """Load the benign demo set and a demo platform, print its key and a check, then serve."""
-    from .demo import load_demo
+    from meldpunt.demo import load_demo
 
-    samples = Path(__file__).parent / "samples"
+    samples = Path(__file__).parent.parent / "samples"
     files = sorted(samples.glob("*.jpg"))
     options = _hash_options(exact=False, dihedral=False, exif=True)
     results = list(hash_many(files, options, 1))
@@ -251,8 +251,8 @@ def serve_command(
     """Run the hash check service (API, docs at /docs, metrics at /metrics)."""
     import uvicorn
 
-    from .config import get_settings
-    from .store import init_db
+    from meldpunt.config import get_settings
+    from meldpunt.store import init_db
 
     init_db()
     uvicorn.run(
@@ -274,9 +274,9 @@ def worker_command(
     worker thread of `meldpunt serve`."""
     import threading
 
-    from .reports.fetcher import FetchPolicy
-    from .store import get_engine, init_db, make_sessionmaker
-    from .worker import run_once, run_worker
+    from meldpunt.reports.fetcher import FetchPolicy
+    from meldpunt.store import get_engine, init_db, make_sessionmaker
+    from meldpunt.worker import run_once, run_worker
 
     init_db()
     sessions = make_sessionmaker(get_engine())
@@ -292,9 +292,9 @@ def worker_command(
 
 
 def _register_subcommands() -> None:
-    from .cli_checks import keys_app, orgs_app, subscriptions_app
-    from .cli_match import index_app, match_command
-    from .cli_registry import sets_app
+    from meldpunt.cli.checks import keys_app, orgs_app, subscriptions_app
+    from meldpunt.cli.match import index_app, match_command
+    from meldpunt.cli.registry import sets_app
 
     app.add_typer(sets_app, name="sets")
     app.add_typer(orgs_app, name="orgs")

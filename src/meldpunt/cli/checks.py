@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 
 from meldpunt import checks, clock, registry
 from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, Subscription
-from meldpunt.cli_output import fail as _fail
-from meldpunt.cli_output import stderr as _stderr
-from meldpunt.cli_output import stdout as _stdout
-from meldpunt.cli_registry import registry_session
+from meldpunt.cli.output import fail as _fail
+from meldpunt.cli.output import stderr as _stderr
+from meldpunt.cli.output import stdout as _stdout
+from meldpunt.cli.registry import registry_session
 
 __all__ = ["keys_app", "orgs_app", "subscriptions_app"]
 
