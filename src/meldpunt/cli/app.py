@@ -2,87 +2,39 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+import sys
+from collections.abc import Iterable, Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TextIO
 
-# Hashing runs one image per process; let each process use one BLAS thread so that --jobs is
-# what decides how many cores work (set before numpy is imported anywhere).
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import typer
 
-import csv  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Iterable, Iterator  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from enum import StrEnum  # noqa: E402
-from functools import partial  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Annotated, TextIO  # noqa: E402
-
-import typer  # noqa: E402
-
-from meldpunt import __version__  # noqa: E402
-from meldpunt.cli.output import stderr, stdout  # noqa: E402
+from meldpunt import __version__
+from meldpunt.cli import checks, match, registry, service
+from meldpunt.cli.common import (
+    group,
+    hash_many,
+    hash_options,
+    iter_files,
+    print_hashes,
+    stderr,
+    with_progress,
+)
 
 if TYPE_CHECKING:
-    from meldpunt.signals import FileSignals, HashOptions
+    from meldpunt.signals import FileSignals
 
-app = typer.Typer(
-    help="meldpunt: open infrastructure against known illegal imagery online.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+app = group("meldpunt: open infrastructure against known illegal imagery online.")
 
 
 class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     jsonl = "jsonl"
-
-
-def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
-    """Files named, and the files under folders named, in a stable (sorted) order.
-
-    Symbolic links to folders are not followed (no loops); links to files are hashed.
-    """
-    for path in paths:
-        if path.is_dir():
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    yield Path(root) / name
-        else:
-            yield path
-
-
-def _hash_options(*, exact: bool, dihedral: bool, exif: bool) -> HashOptions:
-    from meldpunt.config import get_settings
-    from meldpunt.signals import HashOptions, ImageLimits
-
-    settings = get_settings()
-    return HashOptions(
-        exact=exact,
-        dihedral=dihedral,
-        exif_transpose=exif and settings.exif_transpose,
-        min_quality=settings.pdq_min_quality,
-        limits=ImageLimits(
-            max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels
-        ),
-    )
-
-
-def hash_many(files: list[Path], options: HashOptions, jobs: int) -> Iterator[FileSignals]:
-    """Hash files in parallel, yielding results in input order."""
-    from meldpunt.signals import hash_file
-
-    work = partial(hash_file, options=options)
-    if jobs <= 1 or len(files) <= 1:
-        yield from map(work, files)
-        return
-    workers = min(jobs, len(files))
-    chunk = max(1, min(16, len(files) // (workers * 8)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(work, files, chunksize=chunk)
 
 
 CSV_FIELDS = ["path", "md5", "sha1", "sha256", "pdq", "pdq_quality", "pdq_dihedral", "error"]
@@ -103,54 +55,6 @@ def _write_jsonl(results: Iterable[FileSignals], out: TextIO, dihedral: bool) ->
     for result in results:
         out.write(json.dumps(result.as_record(dihedral=dihedral)) + "\n")
         out.flush()
-
-
-def _write_table(
-    results: Iterable[FileSignals], title: str | None = None, relative_to: Path | None = None
-) -> None:
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    table.add_column("path", style="cyan", overflow="fold")
-    table.add_column("md5", style="dim", no_wrap=True)
-    table.add_column("pdq", style="green", no_wrap=True)
-    table.add_column("quality", style="magenta", justify="right")
-    table.add_column("note", style="yellow", overflow="fold")
-    for result in results:
-        shown = Path(result.path)
-        if relative_to is not None and shown.is_relative_to(relative_to):
-            shown = shown.relative_to(relative_to)
-        note = result.error or ""
-        if result.pdq is not None and result.pdq.low_quality:
-            note = "low quality: not matched"
-        table.add_row(
-            str(shown),
-            result.digests.md5 if result.digests else "",
-            result.pdq.hash if result.pdq else "",
-            str(result.pdq.quality) if result.pdq else "",
-            note,
-        )
-    # Hashes are only useful whole: give the table room when output is not a terminal.
-    stdout().print(table)
-
-
-def _with_progress(results: Iterator[FileSignals], total: int, show: bool) -> Iterator[FileSignals]:
-    if not show:
-        yield from results
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=stderr(), transient=True) as progress:
-        task = progress.add_task("hashing", total=total)
-        for result in results:
-            progress.advance(task)
-            yield result
 
 
 @app.command("hash")
@@ -181,9 +85,9 @@ def hash_command(
     files = list(iter_files(paths))
     if output_format is None:
         output_format = OutputFormat.table if sys.stdout.isatty() else OutputFormat.jsonl
-    options = _hash_options(exact=exact, dihedral=dihedral, exif=exif)
+    options = hash_options(exact=exact, dihedral=dihedral, exif=exif)
     workers = jobs or os.cpu_count() or 1
-    results = _with_progress(hash_many(files, options, workers), len(files), sys.stderr.isatty())
+    results = with_progress(hash_many(files, options, workers), len(files), sys.stderr.isatty())
     failures = 0
 
     def counted(items: Iterator[FileSignals]) -> Iterator[FileSignals]:
@@ -197,114 +101,20 @@ def hash_command(
     elif output_format is OutputFormat.csv:
         _write_csv(counted(results), sys.stdout, dihedral)
     else:
-        _write_table(list(counted(results)))
+        print_hashes(list(counted(results)))
     if sys.stderr.isatty() or failures:
         stderr().print(f"{len(files)} files hashed, {failures} with an error")
 
 
-@app.command("demo")
-def demo_command(
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service.")] = True,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-) -> None:
-    """Load the benign demo set and a demo platform, print its key and a check, then serve."""
-    from meldpunt.demo import load_demo
-
-    samples = Path(__file__).parent.parent / "samples"
-    files = sorted(samples.glob("*.jpg"))
-    options = _hash_options(exact=False, dihedral=False, exif=True)
-    results = list(hash_many(files, options, 1))
-    _write_table(results, "meldpunt: bundled benign sample photos", samples)
-    demo = load_demo(results)
-    url = f"http://{host}:{port}"
-    print(f"""
-Demo set '{demo.set_name}' holds these {len(results)} photos (benign stand-ins for known material).
-Demo platform '{demo.org_name}', API key (shown once, keep it):
-
-    {demo.key}
-
-Service: {url}   API docs: {url}/docs   health: {url}/healthz
-Admin pages: {url}/ui/   sign in with the demo hotline's admin key (shown once):
-
-    {demo.admin_key}
-
-Check a hash (it matches the first photo above):
-
-    curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\
-      -H 'Content-Type: application/json' \\
-      -d '{{"items": [{{"signals": [{{"type": "pdq", "value": "{demo.example_pdq}"}}]}}]}}'
-
-Check a file:  curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\
-                 -F file=@{files[0]}
-""")
-    if serve:
-        serve_command(host=host, port=port, workers=1)
-
-
-@app.command("serve")
-def serve_command(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="Processes (each holds the index).")] = 1,
-) -> None:
-    """Run the hash check service (API, docs at /docs, metrics at /metrics)."""
-    import uvicorn
-
-    from meldpunt.config import get_settings
-    from meldpunt.store import init_db
-
-    init_db()
-    uvicorn.run(
-        "meldpunt.api.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=get_settings().log_level.lower(),
-    )
-
-
-@app.command("worker")
-def worker_command(
-    poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between rounds.")] = 5.0,
-    once: Annotated[bool, typer.Option(help="Run what is due now, then stop.")] = False,
-) -> None:
-    """Run due work (re-checks of hits' public URLs) in this process, beside or instead of the
-    worker thread of `meldpunt serve`."""
-    import threading
-
-    from meldpunt.reports.fetcher import FetchPolicy
-    from meldpunt.store import get_engine, init_db, make_sessionmaker
-    from meldpunt.worker import run_once, run_worker
-
-    init_db()
-    sessions = make_sessionmaker(get_engine())
-    policy = FetchPolicy.from_settings()
-    if once:
-        print(f"ran {run_once(sessions, policy)} re-check(s)")
-        return
-    stop = threading.Event()
-    try:
-        run_worker(sessions, policy, poll_seconds=poll_seconds, stop_event=stop)
-    except KeyboardInterrupt:
-        stop.set()
-
-
-def _register_subcommands() -> None:
-    from meldpunt.cli.checks import keys_app, orgs_app, subscriptions_app
-    from meldpunt.cli.match import index_app, match_command
-    from meldpunt.cli.registry import sets_app
-
-    app.add_typer(sets_app, name="sets")
-    app.add_typer(orgs_app, name="orgs")
-    app.add_typer(keys_app, name="keys")
-    app.add_typer(subscriptions_app, name="subscriptions")
-    app.command("match")(match_command)
-    app.add_typer(index_app, name="index")
-
-
-_register_subcommands()
+app.command("demo")(service.demo_command)
+app.command("serve")(service.serve_command)
+app.command("worker")(service.worker_command)
+app.command("match")(match.match_command)
+app.add_typer(registry.sets_app, name="sets")
+app.add_typer(checks.orgs_app, name="orgs")
+app.add_typer(checks.keys_app, name="keys")
+app.add_typer(checks.subscriptions_app, name="subscriptions")
+app.add_typer(match.index_app, name="index")
 
 
 @app.command("version")
@@ -315,7 +125,3 @@ def version_command() -> None:
 
 def main() -> None:
     app()
-
-
-if __name__ == "__main__":
-    main()
