@@ -8,7 +8,15 @@ from typing import Annotated
 import typer
 
 import meldpunt
-from meldpunt.cli.common import hash_many, hash_options, print_hashes
+from meldpunt.cli.common import fail, hash_many, hash_options, print_hashes
+from meldpunt.cli.ports import port_problem
+
+
+def _need_free_port(host: str, port: int, hint: str) -> None:
+    """End the command at once, before anything is loaded, when it could not listen."""
+    problem = port_problem(host, port)
+    if problem is not None:
+        fail(f"{problem}. Choose another: {hint}")
 
 
 def demo_command(
@@ -16,35 +24,54 @@ def demo_command(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Load the benign demo set and a demo platform, print its key and a check, then serve."""
-    from meldpunt.demo import load_demo
+    """Load the benign demo set, a demo platform and hotline, print their keys and a check,
+    then serve. Run again, it reuses all of them."""
+    if serve:
+        _need_free_port(host, port, f"make run PORT={port + 1} (meldpunt demo --port {port + 1})")
+    from meldpunt.config import get_settings
+    from meldpunt.demo import KEYS_FILE, load_demo
 
     samples = Path(meldpunt.__file__).parent / "samples"
     files = sorted(samples.glob("*.jpg"))
     options = hash_options(exact=False, dihedral=False, exif=True)
     results = list(hash_many(files, options, 1))
     print_hashes(results, "meldpunt: bundled benign sample photos", samples)
-    demo = load_demo(results)
+    data_dir = Path(get_settings().data_dir)
+    demo = load_demo(results, data_dir)
     url = f"http://{host}:{port}"
+    kept = data_dir / KEYS_FILE
+    made = "made now" if demo.new_keys else "made by an earlier run"
     print(f"""
-Demo set '{demo.set_name}' holds these {len(results)} photos (benign stand-ins for known material).
-Demo platform '{demo.org_name}', API key (shown once, keep it):
+Demo set '{demo.set_name}' holds the {len(results)} benign photos above;
+they stand in for known material.
+Demo platform '{demo.org_name}', API key:
 
     {demo.key}
 
-Service: {url}   API docs: {url}/docs   health: {url}/healthz
-Admin pages: {url}/ui/   sign in with the demo hotline's admin key (shown once):
+Service:      {url}
+API docs:     {url}/docs
+Health:       {url}/healthz
+Admin pages:  {url}/ui/
+              sign in with the demo hotline's admin key:
 
     {demo.admin_key}
 
+Both keys were {made}; the next run shows them again from
+{kept} (readable by you only).
+
 Check a hash (it matches the first photo above):
 
-    curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\
+    curl -s -X POST {url}/v1/check \\
+      -H 'Authorization: Bearer {demo.key}' \\
       -H 'Content-Type: application/json' \\
-      -d '{{"items": [{{"signals": [{{"type": "pdq", "value": "{demo.example_pdq}"}}]}}]}}'
+      -d '{{"items": [{{"signals": [{{"type": "pdq", "value":
+        "{demo.example_pdq}"}}]}}]}}'
 
-Check a file:  curl -s -X POST {url}/v1/check -H 'Authorization: Bearer {demo.key}' \\
-                 -F file=@{files[0]}
+Check a file:
+
+    curl -s -X POST {url}/v1/check \\
+      -H 'Authorization: Bearer {demo.key}' \\
+      -F file=@{files[0]}
 """)
     if serve:
         serve_command(host=host, port=port, workers=1)
@@ -56,6 +83,7 @@ def serve_command(
     workers: Annotated[int, typer.Option(min=1, help="Processes (each holds the index).")] = 1,
 ) -> None:
     """Run the hash check service (API, docs at /docs, metrics at /metrics)."""
+    _need_free_port(host, port, f"meldpunt serve --port {port + 1}")
     import uvicorn
 
     from meldpunt.config import get_settings
