@@ -1,10 +1,18 @@
-"""A real meldpunt service on a loopback port, for API tests (uvicorn in a thread)."""
+"""A meldpunt service for API tests: in process by default, or on a loopback port.
+
+``running(db_url)`` seeds a database and serves the application in process: clients talk to it
+through Starlette's test transport, with the application's lifespan (index follower, writer,
+worker) running as in production but no socket, no uvicorn start and no port. Tests that need a
+real server (a browser, a second process, schemathesis over HTTP, raw sockets) ask for
+``running(db_url, loopback=True)``, which runs uvicorn in a thread on 127.0.0.1.
+"""
 
 from __future__ import annotations
 
 import secrets
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,6 +20,12 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
+
+with warnings.catch_warnings():
+    # Starlette suggests another HTTP client for its test client; httpx is what meldpunt uses.
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 
 from imaging import jpeg, photo
 from meldpunt import checks, registry
@@ -29,10 +43,15 @@ class World:
     known_pdq: str
     known_md5: str
     stored_values: list[str] = field(default_factory=list)
+    # In process: the transport of the test client that runs the application's lifespan.
+    transport: httpx.BaseTransport | None = None
 
     def client(self, role: str | None = "platform", **kwargs: Any) -> httpx.Client:
+        """A client of the service, signed with ``role``'s key (None: no key)."""
         headers = {"Authorization": f"Bearer {self.keys[role]}"} if role else {}
         headers.update(kwargs.pop("headers", {}))
+        if self.transport is not None:
+            kwargs["transport"] = self.transport
         return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
 
     def session(self) -> Any:
@@ -93,7 +112,22 @@ def service_settings(db_url: str, **overrides: Any) -> ServiceSettings:
 
 
 @contextmanager
-def running(db_url: str, **overrides: Any) -> Iterator[World]:
+def in_process(app: FastAPI) -> Iterator[httpx.BaseTransport]:
+    """The application with its lifespan running; yields a transport for any number of clients.
+
+    Errors inside the application become 500 answers, as a real server's would."""
+    with TestClient(app, raise_server_exceptions=False) as starter:
+        yield starter._transport  # shares the portal (event loop) that runs the lifespan
+
+
+@contextmanager
+def running(db_url: str, *, loopback: bool = False, **overrides: Any) -> Iterator[World]:
+    """A seeded service; in process unless ``loopback`` (a real server on a loopback port)."""
     keys, known, pdq, md5, stored = seed(db_url)
-    with serving(service_settings(db_url, **overrides)) as url:
-        yield World(url, db_url, keys, known, pdq, md5, stored)
+    settings = service_settings(db_url, **overrides)
+    if loopback:
+        with serving(settings) as url:
+            yield World(url, db_url, keys, known, pdq, md5, stored)
+        return
+    with in_process(create_app(settings)) as transport:
+        yield World("http://testserver", db_url, keys, known, pdq, md5, stored, transport)

@@ -14,13 +14,17 @@ import httpx
 import pytest
 
 from meldpunt import checks
-from service import World, running, service_settings, serving
+from meldpunt.api import create_app
+from service import World, in_process, running, service_settings
 
 
 @pytest.fixture
 def pair(db_url):
     plain_settings = service_settings(db_url, rate_per_second=0, check_lane=False)
-    with running(db_url, rate_per_second=0) as world, serving(plain_settings) as plain:
+    with (
+        running(db_url, rate_per_second=0) as world,
+        in_process(create_app(plain_settings)) as plain,
+    ):
         yield world, plain
 
 
@@ -40,7 +44,7 @@ def _comparable(response: httpx.Response) -> tuple[int, str, Any]:
     return response.status_code, response.headers.get("content-type", ""), body
 
 
-def test_lane_and_routes_answer_alike(pair: tuple[World, str]):
+def test_lane_and_routes_answer_alike(pair: tuple[World, httpx.BaseTransport]):
     world, plain = pair
     key = world.keys["platform"]
     bearer = {"Authorization": f"Bearer {key}"}
@@ -131,9 +135,9 @@ def test_lane_and_routes_answer_alike(pair: tuple[World, str]):
         ),
     ]
     for method, path, kwargs in cases:
-        with httpx.Client(base_url=world.url, timeout=30) as lane:
+        with world.client(None) as lane:
             fast = lane.request(method, path, **kwargs)
-        with httpx.Client(base_url=plain, timeout=30) as routes:
+        with httpx.Client(base_url=world.url, transport=plain) as routes:
             slow = routes.request(method, path, **kwargs)
         assert _comparable(fast) == _comparable(slow), (method, path, kwargs)
     # the lane really answered: both services counted their checks as hits in the database

@@ -15,7 +15,7 @@ from service import World, running
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory):
     database = Path(tmp_path_factory.mktemp("schemathesis")) / "meldpunt.db"
-    with running(f"sqlite:///{database}", rate_per_second=0) as world:
+    with running(f"sqlite:///{database}", loopback=True, rate_per_second=0) as world:
         yield world
 
 

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meldpunt.index import PdqIndex, SnapshotError, hashes_from_hex, hashes_to_hex, load, save
+from meldpunt.index import (
+    PdqIndex,
+    SnapshotError,
+    hashes_from_hex,
+    hashes_to_hex,
+    layout,
+    load,
+    save,
+)
 from meldpunt.index import pdq as pdq_index
 
 RNG = np.random.default_rng(11)
@@ -80,7 +88,7 @@ def test_tiny_and_empty_indexes(n):
 
 def test_every_layout_is_exact(monkeypatch):
     hashes = clustered(8_000, 50, 20)
-    layouts = [pdq_index._even_widths(13), pdq_index._even_widths(16), (17,) * 8 + (15,) * 8]
+    layouts = [layout._even_widths(13), layout._even_widths(16), (17,) * 8 + (15,) * 8]
     for widths in layouts:
         monkeypatch.setattr(pdq_index, "choose_widths", lambda n, w=widths: w)
         index = PdqIndex(hashes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from PIL import Image
 
 from imaging import jpeg, photo
 from meldpunt import registry
-from meldpunt.registry.matching import Matcher, Query
+from meldpunt.index import load as index_load
+from meldpunt.index import save as index_save
+from meldpunt.registry.matching import Matcher, Query, open_matcher, write_snapshot
 from meldpunt.signals import HashOptions, hash_file, pdq_signal
 
 
@@ -160,3 +163,30 @@ def test_rotated_picture_matches_through_its_orientation_hashes(session, tmp_pat
     with_turns = Query(pdq=signals.pdq.hash, pdq_quality=signals.pdq.quality,
                        pdq_dihedral=signals.pdq.dihedral or ())  # fmt: skip
     assert matcher.match(with_turns).known
+
+
+def test_a_damaged_snapshot_is_skipped_with_a_warning_and_the_registry_used(
+    session, tmp_path: Path, caplog
+):
+    block = registry.create_set(session, "block")
+    values = [secrets.token_hex(32) for _ in range(20)]
+    for value in values:
+        registry.add_item(session, block, [("pdq", value), ("sha256", secrets.token_hex(32))])
+    session.commit()
+    path, _ = write_snapshot(session, tmp_path)
+    data = bytearray(path.read_bytes())
+    data[-200:] = b"\xff" * 200  # the last arrays overwritten
+    path.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="meldpunt.registry.matching"):
+        matcher = open_matcher(session, tmp_path)
+    assert "ignoring snapshot" in caplog.text and "damaged" in caplog.text
+    assert matcher.match(Query(pdq=values[3], pdq_quality=100)).known
+    # checksums right, but fewer payload rows than PDQ slots: refused too, not failing later
+    arrays, meta = index_load(write_snapshot(session, tmp_path)[0])
+    short = {k: v[:-1] if k.startswith("pdq.payload.") else v for k, v in arrays.items()}
+    index_save(path, short, meta)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="meldpunt.registry.matching"):
+        matcher = open_matcher(session, tmp_path)
+    assert "does not fit its index" in caplog.text
+    assert matcher.match(Query(pdq=values[19], pdq_quality=100)).known

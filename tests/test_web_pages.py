@@ -99,7 +99,7 @@ def _sign_in(page, watch: Watch, world: World, role: str) -> None:
 
 
 def test_an_admin_manages_sets_checks_files_and_revokes_a_key(browser, tmp_path: Path):
-    with running(f"sqlite:///{tmp_path / 'pages.db'}") as world:
+    with running(f"sqlite:///{tmp_path / 'pages.db'}", loopback=True) as world:
         context = browser.new_context(base_url=world.url, accept_downloads=True)
         page = context.new_page()
         watch = Watch(page)
@@ -205,7 +205,7 @@ def test_an_admin_manages_sets_checks_files_and_revokes_a_key(browser, tmp_path:
 
 
 def test_an_analyst_decides_a_review_and_may_not_manage_organisations(browser, tmp_path: Path):
-    with running(f"sqlite:///{tmp_path / 'pages.db'}") as world:
+    with running(f"sqlite:///{tmp_path / 'pages.db'}", loopback=True) as world:
         with world.client("platform") as api:
             item = {"signals": [{"type": "md5", "value": world.known_md5}], "ref": "upload-7"}
             checked = api.post("/v1/check", json={"items": [item]})

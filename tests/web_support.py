@@ -21,7 +21,7 @@ def csrf_of(html: str) -> str:
 
 def browser_client(world: World) -> httpx.Client:
     """A client that behaves like a browser towards redirects: it does not follow them."""
-    return httpx.Client(base_url=world.url, follow_redirects=False, timeout=30)
+    return world.client(None, follow_redirects=False)
 
 
 @contextmanager

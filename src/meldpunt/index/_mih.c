@@ -19,6 +19,12 @@
  *
  * Every function takes plain buffers (numpy arrays) and releases the GIL while it works, so
  * Python threads can search several parts of a batch on several cores.
+ *
+ * Tables may come from a file (a memory-mapped snapshot that could be damaged, or changed on disk
+ * after it was checked), so the search loops trust no value read from them: a bucket start past
+ * the end or before the previous one, or a slot id past the last hash, stops the search and it
+ * answers -1 ("damaged") instead of reading outside the buffers. check() finds the same problems
+ * in one pass when a snapshot is loaded.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -157,7 +163,7 @@ static int check_tables(TableBuffers *b, PyObject *widths, int rel_bytes, int id
     if (parse_layout(widths, &T->layout) < 0) return -1;
     T->n = b->hashes.len / 32;
     if ((rel_bytes != 2 && rel_bytes != 4) || (id_bytes != 3 && id_bytes != 4) ||
-        (id_bytes == 3 && T->n >= (1 << 24))) {
+        (id_bytes == 3 && T->n >= (1 << 24)) || T->n > 0xffffffffLL) {
         PyErr_SetString(PyExc_ValueError, "bad storage widths");
         return -1;
     }
@@ -219,6 +225,7 @@ typedef struct {
     const uint64_t *qs;
     Py_ssize_t nq;
     int radius;
+    PyObject *workspace; /* borrowed; search_batch() only, may be NULL */
 } SearchArgs;
 
 static void release_search(SearchArgs *a) {
@@ -231,13 +238,16 @@ static void release_search(SearchArgs *a) {
 }
 
 /* (hashes, alive, widths, base, rel, rel_bytes, ids, id_bytes, units, queries, radius,
- *  out_query, out_slot, out_distance); on success the caller must call release_search(). */
+ *  out_query, out_slot, out_distance[, workspace]); on success the caller must call
+ *  release_search(). */
 static int parse_search(PyObject *args, SearchArgs *a) {
     PyObject *widths;
     int rel_bytes, id_bytes;
-    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*", &a->b.hashes, &a->b.alive, &widths,
+    a->workspace = NULL;
+    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*iy*y*iw*w*w*|O", &a->b.hashes, &a->b.alive, &widths,
                           &a->b.base, &a->b.rel, &rel_bytes, &a->b.ids, &id_bytes, &a->units_buf,
-                          &a->queries, &a->radius, &a->out_q, &a->out_s, &a->out_d))
+                          &a->queries, &a->radius, &a->out_q, &a->out_s, &a->out_d,
+                          &a->workspace))
         return -1;
     if (check_tables(&a->b, widths, rel_bytes, id_bytes, &a->T) < 0) goto fail;
     if (a->units_buf.len != (Py_ssize_t)sizeof(int32_t) * a->T.layout.m) {
@@ -373,7 +383,7 @@ typedef struct {
     const int32_t *units;
     const uint64_t *q;
     Py_ssize_t qi;
-    int table, radius, nkeys;
+    int table, radius, nkeys, damaged;
     uint32_t keys[KEY_BLOCK], lo[KEY_BLOCK], hi[KEY_BLOCK], cand[CAND_BLOCK];
     Hits *hits;
 } Probe;
@@ -400,12 +410,20 @@ static void run_keys(Probe *p) {
         if (j >= 0 && j < n) {
             p->lo[j] = bucket_start(T, t, p->keys[j]);
             p->hi[j] = bucket_start(T, t, p->keys[j] + 1);
+            if (p->hi[j] > T->n || p->lo[j] > p->hi[j]) {
+                p->damaged = 1;
+                p->lo[j] = p->hi[j] = 0;
+            }
             if (p->lo[j] < p->hi[j]) __builtin_prefetch(id_address(T, t, p->lo[j]));
         }
         int k = i - 2 * D;
         if (k >= 0) {
             for (uint32_t x = p->lo[k]; x < p->hi[k]; x++) {
                 uint32_t slot = slot_at(T, t, x);
+                if (slot >= T->n) {
+                    p->damaged = 1;
+                    continue;
+                }
                 __builtin_prefetch(T->h + 4 * (Py_ssize_t)slot);
                 p->cand[ncand++] = slot;
                 if (ncand == CAND_BLOCK) {
@@ -422,7 +440,8 @@ static void run_keys(Probe *p) {
 /*
  * search(hashes, alive, widths, base, rel, rel_bytes, ids, id_bytes, units, queries, radius,
  *        out_query, out_slot, out_distance) -> number of hits; when larger than the output
- *        buffers, call again with room. alive: one byte per slot (0 = removed), or empty.
+ *        buffers, call again with room; -1 when the tables are damaged. alive: one byte per
+ *        slot (0 = removed), or empty.
  */
 static PyObject *mih_search(PyObject *self, PyObject *args) {
     SearchArgs a;
@@ -437,8 +456,9 @@ static PyObject *mih_search(PyObject *self, PyObject *args) {
     probe->units = a.units;
     probe->radius = a.radius;
     probe->hits = &a.hits;
+    probe->damaged = 0;
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t qi = 0; qi < a.nq; qi++) {
+    for (Py_ssize_t qi = 0; qi < a.nq && !probe->damaged; qi++) {
         probe->q = a.qs + 4 * qi;
         probe->qi = qi;
         for (int t = 0; t < T->layout.m; t++) {
@@ -456,8 +476,8 @@ static PyObject *mih_search(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
+    PyObject *result = PyLong_FromSsize_t(probe->damaged ? -1 : a.hits.count);
     free(probe);
-    PyObject *result = PyLong_FromSsize_t(a.hits.count);
     release_search(&a);
     return result;
 }
@@ -503,14 +523,89 @@ static int grow(Pair **a, Pair **b, Py_ssize_t *capacity, Py_ssize_t needed) {
     return 0;
 }
 
+/*
+ * The sorted loop's scratch buffers, kept between calls in a workspace (a capsule the caller
+ * holds, one per thread that searches at a time): fresh tens of megabytes for every call would
+ * cost more in page faults than a batch of a thousand queries costs in searching. Buffers that
+ * grew past RETAIN_PAIRS for an unusual batch are given back after it, and everything when the
+ * capsule goes away, so memory stays flat however many batches run.
+ */
+#define WORKSPACE_NAME "meldpunt.index._mih.Workspace"
+#define RETAIN_PAIRS ((Py_ssize_t)1 << 22)
+
+typedef struct {
+    Pair *probes, *probes_sorted, *cands, *cands_sorted;
+    Py_ssize_t probe_cap, cand_cap;
+    int busy;
+} Workspace;
+
+static void workspace_clear(Workspace *ws, Py_ssize_t keep) {
+    if (ws->probe_cap > keep) {
+        free(ws->probes);
+        free(ws->probes_sorted);
+        ws->probes = ws->probes_sorted = NULL;
+        ws->probe_cap = 0;
+    }
+    if (ws->cand_cap > keep) {
+        free(ws->cands);
+        free(ws->cands_sorted);
+        ws->cands = ws->cands_sorted = NULL;
+        ws->cand_cap = 0;
+    }
+}
+
+static void workspace_destroy(PyObject *capsule) {
+    Workspace *ws = (Workspace *)PyCapsule_GetPointer(capsule, WORKSPACE_NAME);
+    if (!ws) return;
+    workspace_clear(ws, -1);
+    free(ws);
+}
+
+static PyObject *mih_workspace(PyObject *self, PyObject *noargs) {
+    Workspace *ws = (Workspace *)calloc(1, sizeof(Workspace));
+    if (!ws) return PyErr_NoMemory();
+    PyObject *capsule = PyCapsule_New(ws, WORKSPACE_NAME, workspace_destroy);
+    if (!capsule) free(ws);
+    return capsule;
+}
+
+/* The workspace of this call (the caller's, or a temporary one freed after the call). */
+static Workspace *take_workspace(PyObject *capsule) {
+    if (capsule == NULL || capsule == Py_None) {
+        Workspace *ws = (Workspace *)calloc(1, sizeof(Workspace));
+        if (!ws) PyErr_NoMemory();
+        return ws;
+    }
+    Workspace *ws = (Workspace *)PyCapsule_GetPointer(capsule, WORKSPACE_NAME);
+    if (!ws) return NULL;
+    if (ws->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "a workspace serves one search at a time");
+        return NULL;
+    }
+    ws->busy = 1;
+    return ws;
+}
+
+static void return_workspace(PyObject *capsule, Workspace *ws) {
+    if (capsule == NULL || capsule == Py_None) {
+        workspace_clear(ws, -1);
+        free(ws);
+        return;
+    }
+    workspace_clear(ws, RETAIN_PAIRS);
+    ws->busy = 0;
+}
+
+/* search_batch(..., out_distance[, workspace]): see search(). */
 static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
     SearchArgs a;
     if (parse_search(args, &a) < 0) return NULL;
-    /* Buffers stay with the thread between calls: fresh tens of megabytes for every call would
-     * cost more in page faults than a batch of a thousand queries costs in searching. */
-    static __thread Pair *probes = NULL, *probes_sorted = NULL, *cands = NULL, *cands_sorted = NULL;
-    static __thread Py_ssize_t probe_cap = 0, cand_cap = 0;
-    int failed = 0;
+    Workspace *ws = take_workspace(a.workspace);
+    if (!ws) {
+        release_search(&a);
+        return NULL;
+    }
+    int failed = 0, damaged = 0;
     const Tables T = a.T;
     const int32_t *units = a.units;
     const uint64_t *qs = a.qs;
@@ -520,7 +615,7 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
     Py_ssize_t slot_parts = (T.n >> SLOT_PART_LOG2) + 1;
 
     Py_BEGIN_ALLOW_THREADS
-    for (int t = 0; t < T.layout.m && !failed; t++) {
+    for (int t = 0; t < T.layout.m && !failed && !damaged; t++) {
         int flips = units[t] - 1, w = T.layout.width[t];
         if (flips < 0) continue;
         if (flips > w) flips = w;
@@ -533,12 +628,13 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
         Py_ssize_t group = GROUP_PROBES / per_query > 0 ? GROUP_PROBES / per_query : 1;
         int shift = w > KEY_PART_BITS ? w - KEY_PART_BITS : 0;
         Py_ssize_t key_parts = ((Py_ssize_t)1 << w) >> shift;
-        for (Py_ssize_t g0 = 0; g0 < nq && !failed; g0 += group) {
+        for (Py_ssize_t g0 = 0; g0 < nq && !failed && !damaged; g0 += group) {
             Py_ssize_t g1 = g0 + group < nq ? g0 + group : nq;
-            if (grow(&probes, &probes_sorted, &probe_cap, (g1 - g0) * per_query) < 0) {
+            if (grow(&ws->probes, &ws->probes_sorted, &ws->probe_cap, (g1 - g0) * per_query) < 0) {
                 failed = 1;
                 break;
             }
+            Pair *probes = ws->probes, *probes_sorted = ws->probes_sorted;
             Py_ssize_t np_ = 0;
             for (Py_ssize_t qi = g0; qi < g1; qi++) {
                 uint32_t base = get_bits(qs + 4 * qi, T.layout.start[t], w);
@@ -553,7 +649,7 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
                 break;
             }
             Py_ssize_t nc = 0;
-            for (Py_ssize_t i = 0; i < np_ && !failed; i++) {
+            for (Py_ssize_t i = 0; i < np_; i++) {
                 /* within a partition the keys are still scattered: fetch ahead, bucket starts
                  * twice as far as the slot ids they lead to */
                 if (i + 2 * LOOKAHEAD < np_) {
@@ -566,20 +662,32 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
                 }
                 uint32_t lo = bucket_start(&T, t, probes_sorted[i].key);
                 uint32_t hi = bucket_start(&T, t, probes_sorted[i].key + 1);
-                if (grow(&cands, &cands_sorted, &cand_cap, nc + (hi - lo) + 1) < 0) {
+                if (hi > T.n || lo > hi) {
+                    damaged = 1;
+                    break;
+                }
+                if (grow(&ws->cands, &ws->cands_sorted, &ws->cand_cap, nc + (hi - lo) + 1) < 0) {
                     failed = 1;
                     break;
                 }
                 for (uint32_t j = lo; j < hi; j++) {
-                    cands[nc].key = slot_at(&T, t, j);
-                    cands[nc].q = probes_sorted[i].q;
+                    uint32_t slot = slot_at(&T, t, j);
+                    if (slot >= T.n) { /* would be read, and partitioned, outside the tables */
+                        damaged = 1;
+                        break;
+                    }
+                    ws->cands[nc].key = slot;
+                    ws->cands[nc].q = probes_sorted[i].q;
                     nc++;
                 }
+                if (damaged) break;
             }
-            if (failed || partition_pairs(cands, cands_sorted, nc, SLOT_PART_LOG2, slot_parts) < 0) {
+            if (failed || damaged) break;
+            if (partition_pairs(ws->cands, ws->cands_sorted, nc, SLOT_PART_LOG2, slot_parts) < 0) {
                 failed = 1;
                 break;
             }
+            const Pair *cands_sorted = ws->cands_sorted;
             for (Py_ssize_t c = 0; c < nc; c++) {
                 if (c + 2 * LOOKAHEAD < nc)
                     __builtin_prefetch(T.h + 4 * (Py_ssize_t)cands_sorted[c + 2 * LOOKAHEAD].key);
@@ -594,9 +702,10 @@ static PyObject *mih_search_batch(PyObject *self, PyObject *args) {
         }
     }
     Py_END_ALLOW_THREADS
+    return_workspace(a.workspace, ws);
     release_search(&a);
     if (failed) return PyErr_NoMemory();
-    return PyLong_FromSsize_t(hits.count);
+    return PyLong_FromSsize_t(damaged ? -1 : hits.count);
 }
 
 /* ---- brute force ------------------------------------------------------------------------------- */
@@ -645,11 +754,61 @@ done:
     return result;
 }
 
+/* ---- checking tables read from a file ----------------------------------------------------------- */
+
+/* check(hashes, alive, widths, base, rel, rel_bytes, ids, id_bytes) -> None when every bucket
+ * start lies within the slots and follows the one before, and every slot id names a hash; else
+ * a sentence saying what is wrong. Buffers of the wrong size raise ValueError. */
+static PyObject *mih_check(PyObject *self, PyObject *args) {
+    TableBuffers b;
+    PyObject *widths;
+    int rel_bytes, id_bytes;
+    if (!PyArg_ParseTuple(args, "y*y*Oy*y*iy*i", &b.hashes, &b.alive, &widths, &b.base, &b.rel,
+                          &rel_bytes, &b.ids, &id_bytes))
+        return NULL;
+    Tables T;
+    if (check_tables(&b, widths, rel_bytes, id_bytes, &T) < 0) {
+        release_tables(&b);
+        return NULL;
+    }
+    int bad_table = -1;
+    const char *problem = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    for (int t = 0; t < T.layout.m && !problem; t++) {
+        uint32_t keys = (uint32_t)1 << T.layout.width[t];
+        const uint32_t *base = T.base + T.layout.base_at[t];
+        uint64_t previous = 0;
+        for (uint32_t key = 0; key <= keys; key++) {
+            uint64_t start;
+            if (rel_bytes == 2)
+                start = (uint64_t)base[key >> BLOCK_LOG2] +
+                        ((const uint16_t *)T.rel + T.layout.rel_at[t])[key];
+            else
+                start = ((const uint32_t *)T.rel + T.layout.rel_at[t])[key];
+            if ((key == 0 && start != 0) || start < previous || start > (uint64_t)T.n ||
+                (key == keys && start != (uint64_t)T.n)) {
+                problem = "bucket starts out of order or out of range";
+                break;
+            }
+            previous = start;
+        }
+        for (Py_ssize_t j = 0; j < T.n && !problem; j++)
+            if (slot_at(&T, t, j) >= T.n) problem = "a slot id past the last hash";
+        if (problem) bad_table = t;
+    }
+    Py_END_ALLOW_THREADS
+    release_tables(&b);
+    if (!problem) Py_RETURN_NONE;
+    return PyUnicode_FromFormat("table %d: %s", bad_table, problem);
+}
+
 static PyMethodDef methods[] = {
     {"build", mih_build, METH_VARARGS, "Counting-sort every chunk of the hashes into tables."},
     {"search", mih_search, METH_VARARGS, "Exact radius search through the chunk tables."},
     {"search_batch", mih_search_batch, METH_VARARGS, "search() for many queries, memory-ordered."},
     {"scan", mih_scan, METH_VARARGS, "Exact radius search by comparing with every hash."},
+    {"check", mih_check, METH_VARARGS, "None when the tables are consistent, else the problem."},
+    {"workspace", mih_workspace, METH_NOARGS, "Scratch buffers that search_batch() may reuse."},
     {NULL, NULL, 0, NULL},
 };
 

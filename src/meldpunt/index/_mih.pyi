@@ -23,3 +23,15 @@ def scan(
     out_distance: Any,
     /,
 ) -> int: ...
+def check(
+    hashes: Any,
+    alive: Any,
+    widths: tuple[int, ...],
+    base: Any,
+    rel: Any,
+    rel_bytes: int,
+    ids: Any,
+    id_bytes: int,
+    /,
+) -> str | None: ...
+def workspace() -> Any: ...

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .snapshot import SnapshotError
+
 RECENT_LIMIT = 100_000
 
 
@@ -50,6 +52,11 @@ class ExactIndex:
     def __len__(self) -> int:
         recent = sum(len(v) for v in self._recent.values())
         return len(self._keys) + recent - len(self._removed)
+
+    def slot_bound(self) -> int:
+        """One more than the highest slot held (0 when empty)."""
+        recent = max((max(v) for v in self._recent.values()), default=-1)
+        return max(int(self._slots.max()) if len(self._slots) else -1, recent) + 1
 
     def lookup(self, digest: bytes) -> list[int]:
         """Live slots holding exactly this digest."""
@@ -107,11 +114,25 @@ class ExactIndex:
     def from_arrays(
         cls, arrays: dict[str, NDArray[Any]], prefix: str, digest_bytes: int
     ) -> ExactIndex:
+        """The index saved by ``arrays(prefix)``; raises ``SnapshotError`` when they are
+        damaged (missing, of the wrong type or size, digests out of order, negative slots)."""
         index = cls(digest_bytes)
-        raw = arrays[f"{prefix}.keys"]
-        slots = arrays[f"{prefix}.slots"]
-        if raw.size % digest_bytes or raw.size // digest_bytes != slots.shape[0]:
-            raise ValueError(f"snapshot arrays for {prefix} do not fit together")
-        index._keys = np.ascontiguousarray(raw).view(index._dtype)
+        try:
+            raw, slots = arrays[f"{prefix}.keys"], arrays[f"{prefix}.slots"]
+        except KeyError as exc:
+            raise SnapshotError(f"the snapshot lacks the array {exc}") from exc
+        fits = (
+            raw.ndim == 1 and raw.dtype == np.uint8 and slots.ndim == 1
+            and slots.dtype == np.int64 and raw.size == digest_bytes * slots.shape[0]
+        )  # fmt: skip
+        if not fits:
+            raise SnapshotError(f"the snapshot's arrays for {prefix} do not fit together")
+        keys = np.ascontiguousarray(raw).view(index._dtype)
+        # binary search needs sorted digests; slots are looked up by the caller
+        if (len(keys) > 1 and not bool(np.all(keys[:-1] <= keys[1:]))) or (
+            slots.size and int(slots.min()) < 0
+        ):
+            raise SnapshotError(f"the snapshot's arrays for {prefix} are damaged")
+        index._keys = keys
         index._slots = np.asarray(slots, dtype=np.int64)
         return index

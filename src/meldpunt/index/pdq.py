@@ -12,26 +12,40 @@ well above PDQ's usual 31), the index compares with every hash instead.
 
 from __future__ import annotations
 
-import math
 import os
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from . import _mih
+from .layout import (
+    HASH_WORDS,
+    Tables,
+    base_entries,
+    bucket_entries,
+    check_arrays,
+    choose_widths,
+    expected_work,
+    id_bytes_for,
+    plan_units,
+)
+from .snapshot import SnapshotError
 
-HASH_WORDS = 4
 MAX_RADIUS = 256
 # Recent hashes are compared one by one; past this many they are folded into the tables.
 RECENT_LIMIT = 65_536
 SMALL_INDEX = 4_096  # below this many hashes, comparing with every one is the fastest
 BATCH_MIN = 256  # from this many queries on, a search may sort its memory accesses instead
+DAMAGED_TABLES = (
+    "the index's chunk tables are damaged (was its snapshot changed on disk after loading?); "
+    "load another snapshot or rebuild the index"
+)
 
 
 def hashes_from_hex(values: Iterable[str]) -> NDArray[np.uint64]:
@@ -51,64 +65,6 @@ def hashes_to_hex(hashes: NDArray[np.uint64]) -> list[str]:
     return [raw[i : i + 64] for i in range(0, len(raw), 64)]
 
 
-# The memory the index may take per hash when choosing its chunks: wider chunks mean fewer
-# candidates to compare but bigger tables (2 bytes per possible chunk value).
-BYTES_PER_HASH_BUDGET = 96
-BLOCK = 64  # buckets per 4-byte block base (see _mih.c)
-
-
-def _even_widths(chunks: int) -> tuple[int, ...]:
-    widths = [256 // chunks] * chunks
-    for i in range(256 - sum(widths)):
-        widths[i] += 1
-    return tuple(widths)
-
-
-def id_bytes_for(count: int) -> int:
-    return 3 if count < (1 << 24) else 4
-
-
-def bytes_per_hash(widths: tuple[int, ...], count: int) -> float:
-    """Hash, alive flag, slot ids and bucket starts, per hash (2-byte bucket starts)."""
-    buckets = sum((1 << w) + 1 for w in widths)
-    bases = sum(((1 << w) >> 6) + 2 for w in widths)
-    tables = 2 * buckets + 4 * bases
-    return 33 + id_bytes_for(count) * len(widths) + tables / max(count, 1)
-
-
-def choose_widths(count: int) -> tuple[int, ...]:
-    """The fewest chunks (so the widest, most selective ones) that fit the memory budget."""
-    for chunks in range(9, 17):
-        widths = _even_widths(chunks)
-        if bytes_per_hash(widths, count) <= BYTES_PER_HASH_BUDGET:
-            return widths
-    return _even_widths(16)
-
-
-def _probes(width: int, units: int) -> int:
-    return sum(math.comb(width, k) for k in range(units))
-
-
-@lru_cache(maxsize=512)
-def plan_units(widths: tuple[int, ...], radius: int, count: int) -> tuple[int, ...]:
-    """Bit budgets per chunk (units - 1 = bits that may differ) adding up to radius + 1,
-    placed where they cost the fewest probes and candidates."""
-    units = [0] * len(widths)
-
-    def cost(i: int, u: int) -> float:
-        return float(_probes(widths[i], u) * (1.0 + count / 2 ** widths[i]))
-
-    for _ in range(radius + 1):
-        best = min(range(len(widths)), key=lambda i: cost(i, units[i] + 1) - cost(i, units[i]))
-        units[best] += 1
-    return tuple(units)
-
-
-def expected_work(widths: tuple[int, ...], units: tuple[int, ...], count: int) -> float:
-    pairs = zip(widths, units, strict=True)
-    return float(sum(_probes(w, u) * (1.0 + count / 2**w) for w, u in pairs))
-
-
 @dataclass(frozen=True)
 class Matches:
     """Hits of a batch query: parallel arrays, sorted by query then distance then slot."""
@@ -125,9 +81,6 @@ class Matches:
         return [
             (int(s), int(d)) for s, d in zip(self.slot[lo:hi], self.distance[lo:hi], strict=True)
         ]
-
-
-Tables = tuple[tuple[int, ...], NDArray[Any], NDArray[Any], NDArray[Any]]
 
 
 class LoopChooser:
@@ -170,15 +123,25 @@ class PdqIndex:
     _ids: NDArray[Any]
 
     def __init__(self, hashes: NDArray[np.uint64] | None = None, *, threads: int | None = None):
-        self._threads = threads or os.cpu_count() or 1
-        self._chooser = LoopChooser()
+        self._start(threads)
         base = np.zeros((0, HASH_WORDS), np.uint64) if hashes is None else hashes
         self._set_tables(np.ascontiguousarray(base, dtype=np.uint64), None)
+
+    # -- construction -------------------------------------------------------------------------
+
+    def _start(self, threads: int | None) -> None:
+        self._threads = threads or os.cpu_count() or 1
+        self._chooser = LoopChooser()
         self._recent: list[NDArray[np.uint64]] = []
         self._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)
         self._recent_count = 0
-
-    # -- construction -------------------------------------------------------------------------
+        # One thread pool for all of this index's batches, made at the first batch that is
+        # split; its threads end when the index is gone. Scratch buffers of the sorted loop
+        # are kept for reuse, at most one per thread, and freed with the index.
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        self._workspaces: list[Any] = []
 
     def _set_tables(
         self, hashes: NDArray[np.uint64], alive: NDArray[np.uint8] | None,
@@ -203,8 +166,7 @@ class PdqIndex:
     def _build_tables(self, hashes: NDArray[np.uint64]) -> None:
         count = hashes.shape[0]
         widths = self._widths
-        bases = sum(((1 << w) >> 6) + 2 for w in widths)
-        buckets = sum((1 << w) + 1 for w in widths)
+        bases, buckets = base_entries(widths), bucket_entries(widths)
         id_bytes = id_bytes_for(count)
         self._ids = np.empty(id_bytes * count * len(widths) + 4, dtype=np.uint8)
         self._base = np.empty(bases, dtype=np.uint32)
@@ -303,14 +265,30 @@ class PdqIndex:
         if len(parts) == 1:
             found = [self._search(queries, 0, radius)]
         else:
-            with ThreadPoolExecutor(len(parts)) as pool:
-                found = list(pool.map(lambda p: self._search(queries[p[0] : p[1]], p[0], radius),
-                                      parts))  # fmt: skip
+            found = list(self._executor().map(
+                lambda p: self._search(queries[p[0] : p[1]], p[0], radius), parts))  # fmt: skip
         query = np.concatenate([f[0] for f in found])
         slot = np.concatenate([f[1] for f in found])
         distance = np.concatenate([f[2] for f in found])
         order = np.lexsort((slot, distance, query))
         return Matches(query[order], slot[order], distance[order])
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            # a forked child's copy of the pool has no threads: it gets its own
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="pdq-search")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        """End the search threads and free scratch buffers now rather than when the index is
+        collected (searching afterwards starts them again)."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self._workspaces.clear()
 
     def _split(self, count: int) -> list[tuple[int, int]]:
         work_per_query = max(1, self._hashes.shape[0] // 10_000)
@@ -346,8 +324,10 @@ class PdqIndex:
                 else:
                     loop = self._chooser.pick()
                     started = time.perf_counter()
-                    search = (_mih.search, _mih.search_batch)[loop]
-                    results.append(self._run(search, queries, *args))
+                    if loop == 0:
+                        results.append(self._run(_mih.search, queries, *args))
+                    else:
+                        results.append(self._run_sorted(queries, *args))
                     self._chooser.record(loop, time.perf_counter() - started, queries.shape[0])
             else:
                 results.append(self._run(_mih.scan, queries, self._hashes, alive_main,
@@ -369,14 +349,29 @@ class PdqIndex:
             np.concatenate([r[2] for r in results]),
         )
 
+    def _run_sorted(self, queries: NDArray[np.uint64], *args: Any) -> tuple[Any, ...]:
+        try:  # list.pop and list.append are atomic: each workspace serves one search at a time
+            workspace = self._workspaces.pop()
+        except IndexError:
+            workspace = _mih.workspace()
+        try:
+            return self._run(_mih.search_batch, queries, *args, tail=(workspace,))
+        finally:
+            if len(self._workspaces) < self._threads:
+                self._workspaces.append(workspace)
+
     @staticmethod
-    def _run(function: Any, queries: NDArray[np.uint64], *args: Any) -> tuple[Any, ...]:
+    def _run(
+        function: Any, queries: NDArray[np.uint64], *args: Any, tail: tuple[Any, ...] = ()
+    ) -> tuple[Any, ...]:
         capacity = max(256, 16 * queries.shape[0])
         while True:
             out_q = np.empty(capacity, np.int32)
             out_s = np.empty(capacity, np.uint32)
             out_d = np.empty(capacity, np.uint8)
-            count = function(*args, out_q, out_s, out_d)
+            count = function(*args, out_q, out_s, out_d, *tail)
+            if count < 0:  # the C loops found a bucket start or slot id out of range
+                raise SnapshotError(DAMAGED_TABLES)
             if count <= capacity:
                 return out_q[:count], out_s[:count], out_d[:count]
             capacity = count
@@ -397,29 +392,9 @@ class PdqIndex:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, NDArray[Any]], **kwargs: Any) -> PdqIndex:
+        """The index saved by ``arrays()``; raises ``SnapshotError`` when they are damaged."""
+        hashes, alive, tables = check_arrays(arrays)
         index = cls.__new__(cls)
-        index._threads = kwargs.get("threads") or os.cpu_count() or 1
-        index._chooser = LoopChooser()
-        try:
-            widths = tuple(int(w) for w in arrays["widths"])
-            hashes, alive = arrays["hashes"], arrays["alive"]
-            base, rel, ids = arrays["base"], arrays["rel"], arrays["ids"]
-        except KeyError as exc:
-            raise ValueError(f"snapshot lacks the array {exc}") from exc
-        count = hashes.shape[0] if hashes.ndim == 2 else -1
-        fits = (
-            hashes.ndim == 2 and hashes.shape[1] == HASH_WORDS and hashes.dtype == np.uint64
-            and alive.shape == (count,) and rel.dtype in (np.uint16, np.uint32)
-            and (not widths or (sum(widths) == 256 and all(1 <= w <= 30 for w in widths)
-                 and base.shape == (sum(((1 << w) >> 6) + 2 for w in widths),)
-                 and rel.shape == (sum((1 << w) + 1 for w in widths),)
-                 and ids.shape == (id_bytes_for(count) * count * len(widths) + 4,)))
-        )  # fmt: skip
-        if not fits:
-            raise ValueError("snapshot arrays do not fit together")
-        tables = (widths, base, rel, ids)
-        index._set_tables(hashes, np.array(alive, dtype=np.uint8), tables)
-        index._recent = []
-        index._recent_array = np.zeros((0, HASH_WORDS), dtype=np.uint64)
-        index._recent_count = 0
+        index._start(kwargs.get("threads"))
+        index._set_tables(hashes, (np.asarray(alive) != 0).astype(np.uint8), tables)
         return index

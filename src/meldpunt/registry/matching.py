@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
-from meldpunt.index import ExactIndex, PdqIndex, hashes_from_hex, load, save
+from meldpunt.index import ExactIndex, PdqIndex, SnapshotError, hashes_from_hex, load, save
 from meldpunt.registry.changes import Change, active_signals, changes_since, current_seq
 from meldpunt.registry.sets import HashSetInfo, get_set, list_sets
 from meldpunt.signals import types as signal_types
@@ -142,13 +142,24 @@ class _Payload:
     @classmethod
     def from_arrays(cls, arrays: dict[str, NDArray[Any]], prefix: str) -> _Payload:
         payload = cls()
-        payload.set_id = np.array(arrays[f"{prefix}.set_id"], dtype=np.int32)
-        payload.item_id = np.array(arrays[f"{prefix}.item_id"], dtype=np.int64)
-        payload.category = np.array(arrays[f"{prefix}.category"], dtype=np.int16)
+        try:
+            payload.set_id = np.array(arrays[f"{prefix}.set_id"], dtype=np.int32).reshape(-1)
+            payload.item_id = np.array(arrays[f"{prefix}.item_id"], dtype=np.int64).reshape(-1)
+            payload.category = np.array(arrays[f"{prefix}.category"], dtype=np.int16).reshape(-1)
+        except KeyError as exc:
+            raise SnapshotError(f"the snapshot lacks the array {exc}") from exc
         payload.size = len(payload.set_id)
         if not len(payload.item_id) == len(payload.category) == payload.size:
-            raise ValueError(f"snapshot payload {prefix} does not fit together")
+            raise SnapshotError(f"snapshot payload {prefix} does not fit together")
         return payload
+
+    def check(self, slots: int, codes: int, name: str) -> None:
+        """Refuse a loaded payload that an index slot or a category code would read past."""
+        category = self.category[: self.size]
+        if slots > self.size or (
+            self.size and not 0 <= int(category.min()) <= int(category.max()) < codes
+        ):
+            raise SnapshotError(f"snapshot payload {name} does not fit its index")
 
 
 @dataclass
@@ -400,8 +411,12 @@ class Matcher:
     def load(cls, path: str | os.PathLike[str], session: Session) -> Matcher:
         """A snapshot, brought up to date with the registry's changes since it was taken."""
         arrays, meta = load(path)
-        if meta.get("version") != SNAPSHOT_VERSION or not isinstance(meta.get("seq"), int):
-            raise ValueError(f"{path} is not a matcher snapshot of version {SNAPSHOT_VERSION}")
+        if (
+            meta.get("version") != SNAPSHOT_VERSION
+            or not isinstance(meta.get("seq"), int)
+            or not isinstance(meta.get("codes", []), list)
+        ):
+            raise SnapshotError(f"{path} is not a matcher snapshot of version {SNAPSHOT_VERSION}")
         pdq = {
             k.removeprefix("pdq."): v
             for k, v in arrays.items()
@@ -415,6 +430,10 @@ class Matcher:
                 ExactIndex.from_arrays(arrays, kind, size),
                 _Payload.from_arrays(arrays, f"{kind}.payload"),
             )
+        # checked now so that a damaged file is refused here, not by failing requests later
+        matcher.pdq_payload.check(matcher.pdq.slots, len(matcher.codes), "pdq")
+        for kind, (index, payload) in matcher.exact.items():
+            payload.check(index.slot_bound(), len(matcher.codes), kind)
         matcher.sets = {s.id: s for s in list_sets(session)}
         matcher.refresh(session)
         return matcher
