@@ -1,6 +1,6 @@
 """What the `meldpunt` commands share: consoles, tables, the one way to fail, the registry
-session and hashing files. Every other module of the command line imports this one and no
-other of its siblings (except `app`, which assembles them), so there are no import cycles."""
+session and hashing files. Every other module of the command line imports this one (and the
+standalone `ports`) and no other sibling; `app` assembles them all, so there are no cycles."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from rich import box
@@ -53,7 +53,7 @@ def stdout() -> Console:
     return Console(width=200)
 
 
-def table(title: str | None = None, caption: str | None = None, **options: Any) -> Table:
+def table(title: str | None = None, caption: str | None = None) -> Table:
     """A table in the command line's compact style (a rule under the header, no frame), so
     that more of a narrow terminal goes to the values. Columns holding names and hashes are
     declared ``no_wrap`` and keep their values whole; free text wraps."""
@@ -67,7 +67,6 @@ def table(title: str | None = None, caption: str | None = None, **options: Any) 
         pad_edge=False,
         collapse_padding=True,
         min_width=len(title or ""),
-        **options,
     )
 
 
