@@ -1,4 +1,5 @@
-"""The meldpunt command line (thin: it parses, calls the domain, and prints)."""
+"""The `meldpunt` command: assembles the command groups and holds `meldpunt hash` (thin: it
+parses, calls the domain, and prints)."""
 
 from __future__ import annotations
 
