@@ -28,6 +28,7 @@ ROUTES = {
     ("GET", "/v1/sets"): {"analyst", "admin"},
     ("POST", "/v1/sets"): {"analyst", "admin"},
     ("POST", "/v1/sets/{name}/items"): {"analyst", "admin"},
+    ("POST", "/v1/sets/{name}/items/{item_id}/withdraw"): {"analyst", "admin"},
     ("GET", "/v1/orgs"): {"admin"},
     ("POST", "/v1/orgs"): {"admin"},
     ("POST", "/v1/orgs/{name}/keys"): {"admin"},
@@ -40,7 +41,10 @@ ROLES = ("platform", "analyst", "admin")
 
 def concrete(path: str) -> str:
     return (
-        path.replace("{hit_id}", "999999").replace("{name}", "police").replace("{key_id}", "999999")
+        path.replace("{hit_id}", "999999")
+        .replace("{name}", "police")
+        .replace("{key_id}", "999999")
+        .replace("{item_id}", "999999")
     )
 
 

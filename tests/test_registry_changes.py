@@ -136,7 +136,7 @@ def test_a_follower_converges_on_the_registry(session):
             elif action == "enable":
                 registry.enable_item(session, item.id)
             elif action == "withdraw":
-                registry.withdraw_item(session, item.id)
+                registry.withdraw_item(session, item.id, reason="taken back by the source")
             elif action == "add":
                 registry.add_item(
                     session, police, [item.signals[0], ("pdq", secrets.token_hex(32))]

@@ -202,7 +202,7 @@ def test_jsonl_round_trip_is_lossless(session):
     b = registry.add_item(session, police, [("photodna", samples.photodna())]).item
     c = registry.add_item(session, police, [("sha256", samples.sha256())], category="7",
                           category_scheme="vic").item  # fmt: skip
-    registry.withdraw_item(session, b.id)
+    registry.withdraw_item(session, b.id, reason="taken back by the source")
     session.commit()
     first = io.StringIO()
     assert registry.export_set(session, police, first, "jsonl") == 3

@@ -136,8 +136,8 @@ def test_change_log_for_every_kind_of_write(session):
     registry.add_item(session, police, [("md5", digest)], category="B", category_scheme="uk")
     registry.disable_item(session, i)
     registry.enable_item(session, i)
-    registry.withdraw_item(session, i, note="wrongly classified")
-    registry.disable_item(session, i)  # withdrawn -> disabled: inactive either way, no rows
+    registry.withdraw_item(session, i, reason="wrongly classified")
+    registry.disable_item(session, i)  # withdrawn -> disabled: inactive either way, still logged
     registry.delete_item(session, i)
     registry.disable_set(session, police)
     registry.enable_set(session, police)
@@ -155,6 +155,8 @@ def test_change_log_for_every_kind_of_write(session):
         ("add", i, "pdq", perceptual, "csam", "enabled"),
         ("remove", i, "md5", digest, "csam", "withdrawn"),
         ("remove", i, "pdq", perceptual, "csam", "withdrawn"),
+        ("remove", i, "md5", digest, "csam", "disabled"),  # followers ignore these
+        ("remove", i, "pdq", perceptual, "csam", "disabled"),
         ("remove", i, "md5", digest, "csam", "deleted"),  # deletions are in the log too
         ("remove", i, "pdq", perceptual, "csam", "deleted"),
         ("update", None, None, None, None, "set_disabled"),
@@ -185,7 +187,7 @@ def test_every_write_is_audited_in_its_transaction(session):
     registry.add_item(session, police, [("md5", item.signals[0][1])], category="A2")
     registry.add_item(session, police, [("md5", item.signals[0][1])], category="A2")  # no-op
     registry.disable_item(session, item.id)
-    registry.withdraw_item(session, item.id)
+    registry.withdraw_item(session, item.id, reason="taken back by the source")
     registry.delete_item(session, item.id)
     registry.disable_set(session, police)
     registry.disable_set(session, police)  # already disabled: nothing happens
@@ -218,7 +220,7 @@ def test_active_signals_are_those_of_active_items_in_any_set(session):
     keep = registry.add_item(session, police, [("md5", md5()), ("pdq", pdq())]).item
     gone = registry.add_item(session, police, [("md5", md5())]).item
     paused = registry.add_item(session, other, [("pdq", pdq())]).item
-    registry.withdraw_item(session, gone.id)
+    registry.withdraw_item(session, gone.id, reason="taken back by the source")
     registry.disable_set(session, other)  # set state is the consumer's to filter
     session.commit()
     active = list(registry.active_signals(session))
@@ -235,7 +237,7 @@ def test_set_summaries_count_by_status_category_and_type(session):
     registry.add_item(session, police, [("md5", md5()), ("pdq", pdq())], category="A1")
     registry.add_item(session, police, [("md5", md5())], category="national")
     gone = registry.add_item(session, police, [("sha1", secrets.token_hex(20))]).item
-    registry.withdraw_item(session, gone.id)
+    registry.withdraw_item(session, gone.id, reason="taken back by the source")
     registry.create_set(session, "empty")
     session.commit()
     empty, summary = registry.set_summaries(session)

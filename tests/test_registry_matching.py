@@ -115,7 +115,7 @@ def test_follows_changes_without_rebuilding(session):
     assert matcher.pdq is pdq_index, "applied in place"
     assert matcher.match(Query(pdq=later)).matches[0].entry == added.id
     assert matcher.match(Query(sha1=digest)).known
-    registry.withdraw_item(session, item.id)
+    registry.withdraw_item(session, item.id, reason="taken back by the source")
     registry.delete_item(session, added.id)
     session.commit()
     matcher.refresh(session)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import struct
+import subprocess
+import sys
 import tracemalloc
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from imaging import encode, jpeg, photo
 from meldpunt.signals import (
@@ -21,10 +25,15 @@ from meldpunt.signals import (
     NotAnImage,
     SignalError,
     UnreadableFile,
+    decode_cost,
     digest_bytes,
     hash_file,
     pdq_signal,
+    probe_image,
 )
+from meldpunt.signals.hashing import DEFAULT_MIN_SIDE
+from meldpunt.signals.image import decode_luma
+from meldpunt.signals.pdq import luma_from_rgb
 
 SMALL_JPEG = jpeg(photo("chelsea"), 85)
 SMALL_PNG = encode(photo("coffee")[:120, :160], "PNG")
@@ -168,3 +177,98 @@ def test_mutated_images_give_a_hash_or_a_typed_error(base: bytes, edits, cut: fl
             assert exc.code and str(exc)
         else:
             assert len(signal.hash) == 64 and 0 <= signal.quality <= 100
+
+
+# --- decoding memory: estimated from the header, bounded, and the same luminance ------------
+
+
+def test_the_header_says_what_decoding_will_cost_before_any_pixel_is_decoded():
+    bomb = png_claiming(60_000, 60_000)  # 3.6 gigapixels in under 200 bytes
+    info = probe_image(bomb, ImageLimits(max_pixels=10**10))
+    assert (info.width, info.height, info.format) == (60_000, 60_000, "PNG")
+    assert decode_cost(info, min_side=DEFAULT_MIN_SIDE) > 3 * 10**9
+    with pytest.raises(ImageTooLarge, match="needs about"):
+        pdq_signal(bomb, HashOptions(limits=ImageLimits(max_pixels=10**10, max_decode_bytes=2**30)))
+
+
+def test_a_picture_one_pixel_high_is_refused_by_its_decoding_cost():
+    # few pixels, but PDQ's filter weights grow with the sides: gigabytes for this one
+    thin = png_claiming(20_000_000, 1)
+    cost = decode_cost(probe_image(thin), min_side=DEFAULT_MIN_SIDE)
+    assert cost > 2**35
+    with pytest.raises(ImageTooLarge, match="needs about"):
+        pdq_signal(thin, HashOptions(limits=ImageLimits(max_decode_bytes=2**30)))
+
+
+def test_a_cheap_picture_passes_the_decoding_limit():
+    cost = decode_cost(probe_image(SMALL_JPEG), min_side=DEFAULT_MIN_SIDE)
+    assert cost < 64 * 1024 * 1024
+    limits = ImageLimits(max_decode_bytes=cost)
+    assert pdq_signal(SMALL_JPEG, HashOptions(limits=limits)) == pdq_signal(SMALL_JPEG)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "LA", "CMYK"])
+@pytest.mark.parametrize("size", [(900, 700), (300, 2000)], ids=["reduced", "in-full"])
+def test_luminance_straight_from_the_stored_mode_is_that_of_its_rgb(mode, size):
+    width, height = size
+    rgb = Image.fromarray(photo("astronaut")).resize(size)
+    stored = rgb.convert("RGB").quantize(200) if mode == "P" else rgb.convert(mode)
+    fmt = "TIFF" if mode == "CMYK" else "PNG"
+    direct = decode_luma(encode(stored, fmt), min_side=DEFAULT_MIN_SIDE)
+    by_rgb = decode_luma(encode(stored.convert("RGB"), "PNG"), min_side=DEFAULT_MIN_SIDE)
+    assert direct.scale == by_rgb.scale == (1 if width < 640 else 2)
+    assert np.array_equal(direct.luma, by_rgb.luma)
+
+
+def test_reference_luminance_in_strips_is_the_whole_pictures():
+    rgb = np.asarray(Image.fromarray(photo("coffee")).resize((300, 2500)))  # several strips
+    decoded = decode_luma(encode(rgb, "PNG"), min_side=DEFAULT_MIN_SIDE)
+    assert decoded.scale == 1
+    assert np.array_equal(decoded.luma, luma_from_rgb(rgb))
+
+
+PEAK_PROBE = """
+import io, sys
+from meldpunt.signals import HashOptions, ImageLimits, decode_cost, pdq_signal, probe_image
+from PIL import Image
+
+def peak_rss():  # this process's own peak (ru_maxrss would start at the parent's)
+    with open("/proc/self/status") as status:
+        return next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmHWM:"))
+
+warm = io.BytesIO()
+Image.new("RGB", (700, 500), (1, 2, 3)).save(warm, "PNG")
+pdq_signal(warm.getvalue(), HashOptions(dihedral=True))  # imports, tables
+data = open(sys.argv[1], "rb").read()
+limits = ImageLimits(max_pixels=10**9)
+cost = decode_cost(probe_image(data, limits), min_side=320)
+before = peak_rss()
+pdq_signal(data, HashOptions(dihedral=True, limits=limits))
+after = peak_rss()
+print(cost, after - before)
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc (Linux)")
+@pytest.mark.parametrize(
+    "fmt, mode, size",
+    [
+        ("WEBP", "RGB", (5000, 4000)),  # libwebp holds two more copies of its own
+        ("PNG", "RGBA", (5000, 4000)),  # to luminance without an RGB copy on the way
+        ("PNG", "RGB", (600, 40_000)),  # shorter side under 640: luminance in full, in strips
+        ("JPEG", "L", (300, 40_000)),  # long sides: PDQ's weights are a large part
+    ],
+)
+def test_decoding_stays_within_its_estimate(tmp_path: Path, fmt, mode, size):
+    path = tmp_path / f"flat.{fmt.lower()}"
+    colour = 100 if mode == "L" else (120, 30, 200, 255)[: len(mode)]
+    Image.new(mode, size, colour).save(path, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK_PROBE, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout.split()
+    estimate, grew = int(out[0]), int(out[1])
+    assert size[0] * size[1] < grew <= estimate  # the decode took memory, within its estimate

@@ -149,6 +149,14 @@ def test_an_admin_manages_sets_checks_files_and_revokes_a_key(browser, tmp_path:
         exported = Path(download.value.path()).read_text()
         assert f"md5 {md5s[0]}" in exported and f"md5 {md5s[1]}" in exported
 
+        # one entry withdrawn with a reason: htmx asks first, then swaps its row in place
+        row = page.locator("#entries tbody tr", has_text=md5s[1])
+        row.locator("input[name=reason]").fill("wrongly classified by the source")
+        row.locator("button:has-text('Withdraw')").click()
+        expect(row.locator(".badge")).to_have_text("withdrawn")
+        assert row.locator("form").count() == 0
+        watch.check(page)
+
         # check a file: the seeded photo, re-encoded, is known; another photo is not
         known = tmp_path / "coffee.jpg"
         known.write_bytes(jpeg(photo("coffee"), quality=80))
@@ -188,7 +196,10 @@ def test_an_admin_manages_sets_checks_files_and_revokes_a_key(browser, tmp_path:
         row = page.locator("table.keys tbody tr", has_text=key[:12])
         row.locator("button:has-text('Revoke')").click()
         row.locator("text=revoked").wait_for()
-        assert watch.dialogs == [f"Revoke key {key[:12]}…? Whatever uses it stops working at once."]
+        assert watch.dialogs[0].startswith("Withdraw entry ")
+        assert watch.dialogs[1:] == [
+            f"Revoke key {key[:12]}…? Whatever uses it stops working at once."
+        ]
         assert page.url.endswith("/ui/orgs/web-platform")  # htmx swapped the row, no reload
         watch.check(page)
         answer = httpx.post(f"{world.url}/v1/check", json=check, headers=headers)

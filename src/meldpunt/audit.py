@@ -12,6 +12,12 @@ breaks the chain at that point and ``verify()`` names the first event that no lo
 What a chain cannot show by itself is the loss of its newest events; publish or hand over
 ``VerifyResult.head`` from time to time so that a later head can be checked against it.
 
+Rows that people could dispute (a hit's outcome, an entry's status and signals, a key's role)
+are vouched for by the events that change them: such an event carries ``row_sha256``, the digest
+(``row_digest``) of the row's disputable fields as the change left them, so the chain covers the
+row. ``meldpunt.audit_verify`` recomputes those digests from the tables and names every row that
+was changed outside meldpunt (docs/audit.md).
+
 Appending is serialised: on PostgreSQL ``record()`` takes an EXCLUSIVE lock on the table (readers
 are not blocked), on SQLite it takes the database's write lock before reading the last hash. The
 lock is held until the caller's transaction ends, so keep audited transactions short, and run
@@ -35,12 +41,15 @@ from meldpunt.store.models import AuditEvent
 
 __all__ = [
     "GENESIS_HASH",
+    "ROW_DIGEST",
     "AuditEvent",
+    "RowProblem",
     "Subject",
     "VerifyResult",
     "canonical_json",
     "event_hash",
     "record",
+    "row_digest",
     "verify",
 ]
 
@@ -49,6 +58,9 @@ GENESIS_HASH = "0" * 64
 
 #: What an event is about: a type name and an id, e.g. ``("report", 42)``.
 Subject = tuple[str, str | int]
+
+#: The key, in an event's details, of the digest of its subject's disputable fields.
+ROW_DIGEST = "row_sha256"
 
 
 @dataclass(frozen=True)
@@ -60,6 +72,23 @@ class VerifyResult:
     reason: str | None = None
     #: The hash of the last intact event (``GENESIS_HASH`` for an empty log).
     head: str = GENESIS_HASH
+    #: The id of the last intact event (None for an empty log).
+    head_id: int | None = None
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """A row whose disputable fields differ from what the audit log vouches for."""
+
+    table: str
+    row: str  # e.g. "id 42"
+    fields: tuple[str, ...]  # the field set that was checked
+    detail: str
+
+
+def row_digest(fields: Mapping[str, Any]) -> str:
+    """The SHA-256 of a row's disputable fields (plain JSON values), as events record it."""
+    return hashlib.sha256(canonical_json(dict(fields)).encode("utf-8")).hexdigest()
 
 
 def canonical_json(value: Any) -> str:
@@ -99,13 +128,18 @@ def record(
     action: str,
     subject: Subject | None = None,
     details: Mapping[str, Any] | None = None,
+    row: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event in the session's transaction and return it (flushed, with its id).
 
     ``details`` must be JSON-serialisable as it is (no datetimes or sets): what is hashed must be
-    exactly what is stored.
+    exactly what is stored. ``row``: the subject's disputable fields as this change leaves them;
+    their ``row_digest`` is stored in the details under ``ROW_DIGEST``.
     """
-    details_json = canonical_json(dict(details or {}))
+    values_of_details = dict(details or {})
+    if row is not None:
+        values_of_details[ROW_DIGEST] = row_digest(row)
+    details_json = canonical_json(values_of_details)
     subject_type, subject_id = (None, None) if subject is None else (subject[0], str(subject[1]))
     prev_hash = _lock_chain_head(session)
     at = get_clock().now()
@@ -177,6 +211,7 @@ def verify(session: Session, *, batch_size: int = 1000) -> VerifyResult:
 
 def _walk(rows: Iterable[Any]) -> VerifyResult:
     head = GENESIS_HASH
+    head_id: int | None = None
     count = 0
     for row in rows:
         count += 1
@@ -187,6 +222,7 @@ def _walk(rows: Iterable[Any]) -> VerifyResult:
                 first_broken_id=row.id,
                 reason="prev_hash does not match the event before it (events removed or moved)",
                 head=head,
+                head_id=head_id,
             )
         expected = event_hash(
             at=row.at,
@@ -204,6 +240,7 @@ def _walk(rows: Iterable[Any]) -> VerifyResult:
                 first_broken_id=row.id,
                 reason="hash does not match the event's content (the event was altered)",
                 head=head,
+                head_id=head_id,
             )
-        head = row.hash
-    return VerifyResult(ok=True, count=count, head=head)
+        head, head_id = row.hash, row.id
+    return VerifyResult(ok=True, count=count, head=head, head_id=head_id)

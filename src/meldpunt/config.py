@@ -102,6 +102,30 @@ class Settings(BaseSettings):
         default=50 * 1024 * 1024, gt=0, description="The service refuses larger uploaded files."
     )
     max_upload_files: int = Field(default=100, gt=0, le=10_000, description="Files per check.")
+    max_upload_pixels: int = Field(
+        default=50_000_000,
+        gt=0,
+        description="The service refuses uploaded pictures with more pixels (the command line's "
+        "limit is max_image_pixels).",
+    )
+    max_body_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="The service refuses larger JSON bodies; unset: derived from the largest "
+        "valid check request (10 MiB).",
+    )
+    max_multipart_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="The service refuses larger file uploads."
+    )
+    decode_budget_bytes: int = Field(
+        default=1024 * 1024 * 1024,
+        gt=0,
+        description="Memory the service lends to decoding pictures, all requests together; past "
+        "it, uploads are answered 503 with Retry-After.",
+    )
+    max_parallel_parses: int = Field(
+        default=2, gt=0, le=64, description="Large JSON bodies the service parses at once."
+    )
     rate_per_second: float = Field(
         default=500.0,
         ge=0,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
@@ -33,10 +34,10 @@ from .auth import TtlCache
 from .docs import router as docs_router
 from .fastlane import CheckLane
 from .follower import IndexFollower
-from .limits import BodyLimit, RateLimiter, Timing
+from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
-from .schemas import check_request_schemas
+from .schemas import check_request_schemas, json_body_limit
 from .writer import Writer
 
 
@@ -47,10 +48,13 @@ class ServiceSettings:
     database_url: str
     snapshot_dir: str | None = None  # where `meldpunt index snapshot` writes; loaded at start
     pdq_min_quality: int = 50
-    max_image_pixels: int = 200_000_000
+    max_upload_pixels: int = 50_000_000  # the service's own limit; the CLI's is max_image_pixels
     max_upload_bytes: int = 50 * 1024 * 1024
     max_upload_files: int = 100
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = field(default_factory=json_body_limit)  # JSON: from the schema
+    max_multipart_bytes: int = 256 * 1024 * 1024  # a whole upload request, its files together
+    decode_budget_bytes: int = 1024 * 1024 * 1024  # memory for decoding pictures, all requests
+    max_parallel_parses: int = 2  # large JSON bodies parsed at once, in worker threads
     rate_per_second: float = 500.0
     rate_burst: int = 1_000
     key_cache_seconds: float = 5.0
@@ -65,11 +69,15 @@ class ServiceSettings:
             "database_url": s.database_url,
             "snapshot_dir": str(Path(s.data_dir) / "index"),
             "pdq_min_quality": s.pdq_min_quality,
-            "max_image_pixels": s.max_image_pixels,
+            "max_body_bytes": s.max_body_bytes or json_body_limit(),
         }
         for name in (
+            "max_upload_pixels",
             "max_upload_bytes",
             "max_upload_files",
+            "max_multipart_bytes",
+            "decode_budget_bytes",
+            "max_parallel_parses",
             "rate_per_second",
             "rate_burst",
             "key_cache_seconds",
@@ -173,8 +181,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     app.state.metrics = Metrics()
+    app.state.decode_budget = DecodeBudget(config.decode_budget_bytes)
+    app.state.parse_limiter = anyio.CapacityLimiter(config.max_parallel_parses)
     app.add_middleware(Timing, histogram=app.state.metrics.latency)
-    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=config.max_body_bytes,
+        max_multipart_bytes=config.max_multipart_bytes,
+    )
     errors.install(app)
 
     @app.get("/healthz", tags=["operations"], summary="The process is alive")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,15 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """Why one item of a check (a JSON item, an uploaded file) could not be checked (in full):
+    it is answered in that item's result, and the request's other items are checked."""
+
+    code: str
+    message: str
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

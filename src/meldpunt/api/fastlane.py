@@ -25,8 +25,8 @@ from .routes_check import (
     MAX_SIGNAL,
     MAX_TYPE,
     hma_answer,
-    parse_check_json,
     query_of_signal,
+    read_check_json,
     run_checks,
 )
 
@@ -112,7 +112,7 @@ class CheckLane:
                 return 413, too_large_body(self.max_body_bytes), None
             if not message.get("more_body", False):
                 break
-        queries, refs, urls = parse_check_json(b"".join(chunks))
+        queries, refs, urls = await read_check_json(self.state, b"".join(chunks))
         results = await run_checks(self.state, principal, queries, refs, urls)
         return 200, orjson.dumps({"results": results}), None
 

@@ -58,6 +58,11 @@ class ItemIn(BaseModel):
     note: str | None = Field(None, max_length=2000)
 
 
+class WithdrawIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=2000, description="Why the entry is taken back")
+
+
 class OrgIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
@@ -116,6 +121,22 @@ def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -
         )
         session.commit()
         return {"outcome": result.outcome, "item": _plain(result.item)}
+
+
+@router.post(
+    "/v1/sets/{name}/items/{item_id}/withdraw",
+    tags=["registry"],
+    summary="Withdraw one entry: it stops matching, stays on record, the reason is audited",
+)
+def withdraw_item(
+    request: Request, name: str, item_id: RowId, body: WithdrawIn, principal: AnalystKey
+) -> dict[str, Any]:
+    with request.app.state.sessions() as session:
+        item = registry.withdraw_item(
+            session, item_id, reason=body.reason, hash_set=name, actor=f"key:{principal.key_id}"
+        )
+        session.commit()
+        return _plain(item)
 
 
 @router.get("/v1/orgs", tags=["admin"])

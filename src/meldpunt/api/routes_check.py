@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any
 
+import anyio
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import ValidationError
@@ -25,18 +26,11 @@ from meldpunt.checks import (
 )
 from meldpunt.registry.matching import NO_MATCH, MatchAnswer
 from meldpunt.registry.matching import Query as MatchQuery
-from meldpunt.signals import (
-    HashOptions,
-    ImageLimits,
-    InvalidSignal,
-    SignalError,
-    digest_bytes,
-    pdq_signal,
-)
+from meldpunt.signals import InvalidSignal
 from meldpunt.signals import types as signal_types
 
 from .auth import PlatformKey, current_principal
-from .errors import ApiError
+from .errors import SIGNAL_STATUS, ApiError, ItemError
 from .schemas import (
     CHECK_REQUEST,
     CheckItem,
@@ -46,6 +40,7 @@ from .schemas import (
     OutcomeIn,
     RowId,
 )
+from .uploads import check_files, read_uploads
 
 router = APIRouter()
 
@@ -105,7 +100,7 @@ def _result(
     matches: list[dict[str, Any]] | None = None,
     allowlisted: bool = False,
     notes: list[str] | None = None,
-    error: str | None = None,
+    error: ItemError | None = None,
 ) -> dict[str, Any]:
     return {
         "index": index,
@@ -114,7 +109,8 @@ def _result(
         "matches": matches or [],
         "allowlisted": allowlisted,
         "notes": notes or [],
-        "error": error,
+        "error": error.message if error else None,
+        "error_code": error.code if error else None,
     }
 
 
@@ -128,6 +124,7 @@ def _no_match(index: int, ref: str | None) -> dict[str, Any]:
         "allowlisted": False,
         "notes": [],
         "error": None,
+        "error_code": None,
     }
 
 
@@ -139,20 +136,23 @@ INLINE_ITEMS = 16
 async def run_checks(
     state: Any,
     principal: Principal,
-    queries: Sequence[MatchQuery | str],
+    queries: Sequence[MatchQuery | ItemError],
     refs: Sequence[str | None],
     urls: Sequence[str | None],
+    problems: Sequence[ItemError | None] = (),
 ) -> list[dict[str, Any]]:
     """Match, record the hits and the check, and answer (in ``CheckResult``'s shape) without
-    revealing the lists. ``state`` is the application's state."""
+    revealing the lists. ``state`` is the application's state. An item that is an ItemError is
+    answered with it; ``problems`` (per item, optional) say why a query was checked only in
+    part (an uploaded file without a PDQ hash)."""
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
         with state.sessions() as session:
             subscription = get_subscription(session, principal.org_id)
         state.subscriptions.put(principal.org_id, subscription)
 
-    def match_all() -> list[MatchAnswer | str]:
-        real = [q for q in queries if not isinstance(q, str)]
+    def match_all() -> list[MatchAnswer | ItemError]:
+        real = [q for q in queries if not isinstance(q, ItemError)]
         found = iter(
             state.follower.use(
                 lambda matcher: matcher.match_many(
@@ -163,12 +163,12 @@ async def run_checks(
                 )
             )
         )
-        return [q if isinstance(q, str) else _best_per_set(next(found)) for q in queries]
+        return [q if isinstance(q, ItemError) else _best_per_set(next(found)) for q in queries]
 
     answers = match_all() if len(queries) <= INLINE_ITEMS else await run_in_threadpool(match_all)
     new_hits: list[NewHit] = []
     for answer, query, ref, url in zip(answers, queries, refs, urls, strict=True):
-        if isinstance(answer, str) or isinstance(query, str):
+        if isinstance(answer, ItemError) or isinstance(query, ItemError):
             continue
         for m in answer.matches:
             value = getattr(query, m.signal_type) or ""
@@ -183,7 +183,7 @@ async def run_checks(
         if answer is NO_MATCH:  # most items: the same answer, without per-item work
             results.append(_no_match(index, ref))
             continue
-        if isinstance(answer, str):
+        if isinstance(answer, ItemError):
             results.append(_result(index, ref, error=answer))
             continue
         matches = [
@@ -205,60 +205,17 @@ async def run_checks(
                 notes=list(answer.notes),
             )
         )
+    for result, problem in zip(results, problems, strict=False):
+        if problem is not None:
+            result.update(error=problem.message, error_code=problem.code)
     return results
-
-
-async def _uploaded(request: Request) -> tuple[list[tuple[str, bytes]], list[str | None]]:
-    limit = request.app.state.settings.max_upload_bytes
-    form = await request.form(max_files=request.app.state.settings.max_upload_files)
-    files: list[tuple[str, bytes]] = []
-    refs: list[str | None] = []
-    for _, value in form.multi_items():
-        if isinstance(value, str):
-            refs.append(value)
-            continue
-        data = await value.read(limit + 1)
-        if len(data) > limit:
-            raise ApiError(
-                413, "file_too_large", f"{value.filename}: files are limited to {limit:,} bytes"
-            )
-        files.append((value.filename or "upload", data))
-    if not files:
-        raise ApiError(422, "invalid_request", "multipart checks need at least one file")
-    if len(refs) > len(files):
-        raise ApiError(422, "invalid_request", f"{len(refs)} ref fields for {len(files)} files")
-    return files, refs + [None] * (len(files) - len(refs))
-
-
-def _file_query(name: str, data: bytes, request: Request) -> MatchQuery:
-    settings = request.app.state.settings
-    options = HashOptions(
-        dihedral=True,
-        min_quality=settings.pdq_min_quality,
-        limits=ImageLimits(
-            max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels
-        ),
-    )
-    digests = digest_bytes(data)
-    try:
-        signal = pdq_signal(data, options)
-    except SignalError as exc:
-        raise type(exc)(f"{name}: {exc}") from exc
-    return MatchQuery(
-        md5=digests.md5,
-        sha1=digests.sha1,
-        sha256=digests.sha256,
-        pdq=signal.hash,
-        pdq_quality=signal.quality,
-        pdq_dihedral=signal.dihedral or (),
-    )
 
 
 def parse_check_json(
     raw: bytes,
-) -> tuple[list[MatchQuery | str], list[str | None], list[str | None]]:
-    """A JSON check body as queries (an item's error as a string), refs and public URLs;
-    ApiError 422 when the body itself is not a valid check request."""
+) -> tuple[list[MatchQuery | ItemError], list[str | None], list[str | None]]:
+    """A JSON check body as queries (or an item's error), refs and public URLs; ApiError 422
+    when the body itself is not a valid check request."""
     try:
         body = CHECK_REQUEST.validate_json(raw)
     except ValidationError as exc:
@@ -266,7 +223,7 @@ def parse_check_json(
             f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5]
         )
         raise ApiError(422, "invalid_request", problems) from None
-    queries: list[MatchQuery | str] = []
+    queries: list[MatchQuery | ItemError] = []
     refs: list[str | None] = []
     urls: list[str | None] = []
     for item in body["items"]:
@@ -274,11 +231,28 @@ def parse_check_json(
         try:
             url = check_public_url(url) if url is not None else None
             queries.append(_query_of(item))
-        except (InvalidSignal, ChecksInvalidInput) as exc:
-            queries.append(str(exc))
+        except InvalidSignal as exc:
+            queries.append(ItemError(exc.code, str(exc)))
+        except ChecksInvalidInput as exc:
+            queries.append(ItemError("invalid_url", str(exc)))
         refs.append(item.get("ref"))
         urls.append(url)
     return queries, refs, urls
+
+
+# JSON bodies up to this size are parsed on the event loop (well under a millisecond); larger
+# ones in a worker thread, at most ``max_parallel_parses`` at once, so that a 10 MB body neither
+# stalls every other request nor multiplies its parsing memory by the number of senders.
+INLINE_PARSE_BYTES = 64 * 1024
+
+
+async def read_check_json(
+    state: Any, raw: bytes
+) -> tuple[list[MatchQuery | ItemError], list[str | None], list[str | None]]:
+    """``parse_check_json``, off the event loop for large bodies."""
+    if len(raw) <= INLINE_PARSE_BYTES:
+        return parse_check_json(raw)
+    return await anyio.to_thread.run_sync(parse_check_json, raw, limiter=state.parse_limiter)
 
 
 @router.post(
@@ -290,16 +264,18 @@ def parse_check_json(
 )
 async def check(request: Request, principal: PlatformKey) -> Response:
     request.app.state.limiter.take(principal.key_id)
+    state = request.app.state
     kind = request.headers.get("content-type", "")
+    problems: list[ItemError | None] = []
     if kind.startswith("multipart/form-data"):
-        files, refs = await _uploaded(request)
-        queries: list[MatchQuery | str] = list(
-            await run_in_threadpool(lambda: [_file_query(n, d, request) for n, d in files])
-        )
-        urls: list[str | None] = [None] * len(files)
+        uploads, refs = await read_uploads(request)
+        checked = [c.as_item() for c in await run_in_threadpool(check_files, state, uploads)]
+        queries: list[MatchQuery | ItemError] = [query for query, _ in checked]
+        problems = [problem for _, problem in checked]
+        urls: list[str | None] = [None] * len(uploads)
     else:
-        queries, refs, urls = parse_check_json(await request.body())
-    results = await run_checks(request.app.state, principal, queries, refs, urls)
+        queries, refs, urls = await read_check_json(state, await request.body())
+    results = await run_checks(state, principal, queries, refs, urls, problems)
     return Response(orjson.dumps({"results": results}), media_type="application/json")
 
 
@@ -349,9 +325,15 @@ async def hma_lookup_file(
     request: Request, principal: PlatformKey
 ) -> dict[str, list[dict[str, Any]]]:
     request.app.state.limiter.take(principal.key_id)
-    files, _ = await _uploaded(request)
-    name, data = files[0]
-    queries: list[MatchQuery | str] = [await run_in_threadpool(_file_query, name, data, request)]
+    uploads, _ = await read_uploads(request)
+    checked = await run_in_threadpool(check_files, request.app.state, uploads[:1])
+    if checked[0].query is None or checked[0].problem is not None:
+        # HMA's answer has no place for an item's error: the request fails with it, as before
+        problem = checked[0].problem
+        assert problem is not None
+        status = SIGNAL_STATUS.get(problem.code, 400)
+        raise ApiError(status, problem.code, problem.message)
+    queries: list[MatchQuery | ItemError] = [checked[0].query]
     results = await run_checks(request.app.state, principal, queries, [None], [None])
     return hma_answer(results)
 

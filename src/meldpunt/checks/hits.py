@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from meldpunt import audit, clock
 from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
+from meldpunt.checks.integrity import hit_fields
 from meldpunt.checks.reviews import ReviewInfo, open_review, resolve_review, review_queue
 from meldpunt.checks.stats import OrgStats, org_stats
 from meldpunt.checks.timing import outcome_due, recheck_after
@@ -343,6 +344,7 @@ def record_outcome(
             else {"outcome": before[0], "report_id": before[1], "reason": before[2]},
             "review_id": None if review is None else review.id,
         },
+        row=hit_fields(outcome, report_id, reason),
     )
     return _info(row, _overdue_cutoff())
 

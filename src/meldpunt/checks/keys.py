@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from meldpunt import audit
 from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
+from meldpunt.checks.integrity import key_fields
 from meldpunt.checks.orgs import OrgRef, load_org_row
 from meldpunt.clock import now
 from meldpunt.store.models import KEY_ROLES, ApiKey, Organisation
@@ -173,6 +174,7 @@ def create_key(
             "prefix": row.prefix,
             "expires_at": _iso(expires_at),
         },
+        row=key_fields(role, org_row.id, expires_at, None),
     )
     return _info(row, org_row), plaintext
 
@@ -217,6 +219,7 @@ def revoke_key(session: Session, key_id_or_prefix: int | str, *, actor: str) -> 
         action="checks.key.revoked",
         subject=("api_key", row.id),
         details={"org_id": org_row.id, "org": org_row.name, "prefix": row.prefix},
+        row=key_fields(row.role, row.org_id, row.expires_at, row.revoked_at),
     )
     return _info(row, org_row)
 

@@ -4,6 +4,7 @@
     meldpunt sets import police-nl export.json            # format recognised from the content
     meldpunt sets show police-nl
     meldpunt sets export police-nl - --format jsonl
+    meldpunt sets withdraw police-nl 4711 --reason "wrongly classified by the source"
 
 The database is the configured one (``database_url``), migrated on first use.
 """
@@ -31,7 +32,9 @@ from meldpunt.registry import HashSetInfo, ImportProgress, ImportSummary, SetSum
 
 __all__ = ["sets_app"]
 
-sets_app = group("Hash sets: the registry of known material (create, import, export, show).")
+sets_app = group(
+    "Hash sets: the registry of known material (create, import, export, show, withdraw)."
+)
 
 
 class Kind(StrEnum):
@@ -342,3 +345,17 @@ def enable_command(name: Annotated[str, typer.Argument(help="The set's name.")])
     with registry_session() as session:
         info = registry.enable_set(session, name, actor="cli")
     print(f"{info.name}: {info.state}")
+
+
+@sets_app.command("withdraw")
+def withdraw_command(
+    name: Annotated[str, typer.Argument(help="The set the entry belongs to.")],
+    entry: Annotated[int, typer.Argument(min=1, help="The entry's id.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is taken back (kept in the audit log).")
+    ],
+) -> None:
+    """Withdraw one entry: it stops matching everywhere and stays on record."""
+    with registry_session() as session:
+        info = registry.withdraw_item(session, entry, reason=reason, hash_set=name, actor="cli")
+    print(f"{name}: entry {info.id} {info.status}")

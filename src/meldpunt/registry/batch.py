@@ -268,9 +268,17 @@ def apply_items(
     results = [ItemOutcome(o, s.id if s else None, p) for o, s, p in outcomes]
     seq_range = (seqs[0], seqs[-1]) if seqs else None
     if audit_each:
+        # Each item's event vouches for its own change rows (consecutive: see _change_rows).
+        own: dict[int | None, tuple[list[ChangeRow], list[int]]] = {}
+        for change, seq in zip(changes, seqs, strict=True):
+            rows, numbers = own.setdefault(change.item_id, ([], []))
+            rows.append(change)
+            numbers.append(seq)
         for s in states:
             assert s.id is not None
-            trail.item_written(session, actor, set_row, s.id, new=s.new, state=_snapshot(s))
+            mine, numbers = own.get(s.id, ([], []))
+            trail.item_written(session, actor, set_row, s.id, new=s.new, state=_snapshot(s),
+                               changes=mine, seqs=numbers)  # fmt: skip
     elif states:
         counts: Counter[str] = Counter(r.outcome for r in results)
         trail.batch_imported(
@@ -342,10 +350,18 @@ def _change_rows(set_id: int, states: Iterable[_State]) -> list[ChangeRow]:
         if is_active and not was_active:
             reason = "added" if s.new else "enabled"
             rows.extend(row("add", signal, reason) for signal in s.signals)
-        elif was_active and not is_active:
-            rows.extend(row("remove", signal, s.status) for signal in s.before_signals)
         elif was_active and is_active:
             if s.category != s.before_category:
                 rows.extend(row("update", signal, "category") for signal in s.before_signals)
             rows.extend(row("add", signal, "added") for signal in s.added_signals)
+        elif (
+            was_active
+            or s.status != s.before_status
+            or s.category != s.before_category
+            or s.added_signals
+        ):
+            # Inactive after the batch: a "remove" per signal, also when it was not active
+            # before (a follower ignores those), so that the log states every entry's status,
+            # category and signals, which is what the audit check compares the tables with.
+            rows.extend(row("remove", signal, s.status) for signal in s.signals)
     return rows

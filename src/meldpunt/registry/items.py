@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from meldpunt import audit
 from meldpunt.clock import now
+from meldpunt.registry import trail
 from meldpunt.registry.batch import ItemInput, Outcome, apply_items, normalize_signals
 from meldpunt.registry.categories import CODES, Category, classify
 from meldpunt.registry.changes import ChangeRow, append_changes
@@ -28,6 +29,7 @@ from meldpunt.registry.sets import SetRef, load_set_row
 from meldpunt.store.models import Item, ItemSignal
 
 __all__ = [
+    "MAX_REASON",
     "ItemInfo",
     "ItemResult",
     "add_item",
@@ -147,11 +149,35 @@ def add_item(
     return ItemResult(get_item(session, outcome.item_id), outcome.outcome)
 
 
+#: The longest reason a withdrawal may give.
+MAX_REASON = 2000
+
+
+def _clean_reason(reason: str | None) -> str:
+    """A withdrawal's reason: required, at most ``MAX_REASON`` characters, printable text."""
+    text = (reason or "").strip()
+    if not text:
+        raise InvalidInput("a withdrawal needs a reason (why the entry is taken back)")
+    if len(text) > MAX_REASON:
+        raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
+    if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in text):
+        raise InvalidInput("the reason contains control characters")
+    return text
+
+
 def _set_status(
-    session: Session, item_id: int, status: str, *, actor: str, note: str | None
+    session: Session,
+    item_id: int,
+    status: str,
+    *,
+    actor: str,
+    details: dict[str, str | None],
+    hash_set: SetRef | None = None,
 ) -> ItemInfo:
     lock_registry(session)
     row = _load(session, item_id)
+    if hash_set is not None and load_set_row(session, hash_set).id != row.set_id:
+        raise NotFound(f"no item {item_id} in set {hash_set!r}")
     before = row.status
     if before == status:
         return _info(session, row)
@@ -159,26 +185,30 @@ def _set_status(
     row.status = status
     row.updated_at = now()
     session.flush()
-    if before == "active":
-        changes = [
-            ChangeRow(row.set_id, row.id, "remove", kind, value, row.category, status)
-            for kind, value in signals
-        ]
-    elif status == "active":
-        changes = [
-            ChangeRow(row.set_id, row.id, "add", kind, value, row.category, "enabled")
-            for kind, value in signals
-        ]
+    if status == "active":
+        action, reason = "add", "enabled"
     else:
-        changes = []  # disabled <-> withdrawn: not active either way
-    append_changes(session, changes)
-    action = {"active": "enabled", "disabled": "disabled", "withdrawn": "withdrawn"}[status]
+        # Also between two inactive states: followers ignore the removal of a signal they do
+        # not hold, and the log then states every entry's status (see ``integrity``).
+        action, reason = "remove", status
+    changes = [
+        ChangeRow(row.set_id, row.id, action, kind, value, row.category, reason)
+        for kind, value in signals
+    ]
+    seqs = append_changes(session, changes)
+    word = {"active": "enabled", "disabled": "disabled", "withdrawn": "withdrawn"}[status]
     audit.record(
         session,
         actor=actor,
-        action=f"registry.item.{action}",
+        action=f"registry.item.{word}",
         subject=("item", row.id),
-        details={"set_id": row.set_id, "from": before, "to": status, "note": note},
+        details={
+            "set_id": row.set_id,
+            "from": before,
+            "to": status,
+            **details,
+            **trail.vouch(changes, seqs),
+        },
     )
     return _info(session, row)
 
@@ -187,20 +217,33 @@ def disable_item(
     session: Session, item_id: int, *, actor: str = "system", note: str | None = None
 ) -> ItemInfo:
     """Switch the item off here; ``enable_item`` switches it on again."""
-    return _set_status(session, item_id, "disabled", actor=actor, note=note)
+    return _set_status(session, item_id, "disabled", actor=actor, details={"note": note})
 
 
 def enable_item(
     session: Session, item_id: int, *, actor: str = "system", note: str | None = None
 ) -> ItemInfo:
-    return _set_status(session, item_id, "active", actor=actor, note=note)
+    return _set_status(session, item_id, "active", actor=actor, details={"note": note})
 
 
 def withdraw_item(
-    session: Session, item_id: int, *, actor: str = "system", note: str | None = None
+    session: Session,
+    item_id: int,
+    *,
+    reason: str,
+    actor: str = "system",
+    hash_set: SetRef | None = None,
 ) -> ItemInfo:
-    """Mark the item as taken back by its source; it stops matching and stays on record."""
-    return _set_status(session, item_id, "withdrawn", actor=actor, note=note)
+    """Withdraw one entry: its source took it back (wrongly classified, a known false positive).
+
+    It stops matching everywhere (a numbered "remove" change per signal, reason ``withdrawn``,
+    which every follower applies), stays on record with its status, and the audit log keeps who
+    withdrew it and ``reason`` (required: InvalidInput without one). ``hash_set``: the set the
+    entry must belong to (NotFound otherwise). Withdrawing it again changes nothing.
+    """
+    text = _clean_reason(reason)
+    return _set_status(session, item_id, "withdrawn", actor=actor, details={"reason": text},
+                       hash_set=hash_set)  # fmt: skip
 
 
 def delete_item(session: Session, item_id: int, *, actor: str = "system") -> None:
@@ -213,13 +256,11 @@ def delete_item(session: Session, item_id: int, *, actor: str = "system") -> Non
     session.execute(delete(ItemSignal).where(ItemSignal.item_id == item_id))
     session.execute(delete(Item).where(Item.id == item_id))
     session.expunge(row)
-    append_changes(
-        session,
-        [
-            ChangeRow(set_id, item_id, "remove", kind, value, category, "deleted")
-            for kind, value in signals
-        ],
-    )
+    changes = [
+        ChangeRow(set_id, item_id, "remove", kind, value, category, "deleted")
+        for kind, value in signals
+    ]
+    seqs = append_changes(session, changes)
     audit.record(
         session,
         actor=actor,
@@ -230,5 +271,6 @@ def delete_item(session: Session, item_id: int, *, actor: str = "system") -> Non
             "status": status,
             "category": category,
             "signals": [list(signal) for signal in signals],
+            **trail.vouch(changes, seqs),
         },
     )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from meldpunt import audit
 from meldpunt.clock import now
+from meldpunt.registry import trail
 from meldpunt.registry.categories import CODES, classify
 from meldpunt.registry.changes import ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput, NotFound
@@ -150,7 +151,8 @@ def create_set(
     )
     session.add(row)
     session.flush()
-    append_changes(session, [ChangeRow(row.id, None, "add", None, None, None, "set_created")])
+    changes = [ChangeRow(row.id, None, "add", None, None, None, "set_created")]
+    seqs = append_changes(session, changes)
     audit.record(
         session,
         actor=actor,
@@ -162,6 +164,7 @@ def create_set(
             "source_org": source_org,
             "default_category": code,
             "pdq_threshold": pdq_threshold,
+            **trail.vouch(changes, seqs),
         },
     )
     return _info(row)
@@ -176,13 +179,14 @@ def _set_state(session: Session, ref: SetRef, state: str, actor: str) -> HashSet
     row.updated_at = now()
     reason = "set_disabled" if state == "disabled" else "set_enabled"
     session.flush()
-    append_changes(session, [ChangeRow(row.id, None, "update", None, None, None, reason)])
+    changes = [ChangeRow(row.id, None, "update", None, None, None, reason)]
+    seqs = append_changes(session, changes)
     audit.record(
         session,
         actor=actor,
         action=f"registry.set.{state}",
         subject=("hash_set", row.id),
-        details={"name": row.name},
+        details={"name": row.name, **trail.vouch(changes, seqs)},
     )
     return _info(row)
 

@@ -18,7 +18,7 @@ from .errors import (
 )
 from .exact import ExactDigests, digest_bytes, digest_file, digest_stream
 from .hashing import FileSignals, HashOptions, PdqSignal, hash_file, pdq_signal
-from .image import ImageLimits
+from .image import ImageInfo, ImageLimits, decode_cost, probe_image
 from .pdq import ORIENTATIONS, Orientation, hamming
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "FileSignals",
     "FileTooLarge",
     "HashOptions",
+    "ImageInfo",
     "ImageLimits",
     "ImageTooLarge",
     "InvalidSignal",
@@ -36,10 +37,12 @@ __all__ = [
     "PdqSignal",
     "SignalError",
     "UnreadableFile",
+    "decode_cost",
     "digest_bytes",
     "digest_file",
     "digest_stream",
     "hamming",
     "hash_file",
     "pdq_signal",
+    "probe_image",
 ]

@@ -12,6 +12,13 @@ Choices that change hashes, documented here once:
 * Alpha is dropped, not composited, as the reference tools do.
 * 16-bit greyscale is scaled to 8 bits (its top byte), as viewers show it; converting it the way
   the reference tools do clips every value above 255 and turns most such pictures white.
+
+Memory: ``probe_image`` reads a picture's header without decoding it, and ``decode_cost`` says
+from that header how many bytes ``decode_luma`` will need at its peak, so a service can refuse or
+wait before the memory is taken. ``decode_luma`` keeps that peak small: JPEGs are decoded at
+reduced scale in the DCT; other formats (which Pillow decodes only in full) go to luminance
+straight from their stored mode, and the reference's float64 conversion runs a strip of rows at
+a time.
 """
 
 from __future__ import annotations
@@ -74,10 +81,27 @@ Source = str | os.PathLike[str] | bytes | BinaryIO
 
 @dataclass(frozen=True)
 class ImageLimits:
-    """What meldpunt agrees to decode. Both are settings (``max_image_bytes``/``_pixels``)."""
+    """What meldpunt agrees to decode. Both sizes are settings (``max_image_bytes``/``_pixels``);
+    ``max_decode_bytes`` refuses pictures whose decoding would need more memory than that
+    (``decode_cost``), before any pixel is decoded (None: no such limit)."""
 
     max_bytes: int = 512 * 1024 * 1024
     max_pixels: int = 200_000_000
+    max_decode_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a picture's header says, before any pixel is decoded."""
+
+    width: int
+    height: int
+    format: str
+    mode: str
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
 
 
 @dataclass(frozen=True)
@@ -94,6 +118,9 @@ class DecodedLuma:
     scale: int
     orientation: Transform
     format: str
+    # True when ``luma`` is a JPEG's own Y channel rather than the reference's conversion of the
+    # decoded RGB (the two differ by rounding, and where RGB is clipped to 0-255)
+    y_channel: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +190,55 @@ def _describe(exc: BaseException) -> str:
     return text[:200]
 
 
+def probe_image(source: Source, limits: ImageLimits = ImageLimits()) -> ImageInfo:
+    """The header of a picture (size, format, mode), enforcing the limits; decodes nothing."""
+    with open_image(source, limits) as image:
+        width, height = image.size
+        return ImageInfo(width, height, image.format or "unknown", image.mode)
+
+
+# Bytes per pixel of the picture as Pillow holds it once decoded (RGB is stored as 4 bytes).
+_STORED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+# Bytes per pixel that a decoder holds besides Pillow's copy: libwebp's canvas and the frame it
+# hands over, libheif's and libavif's output, OpenJPEG's 32-bit components.
+_DECODER_BYTES = {"WEBP": 12, "HEIF": 8, "AVIF": 8, "JPEG2000": 16}
+# Modes that Pillow turns into luminance directly, with the values it gives by way of RGB.
+_DIRECT_TO_L = frozenset({"1", "P", "PA", "LA", "RGB", "RGBA", "RGBX", "CMYK"})
+# What a decode holds whatever the picture's size (buffers, tables, numpy and Pillow's own).
+_FIXED_BYTES = 16 * 1024 * 1024
+# Rows of the reference's float64 luminance conversion are computed this many pixels at a time.
+_STRIP_PIXELS = 1 << 18
+
+
+def decode_cost(info: ImageInfo, *, min_side: int = 0) -> int:
+    """An upper estimate of the bytes ``decode_luma(min_side=...)`` holds at its peak for this
+    picture (what a service reserves before decoding; ``tests/test_signals_hostile.py``
+    measures it against the process's peak memory)."""
+    pixels = info.pixels
+    scale = choose_scale(info.width, info.height, min_side) if min_side > 0 else 1
+    reduced = -(-info.width // scale) * -(-info.height // scale)
+    luma_only = min_side > 0 and min(info.width, info.height) >= min_side
+    if luma_only and info.format in ("JPEG", "MPO") and info.mode in ("RGB", "L"):
+        # the Y channel at 1/scale, then its float32 copy
+        return reduced * 5 + _weight_bytes(info, scale) + _FIXED_BYTES
+    stored = pixels * (_STORED_BYTES.get(info.mode, 4) + _DECODER_BYTES.get(info.format, 0))
+    if info.mode in _SIXTEEN_BIT_MODES:
+        stored += pixels * 7  # its array, widened, shifted and narrowed to 8 bits
+    elif info.mode not in ("L", "RGB", *_DIRECT_TO_L):
+        stored += pixels * 4  # converted to RGB first
+    # reduced: luminance in full, reduced, then as float32; in full: float32 luminance (and,
+    # for L pictures, their uint8 array)
+    luma = pixels + reduced * 5 if scale > 1 else pixels * 5
+    return stored + luma + _weight_bytes(info, scale) + _FIXED_BYTES
+
+
+def _weight_bytes(info: ImageInfo, scale: int) -> int:
+    """PDQ's filter weights and first product, which grow with the sides, not the area: a
+    picture one pixel high and millions wide needs gigabytes for them."""
+    lines = -(-info.width // scale) + -(-info.height // scale)
+    return lines * 2048 + (info.width + info.height) * 16
+
+
 def _exif_orientation(image: Image.Image, apply: bool) -> Transform:
     if not apply:
         return EXIF_TRANSFORMS[1]
@@ -191,10 +267,39 @@ def _to_eight_bit(image: Image.Image) -> Image.Image:
     if image.mode in _SIXTEEN_BIT_MODES:
         wide = np.asarray(image).astype(np.uint16)
         return Image.fromarray((wide >> 8).astype(np.uint8), mode="L")
+    return _convert(image, "RGB")
+
+
+def _convert(image: Image.Image, mode: str) -> Image.Image:
     try:
-        return image.convert("RGB")
+        return image.convert(mode)
     except Exception as exc:
         raise CorruptImage(f"cannot convert {image.mode} image: {_describe(exc)}") from exc
+
+
+def _grey(image: Image.Image) -> Image.Image:
+    """Pillow's luminance ('L') of a decoded picture, without a full-size RGB copy on the way
+    where Pillow converts the stored mode directly (to the same values)."""
+    if image.mode == "L":
+        return image
+    if image.mode in _DIRECT_TO_L:
+        return _convert(image, "L")
+    return _convert(_to_eight_bit(image), "L")
+
+
+def _reference_luma(image: Image.Image) -> NDArray[np.float32]:
+    """The reference's luminance of a colour picture, a strip of rows at a time: the same
+    values as ``luma_from_rgb`` over the whole picture, without its full-size float64
+    temporaries (about 24 bytes a pixel)."""
+    width, height = image.size
+    luma = np.empty((height, width), dtype=np.float32)
+    rows = max(1, _STRIP_PIXELS // width)
+    for top in range(0, height, rows):
+        strip = image.crop((0, top, width, min(height, top + rows)))
+        if strip.mode not in ("RGB", "RGBA", "RGBX"):  # alpha is dropped, as documented
+            strip = _convert(strip, "RGB")
+        luma[top : top + rows] = luma_from_rgb(np.asarray(strip))
+    return luma
 
 
 def choose_scale(width: int, height: int, min_side: int) -> int:
@@ -226,6 +331,14 @@ def decode_luma(
         orientation = _exif_orientation(image, exif_transpose)
         width, height = image.size
         image_format = image.format or "unknown"
+        if limits.max_decode_bytes is not None:
+            info = ImageInfo(width, height, image_format, image.mode)
+            needed = decode_cost(info, min_side=min_side)
+            if needed > limits.max_decode_bytes:
+                raise ImageTooLarge(
+                    f"decoding this {width}x{height} {image_format} picture needs about "
+                    f"{needed:,} bytes; the limit is {limits.max_decode_bytes:,}"
+                )
         scale = choose_scale(width, height, min_side) if min_side > 0 else 1
         # Small pictures have a narrow filter, where the Y channel's rounding shows: they are
         # decoded in colour and converted as the reference does.
@@ -236,19 +349,18 @@ def decode_luma(
             _load(image)
             if image.size != (-(-width // scale), -(-height // scale)) or image.mode != "L":
                 raise CorruptImage("JPEG decoder ignored the requested scale")
-            return DecodedLuma(np.asarray(image), (height, width), scale, orientation, image_format)
+            return DecodedLuma(np.asarray(image), (height, width), scale, orientation, image_format,
+                               y_channel=True)  # fmt: skip
         _load(image)
-        eight_bit = _to_eight_bit(image)
         if scale > 1:
-            grey = eight_bit.convert("L") if eight_bit.mode != "L" else eight_bit
-            reduced = grey.reduce(scale)
+            reduced = _grey(image).reduce(scale)
             return DecodedLuma(
                 np.asarray(reduced), (height, width), scale, orientation, image_format
             )
-        if eight_bit.mode == "L":
-            luma: NDArray[np.generic] = np.asarray(eight_bit)
+        if image.mode in _SIXTEEN_BIT_MODES or image.mode == "L":
+            luma: NDArray[np.generic] = np.asarray(_to_eight_bit(image))
         else:
-            luma = luma_from_rgb(np.asarray(eight_bit))
+            luma = _reference_luma(image)
         return DecodedLuma(luma, (height, width), 1, orientation, image_format)
 
 

@@ -120,8 +120,12 @@ def jarosz_window(side: int) -> int:
     return (side + 2 * BUFFER_SIDE - 1) // (2 * BUFFER_SIDE)
 
 
-@lru_cache(maxsize=1024)
 def _tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
+    """``_compute_tents``, cached for axes of up to 65,536 pixels (8 bytes a pixel each)."""
+    return _cached_tents(side) if side <= 65_536 else _compute_tents(side)
+
+
+def _compute_tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """PDQ's filter-and-sample weights for one axis, compactly: row i is ``values[i]`` placed
     at pixel ``base[i]`` onwards (each tent spans about 2 * ceil(side / 128) pixels).
 
@@ -154,6 +158,9 @@ def _tents(side: int) -> tuple[NDArray[Any], NDArray[Any]]:
     return base, values
 
 
+_cached_tents = lru_cache(maxsize=128)(_compute_tents)
+
+
 def _weights(side: int, scale: int, reverse: bool) -> NDArray[Any]:
     base, values = _tents(side)
     pixels = np.minimum(base[:, None] + np.arange(values.shape[1]), side - 1)
@@ -173,16 +180,29 @@ def prefilter_weights(side: int) -> NDArray[Any]:
     return weights
 
 
-@lru_cache(maxsize=1024)
+# Weights take 256 bytes per decoded pixel of their axis: only short axes are cached, and only
+# so many, so that a run of unusual picture sizes leaves at most 64 MB behind in a service.
+_CACHED_COLUMNS = 2048
+
+
 def reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
     """Filter weights for an axis of ``side`` pixels that was decoded at 1/scale.
 
     Reduced pixel k stands for original pixels [k*scale, (k+1)*scale); its weight is the sum of
     theirs. ``reverse`` gives the weights of the mirrored axis (for flipped orientations).
     """
+    if -(-side // scale) > _CACHED_COLUMNS:
+        return _reduced_weights(side, scale, reverse)
+    return _cached_reduced_weights(side, scale, reverse)
+
+
+def _reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
     weights = _weights(side, scale, reverse).astype(np.float32)
     weights.setflags(write=False)
     return weights
+
+
+_cached_reduced_weights = lru_cache(maxsize=128)(_reduced_weights)
 
 
 @lru_cache(maxsize=1)
@@ -208,16 +228,37 @@ def quality_of(buffer64: FloatArray) -> int:
 _BIT_WEIGHTS = (1 << np.arange(16, dtype=np.uint32)).astype(np.uint32)
 
 
+def coefficients_of(buffer64: FloatArray) -> NDArray[np.float64]:
+    """The 16 x 16 DCT coefficients that PDQ thresholds."""
+    dct = dct_matrix()
+    coefficients: NDArray[np.float64] = dct @ np.asarray(buffer64, dtype=np.float64) @ dct.T
+    return coefficients
+
+
 def hash_of(buffer64: FloatArray) -> str:
     """The 64-hex-digit PDQ hash of a 64 x 64 buffer."""
-    dct = dct_matrix()
-    coefficients = dct @ np.asarray(buffer64, dtype=np.float64) @ dct.T
-    flat = coefficients.ravel()
+    return _hash_of_coefficients(coefficients_of(buffer64))
+
+
+def _hash_of_coefficients(coefficients: NDArray[np.float64]) -> str:
     # The reference thresholds at the lower median (Torben's median of 256 values).
-    median = np.partition(flat, 127)[127]
+    median = np.partition(coefficients.ravel(), 127)[127]
     bits = (coefficients > median).astype(np.uint32)
     words = bits @ _BIT_WEIGHTS
     return "".join(f"{int(word):04x}" for word in words[::-1])
+
+
+def spread_of(coefficients: NDArray[np.float64]) -> float:
+    """How far the coefficients typically lie from the hash's threshold: their median absolute
+    deviation from the median, in the buffer's units (luminance levels times 64).
+
+    A bit flips when its coefficient crosses the threshold, so an error of a fixed size in the
+    pixels (rounding, a different decoding) flips more bits the smaller this spread is. Lowering
+    a picture's contrast to 60% lowers it to 60%.
+    """
+    flat = np.sort(coefficients.ravel())
+    threshold = (flat[127] + flat[128]) / 2
+    return float(np.median(np.abs(flat - threshold)))
 
 
 def bits_of(hex_hash: str) -> NDArray[np.uint8]:
@@ -234,6 +275,7 @@ def hamming(a: str, b: str) -> int:
 class PdqHash:
     hash: str
     quality: int
+    spread: float | None = None  # spread_of() the coefficients, where computed
 
 
 class LumaBuffers:
@@ -281,7 +323,9 @@ class LumaBuffers:
 
     def pdq(self, transform: Transform) -> PdqHash:
         buf = self.buffer(transform)
-        return PdqHash(hash_of(buf), quality_of(buf))
+        coefficients = coefficients_of(buf)
+        spread = spread_of(coefficients)
+        return PdqHash(_hash_of_coefficients(coefficients), quality_of(buf), spread)
 
 
 def luma_from_rgb(rgb: NDArray[np.uint8]) -> NDArray[Any]:

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from meldpunt import checks, registry
 from meldpunt.registry.matching import MatchAnswer
 from meldpunt.registry.matching import Query as MatchQuery
-from meldpunt.signals import HashOptions, ImageLimits, SignalError, digest_bytes, pdq_signal
+from meldpunt.signals import HashOptions, ImageLimits, SignalError, digest_bytes
 
 from .auth import Analyst, AnyUser, CsrfChecked, HitsReader, actor
 from .queries import today
@@ -125,16 +125,16 @@ class FileCheck:
 
 def _check(request: Request, filename: str, data: bytes) -> FileCheck:
     settings = request.app.state.settings
-    options = HashOptions(dihedral=True, min_quality=settings.pdq_min_quality,
-                          limits=ImageLimits(max_bytes=settings.max_upload_bytes,
-                                             max_pixels=settings.max_image_pixels))  # fmt: skip
+    limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels,
+                         max_decode_bytes=settings.decode_budget_bytes)  # fmt: skip
+    options = HashOptions(dihedral=True, min_quality=settings.pdq_min_quality, limits=limits)
     digests = digest_bytes(data)
     pdq: str | None = None
     quality: int | None = None
     turns: tuple[str, ...] = ()
     problem: str | None = None
     try:
-        signal = pdq_signal(data, options)
+        signal = request.app.state.decode_budget.pdq_signal(data, options)
         pdq, quality, turns = signal.hash, signal.quality, signal.dihedral or ()
     except SignalError as exc:  # not a picture: the digests can still match
         problem = f"{exc} ({exc.code})"

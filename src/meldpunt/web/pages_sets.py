@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -99,6 +99,28 @@ def set_state(
     )
     session.flash(f"Set {info.name} {word} (within seconds).")
     return done(request, _set_path(info.name))
+
+
+@router.post(
+    "/ui/sets/{name}/entries/{item_id}/withdraw",
+    response_class=HTMLResponse,
+    dependencies=[CsrfChecked],
+)
+def withdraw_entry(
+    request: Request,
+    session: Analyst,
+    name: str,
+    item_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    with request.app.state.sessions() as db:
+        entry = registry.withdraw_item(db, item_id, reason=reason, hash_set=name,
+                                       actor=actor(session))  # fmt: skip
+        db.commit()
+    if is_htmx(request):  # the row, swapped in place
+        return fragment(request, "_entry_row.html", e=entry, set_path=_set_path(name))
+    session.flash(f"Entry {entry.id} withdrawn: it no longer matches (within seconds).")
+    return redirect(_set_path(name))
 
 
 def _import(
