@@ -30,6 +30,30 @@ def slow(seconds: float) -> Route:
     return route
 
 
+def drip(every: float, size: int, *, headers_too: bool = False) -> Route:
+    """An answer of ``size`` bytes sent one byte every ``every`` seconds (from the first byte of
+    the headers with ``headers_too``): each read gets something, the whole takes long."""
+
+    def route(handler: BaseHTTPRequestHandler) -> None:
+        head = f"HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n".encode()
+        try:
+            if headers_too:
+                for byte in head:
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(every)
+            else:
+                handler.wfile.write(head)
+            for _ in range(size):
+                handler.wfile.write(b"x")
+                handler.wfile.flush()
+                time.sleep(every)
+        except OSError:
+            pass  # the client gave up, as it should
+
+    return route
+
+
 @contextmanager
 def serve(
     address: str, routes: dict[str, Route], tls: ssl.SSLContext | None = None

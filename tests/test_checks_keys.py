@@ -42,7 +42,7 @@ def test_organisations_are_created_listed_and_found_by_id_or_name(session):
     ("name", "kind", "email", "message"),
     [
         ("x", "bank", None, "kind must be one of"),
-        ("", "platform", None, "name of 1 to 200"),
+        ("", "platform", None, "name cannot be empty"),
         ("42", "platform", None, "would read as an id"),
         ("x", "platform", "not-an-address", "not an e-mail address"),
     ],

@@ -8,15 +8,18 @@ import hashlib
 import ipaddress
 import socket
 import ssl
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from loopback_web import send, serve, slow
+from loopback_web import drip, send, serve, slow
+from meldpunt.clock import FrozenClock, use_clock
 from meldpunt.reports import fetcher
 from meldpunt.reports.fetcher import (
     FetchFailed,
     FetchPolicy,
     FetchRefused,
+    FetchTimedOut,
     FetchUnresolvable,
     check_address,
     fetch,
@@ -46,6 +49,8 @@ def site(other):
         "/loop": lambda h: send(h, 302, Location="/loop"),
         "/big": lambda h: send(h, 200, BIG),
         "/slow": slow(1.5),
+        "/drip": drip(0.1, 100),
+        "/drip-headers": drip(0.1, 100, headers_too=True),
     }
     with serve("127.0.0.2", routes) as (base, seen):
         yield base, seen
@@ -94,6 +99,38 @@ def test_a_slow_answer_times_out(site):
     quick = FetchPolicy(allow_networks=LOOPBACK.allow_networks, timeout_seconds=0.3)
     with pytest.raises(FetchFailed, match="timed out"):
         fetch(f"{base}/slow", quick)
+
+
+def test_a_server_that_drips_is_cut_off_at_the_fetchs_deadline(site):
+    """Each byte comes well within the per-read timeout; the whole answer would take ten
+    seconds (without the deadline the fetch succeeds, late)."""
+    base, _ = site
+    patient = FetchPolicy(allow_networks=LOOPBACK.allow_networks, timeout_seconds=2,
+                          total_seconds=0.8)  # fmt: skip
+    for path in ("/drip", "/drip-headers"):
+        with pytest.raises(FetchTimedOut, match=r"longer than 0\.8 s \(fetch_total_seconds\)"):
+            fetch(f"{base}{path}", patient)
+    assert issubclass(FetchTimedOut, FetchFailed)  # worth trying later, as other timeouts
+
+
+def test_the_deadline_follows_the_clock(site, monkeypatch):
+    """The deadline is measured with meldpunt's clock: a fetch during which a controlled clock
+    passes the deadline fails, although the server answered at once."""
+    base, _ = site
+    frozen = FrozenClock(datetime(2026, 1, 1, tzinfo=UTC))
+    real_connect = fetcher._connect
+
+    def connect_while_time_passes(*args, **kwargs):
+        sock = real_connect(*args, **kwargs)
+        frozen.advance(timedelta(minutes=2))
+        return sock
+
+    monkeypatch.setattr(fetcher, "_connect", connect_while_time_passes)
+    with use_clock(frozen), pytest.raises(FetchTimedOut):
+        fetch(f"{base}/ok", LOOPBACK)
+    monkeypatch.undo()
+    with use_clock(frozen):
+        assert fetch(f"{base}/ok", LOOPBACK).status == 200
 
 
 def test_loopback_is_refused_unless_allowed(site):
@@ -185,8 +222,10 @@ def test_the_policy_follows_the_settings(settings, monkeypatch):
     monkeypatch.setenv("MELDPUNT_FETCH_ALLOW_NETWORKS", '["127.0.0.0/8"]')
     monkeypatch.setenv("MELDPUNT_FETCH_MAX_BYTES", "1234")
     monkeypatch.setenv("MELDPUNT_FETCH_CA_FILE", "/etc/meldpunt/ca.pem")
+    monkeypatch.setenv("MELDPUNT_FETCH_TOTAL_SECONDS", "30")
     reset_settings()
     policy = FetchPolicy.from_settings(get_settings())
+    assert policy.total_seconds == 30
     assert policy.allow_networks == (ipaddress.ip_network("127.0.0.0/8"),)
     assert policy.max_bytes == 1234 and policy.ca_file == "/etc/meldpunt/ca.pem"
 

@@ -229,7 +229,7 @@ def test_reference_luminance_in_strips_is_the_whole_pictures():
 
 PEAK_PROBE = """
 import io, sys
-from meldpunt.signals import HashOptions, ImageLimits, decode_cost, pdq_signal, probe_image
+from meldpunt.signals import HashOptions, ImageLimits, pdq_cost, pdq_signal, probe_image
 from PIL import Image
 
 def peak_rss():  # this process's own peak (ru_maxrss would start at the parent's)
@@ -241,9 +241,10 @@ Image.new("RGB", (700, 500), (1, 2, 3)).save(warm, "PNG")
 pdq_signal(warm.getvalue(), HashOptions(dihedral=True))  # imports, tables
 data = open(sys.argv[1], "rb").read()
 limits = ImageLimits(max_pixels=10**9)
-cost = decode_cost(probe_image(data, limits), min_side=320)
+options = HashOptions(dihedral=True, limits=limits)
+cost = pdq_cost(probe_image(data, limits), options)  # flat pictures: decoded twice
 before = peak_rss()
-pdq_signal(data, HashOptions(dihedral=True, limits=limits))
+pdq_signal(data, options)
 after = peak_rss()
 print(cost, after - before)
 """

@@ -140,6 +140,20 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="How long the service trusts a key check (a revoked key works that long).",
     )
+    key_cache_entries: int = Field(
+        default=10_000,
+        gt=0,
+        description="Keys the service remembers; when full, the least recently used goes.",
+    )
+    auth_failures_per_minute: float = Field(
+        default=60.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Failed authentications a client address may have a minute, in bursts of as many "
+            "(0: no limit); past that it gets 429 with Retry-After."
+        ),
+    )
     poll_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -164,6 +178,13 @@ class Settings(BaseSettings):
     )
     fetch_timeout_seconds: float = Field(
         default=10.0, gt=0, le=300, allow_inf_nan=False, description="Per connect and read."
+    )
+    fetch_total_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="A whole fetch (connect, TLS, headers, body, redirects) ends after this long.",
     )
     fetch_max_bytes: int = Field(
         default=20 * 1024 * 1024, gt=0, description="The fetcher reads at most this much body."

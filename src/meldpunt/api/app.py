@@ -30,7 +30,7 @@ from meldpunt.web import router as web_router
 from meldpunt.worker import WorkerThread
 
 from . import errors
-from .auth import TtlCache
+from .auth import FailureLimiter, KeyCache, TtlCache
 from .docs import router as docs_router
 from .fastlane import CheckLane
 from .follower import IndexFollower
@@ -58,6 +58,8 @@ class ServiceSettings:
     rate_per_second: float = 500.0
     rate_burst: int = 1_000
     key_cache_seconds: float = 5.0
+    key_cache_entries: int = 10_000
+    auth_failures_per_minute: float = 60.0
     poll_seconds: float = 1.0
     run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
     check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
@@ -81,6 +83,8 @@ class ServiceSettings:
             "rate_per_second",
             "rate_burst",
             "key_cache_seconds",
+            "key_cache_entries",
+            "auth_failures_per_minute",
             "poll_seconds",
         ):
             values[name] = getattr(s, name)  # same names in Settings and here
@@ -176,8 +180,9 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.settings = config
     app.state.sessions = sessions
     app.state.follower = follower
-    app.state.key_cache = TtlCache(config.key_cache_seconds)
-    app.state.subscriptions = TtlCache(config.key_cache_seconds)
+    app.state.key_cache = KeyCache(config.key_cache_seconds, config.key_cache_entries)
+    app.state.auth_failures = FailureLimiter(config.auth_failures_per_minute)
+    app.state.subscriptions = TtlCache(config.key_cache_seconds, config.key_cache_entries)
     app.state.writer = writer
     app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
     app.state.metrics = Metrics()

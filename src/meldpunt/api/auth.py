@@ -2,22 +2,27 @@
 
 A key is sent as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Without a valid key a
 route answers 401; with a key whose role the route does not allow, 403; never data. Answers of
-the key store are cached for a few seconds (``api_key_cache_seconds``) so that busy platforms do
+the key store are cached for a few seconds (``key_cache_seconds``) so that busy platforms do
 not cost a database read per request; a revoked key stops working within that time.
+
+Guessing is made expensive: text that is not shaped like a key is refused without a database
+read, and an address that fails too often (``auth_failures_per_minute``) gets 429 before any.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
-import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from meldpunt.checks import Principal, authenticate
+from meldpunt.checks import Principal, authenticate, looks_like_key
+from meldpunt.clock import get_clock
 
 from .errors import ApiError
 
@@ -29,50 +34,125 @@ V = TypeVar("V")
 
 
 class TtlCache(Generic[V]):
-    """Answers kept for ``seconds`` (0: nothing is kept)."""
+    """Answers kept for ``seconds`` (0: none is fresh), at most ``max_entries`` of them: when
+    full, the least recently used goes, so that a flood of new keys never empties the cache of
+    the keys in use."""
 
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._entries: dict[object, tuple[float, V | None]] = {}
+    def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
+        self.seconds, self.max_entries = seconds, max_entries
+        self._entries: OrderedDict[object, tuple[float, V | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, digest: object) -> tuple[bool, V | None]:
+        """(True, value) while the answer is fresh, else (False, None)."""
         with self._lock:
             entry = self._entries.get(digest)
-        if entry is None or entry[0] < time.monotonic():
+            if entry is not None:
+                self._entries.move_to_end(digest)
+        if entry is None or entry[0] <= get_clock().monotonic():
             return False, None
         return True, entry[1]
+
+    def stale(self, digest: object) -> V | None:
+        """The last answer kept, fresh or not (None: none)."""
+        with self._lock:
+            entry = self._entries.get(digest)
+        return None if entry is None else entry[1]
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
 
     def put(self, digest: object, value: V | None) -> None:
-        if self.seconds <= 0:
-            return
         with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.seconds, value)
+            self._entries[digest] = (get_clock().monotonic() + self.seconds, value)
+            self._entries.move_to_end(digest)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
 
 
-def principal_for_key(state: Any, key: str | None) -> Principal:
-    """The principal of an API key, or ApiError 401. ``state`` is the application's state."""
+class KeyCache:
+    """What the service knows of keys: those that worked, and, apart, those that did not, so
+    that random keys can only push out other random keys."""
+
+    def __init__(self, seconds: float, max_entries: int = 10_000) -> None:
+        self.seconds = seconds
+        self.known: TtlCache[Principal] = TtlCache(seconds, max_entries)
+        self.unknown: TtlCache[bool] = TtlCache(seconds, max_entries)
+
+    def clear(self) -> None:
+        self.known.clear()
+        self.unknown.clear()
+
+
+class FailureLimiter:
+    """Failed authentications per client address: ``per_minute`` of them (0: no limit), in
+    bursts up to the same number. Past that, the address gets 429 for keys this service has not
+    seen work, before any database read; keys that worked before keep working from it (a
+    platform behind the same address as someone guessing)."""
+
+    def __init__(self, per_minute: float, max_addresses: int = 100_000) -> None:
+        self.per_minute, self.max_addresses = per_minute, max_addresses
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _tokens(self, address: str, at: float) -> float:
+        tokens, then = self._buckets.get(address, (self.per_minute, at))
+        return min(self.per_minute, tokens + (at - then) * self.per_minute / 60)
+
+    def check(self, address: str) -> None:
+        """ApiError 429 while ``address`` has no failures left."""
+        if self.per_minute <= 0:
+            return
+        at = get_clock().monotonic()
+        with self._lock:
+            tokens = self._tokens(address, at)
+        if tokens < 1:
+            wait = max(1, math.ceil((1 - tokens) * 60 / self.per_minute))
+            raise ApiError(
+                429,
+                "too_many_failures",
+                f"too many failed authentications from this address; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+
+    def failed(self, address: str) -> None:
+        if self.per_minute <= 0:
+            return
+        at = get_clock().monotonic()
+        with self._lock:
+            self._buckets[address] = (self._tokens(address, at) - 1, at)
+            self._buckets.move_to_end(address)
+            while len(self._buckets) > self.max_addresses:
+                self._buckets.popitem(last=False)  # forgets the oldest: a new allowance
+
+
+def principal_for_key(state: Any, key: str | None, client: str | None) -> Principal:
+    """The principal of an API key, or ApiError: 401, or 429 for an address that failed too
+    often. ``state`` is the application's state, ``client`` the caller's address."""
     if not key:
         raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer)")
-    cache: TtlCache[Principal] = state.key_cache
-    digest = hashlib.sha256(key.encode()).hexdigest()
+    cache: KeyCache = state.key_cache
+    digest = hashlib.sha256(key.encode(errors="replace")).digest()
     # A cached answer costs microseconds, so this runs on the event loop; a miss (once per key
     # every few seconds) reads the database.
-    known, principal = cache.get(digest) if cache.seconds > 0 else (False, None)
-    if not known:
+    _, principal = cache.known.get(digest)
+    if principal is not None:
+        return principal
+    failures: FailureLimiter = state.auth_failures
+    address = client or "unknown"
+    if cache.known.stale(digest) is None:
+        failures.check(address)
+    if looks_like_key(key) and not cache.unknown.get(digest)[0]:
         with state.sessions() as session:
             principal = authenticate(session, key)
             session.commit()  # last_used_at
-        cache.put(digest, principal)
-    if principal is None:
-        raise ApiError(401, "invalid_key", "the API key is unknown, revoked or expired")
-    return principal
+        if principal is not None:
+            cache.known.put(digest, principal)
+            return principal
+        cache.unknown.put(digest, True)
+    failures.failed(address)
+    raise ApiError(401, "invalid_key", "the API key is unknown, revoked or expired")
 
 
 def require_role(principal: Principal, roles: tuple[str, ...]) -> Principal:
@@ -88,7 +168,8 @@ async def current_principal(
 ) -> Principal:
     # Async on purpose: sync dependencies would each cost a hop to the thread pool.
     key = credentials.credentials if credentials is not None else api_key
-    principal = principal_for_key(request.app.state, key)
+    client = request.client.host if request.client is not None else None
+    principal = principal_for_key(request.app.state, key, client)
     request.state.principal = principal
     return principal
 

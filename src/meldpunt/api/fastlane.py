@@ -99,7 +99,7 @@ class CheckLane:
         declared = next((v for n, v in headers if n == b"content-length"), b"")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             return 413, too_large_body(self.max_body_bytes), None
-        principal = self._principal(headers)
+        principal = self._principal(scope)
         chunks: list[bytes] = []
         seen = 0
         while True:
@@ -121,13 +121,15 @@ class CheckLane:
         signal, signal_type = params.get("signal", []), params.get("signal_type", ["pdq"])
         if len(signal) != 1 or len(signal[0]) > MAX_SIGNAL or len(signal_type[0]) > MAX_TYPE:
             raise _Delegate  # the route's own validation answers
-        principal = self._principal(scope["headers"])
+        principal = self._principal(scope)
         query = query_of_signal(signal_type[0], signal[0])
         results = await run_checks(self.state, principal, [query], [None], [None])
         return 200, orjson.dumps(hma_answer(results)), None
 
-    def _principal(self, headers: list[tuple[bytes, bytes]]) -> Any:
-        principal = require_role(principal_for_key(self.state, _api_key(headers)), ("platform",))
+    def _principal(self, scope: Scope) -> Any:
+        client = scope.get("client")
+        found = principal_for_key(self.state, _api_key(scope["headers"]), client and client[0])
+        principal = require_role(found, ("platform",))
         self.state.limiter.take(principal.key_id)
         return principal
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from meldpunt.signals import HashOptions, PdqSignal, decode_cost, pdq_signal, probe_image
+from meldpunt.signals import HashOptions, PdqSignal, pdq_cost, pdq_signal, probe_image
 
 from .errors import ApiError, error_body
 
@@ -155,7 +155,7 @@ class DecodeBudget:
         """``signals.pdq_signal`` within the budget: the picture's header says what decoding it
         will need, which is reserved first (ApiError 503 when it does not fit now) and given
         back, to the system too, after. Blocking: call it from a worker thread."""
-        cost = decode_cost(probe_image(data, options.limits), min_side=options.min_side)
+        cost = pdq_cost(probe_image(data, options.limits), options)
         with self.reserve(cost):
             try:
                 return pdq_signal(data, options)

@@ -21,6 +21,7 @@ from meldpunt.checks import (
     set_subscription,
 )
 from meldpunt.clock import now
+from meldpunt.text import FreeText, NameText, OneLine
 
 from .auth import AdminKey, AnalystKey, current_principal
 from .errors import ApiError
@@ -36,51 +37,55 @@ def _plain(value: Any) -> dict[str, Any]:
 
 class SetIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: NameText
     kind: Literal["blocklist", "allowlist"] = "blocklist"
-    description: str = Field("", max_length=2000)
-    source_org: str | None = Field(None, max_length=200)
-    default_category: str | None = Field(None, max_length=100)
+    description: FreeText = Field("", max_length=2000)
+    source_org: OneLine | None = Field(None, max_length=200)
+    default_category: OneLine | None = Field(None, max_length=100)
     pdq_threshold: int = Field(31, ge=0, le=64)
 
 
 class SignalPair(BaseModel):
-    type: str = Field(max_length=40)
-    value: str = Field(max_length=200)
+    type: OneLine = Field(max_length=40)
+    value: OneLine = Field(max_length=200)
 
 
 class ItemIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     signals: list[SignalPair] = Field(min_length=1, max_length=16)
-    category: str | None = Field(None, max_length=100)
-    category_scheme: str | None = Field(None, max_length=40)
-    reference: str | None = Field(None, max_length=500)
-    note: str | None = Field(None, max_length=2000)
+    category: OneLine | None = Field(None, max_length=100)
+    category_scheme: OneLine | None = Field(None, max_length=40)
+    reference: OneLine | None = Field(None, max_length=500)
+    note: FreeText | None = Field(None, max_length=2000)
 
 
 class WithdrawIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    reason: str = Field(min_length=1, max_length=2000, description="Why the entry is taken back")
+    reason: FreeText = Field(
+        min_length=1, max_length=2000, description="Why the entry is taken back"
+    )
 
 
 class OrgIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: NameText
     kind: Literal["platform", "hotline", "authority", "partner"]
-    contact_email: str | None = Field(None, max_length=320)
+    contact_email: OneLine | None = Field(None, max_length=320)
 
 
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["platform", "analyst", "admin"]
-    label: str | None = Field(None, max_length=200)
+    label: NameText | None = None
     expires_in_days: int | None = Field(None, ge=1, le=3650)
 
 
 class SubscriptionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sets: list[str] | None = None
-    categories: list[str] | None = None
+    sets: list[NameText] | None = Field(None, max_length=1000)
+    categories: list[Annotated[OneLine, Field(max_length=100)]] | None = Field(
+        None, max_length=1000
+    )
 
 
 @router.get("/v1/sets", tags=["registry"])

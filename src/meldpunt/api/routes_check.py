@@ -28,6 +28,7 @@ from meldpunt.registry.matching import NO_MATCH, MatchAnswer
 from meldpunt.registry.matching import Query as MatchQuery
 from meldpunt.signals import InvalidSignal
 from meldpunt.signals import types as signal_types
+from meldpunt.text import text_problem
 
 from .auth import PlatformKey, current_principal
 from .errors import SIGNAL_STATUS, ApiError, ItemError
@@ -128,6 +129,21 @@ def _no_match(index: int, ref: str | None) -> dict[str, Any]:
     }
 
 
+def _refuse_unstorable_refs(
+    queries: Sequence[MatchQuery | ItemError], refs: Sequence[str | None]
+) -> Sequence[MatchQuery | ItemError]:
+    """An item whose ref has control characters gets an error instead of being checked: a
+    hit could not store the ref (PostgreSQL refuses NUL), and the rest of the batch should not
+    fail with it."""
+    if text_problem("".join(filter(None, refs))) is None:  # one scan for the usual case
+        return queries
+    refused: list[MatchQuery | ItemError] = []
+    for query, ref in zip(queries, refs, strict=True):
+        problem = None if not ref else text_problem(ref)
+        refused.append(query if problem is None else ItemError("invalid_ref", f"ref {problem}"))
+    return refused
+
+
 # Up to this many items a check is matched on the event loop (a fraction of a millisecond);
 # larger batches go to a worker thread, where the C search runs without the GIL.
 INLINE_ITEMS = 16
@@ -145,6 +161,7 @@ async def run_checks(
     revealing the lists. ``state`` is the application's state. An item that is an ItemError is
     answered with it; ``problems`` (per item, optional) say why a query was checked only in
     part (an uploaded file without a PDQ hash)."""
+    queries = _refuse_unstorable_refs(queries, refs)
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
         with state.sessions() as session:

@@ -9,6 +9,8 @@ from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from meldpunt.text import FreeText, OneLine
+
 MAX_BATCH = 1_000
 MAX_SIGNALS, MAX_TYPE, MAX_VALUE = 16, 40, 200  # per item; lengths of a signal's type and value
 MAX_REF, MAX_URL = 500, 2_000
@@ -42,7 +44,14 @@ class CheckItem(TypedDict):
         ),
     ]
     ref: NotRequired[
-        Annotated[str | None, Field(max_length=MAX_REF, description="Your id for the content")]
+        Annotated[
+            str | None,
+            Field(
+                max_length=MAX_REF,
+                description="Your id for the content, one line (an item whose ref has control "
+                "characters gets an error)",
+            ),
+        ]
     ]
     url: NotRequired[
         Annotated[str | None, Field(max_length=MAX_URL, description="Where the content is public")]
@@ -110,8 +119,8 @@ class CheckResponse(BaseModel):
 class OutcomeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     outcome: Literal["blocked", "removed", "reported", "false_positive", "other"]
-    report_id: str | None = Field(None, max_length=200)
-    reason: str | None = Field(None, max_length=2000)
+    report_id: OneLine | None = Field(None, max_length=200)
+    reason: FreeText | None = Field(None, max_length=2000)
 
 
 class HitOut(BaseModel):

@@ -17,6 +17,7 @@ import queue
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import Future
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,12 +26,15 @@ from meldpunt.checks import NewHit, record_check, record_hits
 
 log = logging.getLogger(__name__)
 
+#: One request's share of a group commit: its organisation, its hits, and its answer.
+_Member = tuple[int, list[NewHit], Future[list[int]]]
+
 
 class Writer:
     def __init__(self, sessions: sessionmaker[Session], flush_seconds: float = 1.0) -> None:
         self._sessions = sessions
         self._flush_seconds = flush_seconds
-        self._hits: queue.Queue[tuple[int, list[NewHit], Future[list[int]]] | None] = queue.Queue()
+        self._hits: queue.Queue[_Member | None] = queue.Queue()
         self._counts: Counter[int] = Counter()
         self._items: Counter[int] = Counter()
         self._counts_lock = threading.Lock()
@@ -77,7 +81,7 @@ class Writer:
                 except Exception:
                     log.exception("writing check counts failed; they are kept for the next try")
 
-    def _write_hits(self, first: tuple[int, list[NewHit], Future[list[int]]]) -> None:
+    def _write_hits(self, first: _Member) -> None:
         batch = [first]
         while len(batch) < 500:
             try:
@@ -88,23 +92,38 @@ class Writer:
                 self._hits.put(None)
                 break
             batch.append(more)
-        # One insert and one audit event per organisation for the whole batch.
-        by_org: dict[int, list[NewHit]] = {}
-        for org, hits, _ in batch:
-            by_org.setdefault(org, []).extend(hits)
         try:
-            with self._sessions() as session:
-                written = {
-                    org: iter(record_hits(session, org, hits)) for org, hits in by_org.items()
-                }
-                session.commit()
+            written = self._commit(batch)
         except Exception as exc:
-            log.exception("writing hits failed")
-            for _, _, future in batch:
-                future.set_exception(exc)
+            if len(batch) == 1:
+                log.exception("writing hits failed")
+                batch[0][2].set_exception(exc)
+                return
+            # One request's hits must not fail another's: each member is written alone, so
+            # only the member that cannot be written fails.
+            log.warning("a group commit of %d requests failed; writing them one by one", len(batch))
+            for member in batch:
+                try:
+                    ids = self._commit([member])
+                except Exception as exc:
+                    log.exception("writing a request's hits failed")
+                    member[2].set_exception(exc)
+                else:
+                    member[2].set_result([next(ids[member[0]]) for _ in member[1]])
             return
         for org, hits, future in batch:
             future.set_result([next(written[org]) for _ in hits])
+
+    def _commit(self, batch: list[_Member]) -> dict[int, Iterator[int]]:
+        """Write the batch's hits in one transaction: one insert and one audit event per
+        organisation. Returns each organisation's new ids, in the order of its members."""
+        by_org: dict[int, list[NewHit]] = {}
+        for org, hits, _ in batch:
+            by_org.setdefault(org, []).extend(hits)
+        with self._sessions() as session:
+            written = {org: iter(record_hits(session, org, hits)) for org, hits in by_org.items()}
+            session.commit()
+        return written
 
     def flush_counts(self) -> None:
         with self._counts_lock:

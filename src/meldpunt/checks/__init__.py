@@ -39,6 +39,7 @@ from meldpunt.checks.keys import (
     create_key,
     hash_key,
     list_keys,
+    looks_like_key,
     revoke_key,
 )
 from meldpunt.checks.orgs import (
@@ -90,6 +91,7 @@ __all__ = [
     "list_hits",
     "list_keys",
     "list_orgs",
+    "looks_like_key",
     "org_stats",
     "outcome_due",
     "overdue_hits",

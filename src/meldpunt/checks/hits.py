@@ -31,6 +31,7 @@ from meldpunt.checks.reviews import ReviewInfo, open_review, resolve_review, rev
 from meldpunt.checks.stats import OrgStats, org_stats
 from meldpunt.checks.timing import outcome_due, recheck_after
 from meldpunt.store.models import HIT_OUTCOMES, RECHECK_STATUSES, CheckCount, Hit
+from meldpunt.text import TextError, check_text
 
 if TYPE_CHECKING:  # the matcher pulls in numpy and the C index; recording hits needs neither
     from meldpunt.registry.matching import Match
@@ -195,8 +196,10 @@ def check_public_url(url: str) -> str:
     """A public URL as a hit keeps it: http(s) with a host, at most 2,048 characters.
     Raises InvalidInput otherwise (the API can call it to answer 422 before matching)."""
     url = url.strip()
-    if len(url) > MAX_URL:
-        raise InvalidInput(f"public_url is longer than {MAX_URL} characters")
+    try:
+        check_text(url, "public_url", max_length=MAX_URL)
+    except TextError as exc:
+        raise InvalidInput(str(exc)) from None
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -207,9 +210,7 @@ def check_public_url(url: str) -> str:
 
 
 def _hit_values(hit: NewHit, org_id: int, at: datetime, recheck_at: datetime) -> dict[str, Any]:
-    platform_ref = (hit.platform_ref or "").strip() or None
-    if platform_ref is not None and len(platform_ref) > MAX_PLATFORM_REF:
-        raise InvalidInput(f"platform_ref is longer than {MAX_PLATFORM_REF} characters")
+    platform_ref = _clean(hit.platform_ref, "platform_ref", MAX_PLATFORM_REF)
     url = None if hit.public_url is None or not hit.public_url.strip() else hit.public_url
     url = None if url is None else check_public_url(url)
     return {
@@ -274,10 +275,13 @@ def _insert_hits(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 # --- outcomes ----------------------------------------------------------------------------------
 
 
-def _clean(value: str | None, name: str, limit: int) -> str | None:
+def _clean(value: str | None, name: str, limit: int, *, multiline: bool = False) -> str | None:
     value = (value or "").strip() or None
-    if value is not None and len(value) > limit:
-        raise InvalidInput(f"{name} is longer than {limit} characters")
+    if value is not None:
+        try:
+            check_text(value, name, max_length=limit, multiline=multiline)
+        except TextError as exc:
+            raise InvalidInput(str(exc)) from None
     return value
 
 
@@ -313,7 +317,7 @@ def record_outcome(
     if outcome not in OUTCOMES:
         raise InvalidInput(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
     report_id = _clean(report_id, "report_id", MAX_REPORT_ID)
-    reason = _clean(reason, "reason", MAX_REASON)
+    reason = _clean(reason, "reason", MAX_REASON, multiline=True)
     if outcome == "reported" and report_id is None:
         raise InvalidInput("outcome 'reported' needs the report_id of the report that was filed")
     if outcome == "other" and reason is None:

@@ -12,6 +12,7 @@ once a minute per key.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ from meldpunt.checks.integrity import key_fields
 from meldpunt.checks.orgs import OrgRef, load_org_row
 from meldpunt.clock import now
 from meldpunt.store.models import KEY_ROLES, ApiKey, Organisation
+from meldpunt.text import TextError, check_name, text_problem
 
 __all__ = [
     "KEY_LENGTH",
@@ -42,6 +44,7 @@ __all__ = [
     "generate_key",
     "hash_key",
     "list_keys",
+    "looks_like_key",
     "revoke_key",
 ]
 
@@ -91,8 +94,13 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
-def _looks_like_key(text: str) -> bool:
-    return len(text) == KEY_LENGTH and text.startswith(KEY_PREFIX)
+_KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]{40}")
+
+
+def looks_like_key(text: str) -> bool:
+    """Whether ``text`` has the shape of a meldpunt key (``mp_`` and 40 URL-safe characters):
+    anything else is refused without a database read."""
+    return len(text) == KEY_LENGTH and _KEY.fullmatch(text) is not None
 
 
 def _is_active(row: ApiKey, org: Organisation, at: datetime) -> bool:
@@ -136,10 +144,13 @@ def create_key(
     the only time the key exists outside its holder's hands."""
     if role not in ROLES:
         raise InvalidInput(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-    if label is not None:
-        label = label.strip() or None
-    if label is not None and len(label) > 200:
-        raise InvalidInput("a key's label is at most 200 characters")
+    if label is not None and label.strip():
+        try:
+            label = check_name(label, "a key's label")
+        except TextError as exc:
+            raise InvalidInput(str(exc)) from None
+    else:
+        label = None
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput("expires_at must be timezone-aware")
@@ -183,9 +194,11 @@ def _find_key(session: Session, ref: int | str) -> ApiKey:
     """A key by id, by its full text, or by its prefix (as lists show it)."""
     if isinstance(ref, str):
         text = ref.strip()
+        if text_problem(text) is not None:
+            raise NotFound(f"no key {text!r}")  # no key has such characters
         if text.isdigit():
             ref = int(text)
-        elif _looks_like_key(text):
+        elif looks_like_key(text):
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(text)))
             if row is None:
                 raise NotFound("no such key")
@@ -237,7 +250,7 @@ def authenticate(session: Session, plaintext: str) -> Principal | None:
     """The caller behind a key, or None for a key that is unknown, revoked or expired, or whose
     organisation is disabled. Records ``last_used_at`` (at most once a minute) in the caller's
     transaction: commit it for the time to stick."""
-    if not isinstance(plaintext, str) or not _looks_like_key(plaintext):
+    if not isinstance(plaintext, str) or not looks_like_key(plaintext):
         return None
     columns = ApiKey.__table__.c
     orgs = Organisation.__table__.c

@@ -18,6 +18,7 @@ from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.clock import now
 from meldpunt.store.models import ORG_KINDS, Organisation
+from meldpunt.text import TextError, check_name, could_be_name, text_problem
 
 __all__ = [
     "ORG_KINDS",
@@ -66,6 +67,8 @@ def load_org_row(session: Session, ref: OrgRef) -> Organisation:
     row: Organisation | None
     if isinstance(ref, int):
         row = session.get(Organisation, ref, populate_existing=True)
+    elif not could_be_name(ref):
+        row = None  # no organisation can have this name (and a database may not compare it)
     else:
         query = select(Organisation).where(Organisation.name == ref.strip())
         row = session.scalar(query.execution_options(populate_existing=True))
@@ -97,16 +100,21 @@ def create_org(
 ) -> OrgInfo:
     """Create an organisation (flushed, not committed); raises InvalidInput for a bad kind or
     e-mail address or a name that is taken."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("an organisation needs a name of 1 to 200 characters")
+    try:
+        name = check_name(name, "an organisation's name")
+    except TextError as exc:
+        raise InvalidInput(str(exc)) from None
     if name.isdigit():
         raise InvalidInput(f"{name!r} would read as an id: an organisation's name needs a letter")
     if kind not in ORG_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(ORG_KINDS)}, not {kind!r}")
     if contact_email is not None:
         contact_email = contact_email.strip() or None
-    if contact_email is not None and (len(contact_email) > 320 or not _EMAIL.match(contact_email)):
+    if contact_email is not None and (
+        len(contact_email) > 320
+        or not _EMAIL.match(contact_email)
+        or text_problem(contact_email) is not None
+    ):
         raise InvalidInput(f"{contact_email!r} is not an e-mail address")
     begin_write(session)
     if session.scalar(select(Organisation.id).where(Organisation.name == name)) is not None:

@@ -29,6 +29,7 @@ from meldpunt.registry.signal_types import MAX_OPAQUE_LENGTH, register_registry_
 from meldpunt.signals import types as signal_types
 from meldpunt.signals.errors import InvalidSignal
 from meldpunt.store.models import ITEM_STATUSES, HashSet, Item, ItemSignal
+from meldpunt.text import text_problem
 
 __all__ = [
     "BatchResult",
@@ -205,6 +206,19 @@ def _merge(state: _State, item: ItemInput) -> bool:
     return changed
 
 
+def item_text_problem(item: ItemInput) -> str | None:
+    """Why an item's text cannot be stored (a control character in its note, reference or
+    category), or None."""
+    texts = [("reference", item.reference, False), ("note", item.note, True)]
+    if item.category is not None:
+        texts += [("category", item.category.raw, False), ("scheme", item.category.scheme, False)]
+    for what, value, multiline in texts:
+        problem = None if value is None else text_problem(value, multiline=multiline)
+        if problem is not None:
+            return f"its {what} {problem}"
+    return None
+
+
 def apply_items(
     session: Session,
     hash_set: SetRef,
@@ -229,6 +243,10 @@ def apply_items(
     touched: dict[int, _State] = {}  # by id(state), in the order first touched
     outcomes: list[tuple[Outcome, _State | None, str | None]] = []
     for item in items:
+        problem = item_text_problem(item)
+        if problem is not None:
+            outcomes.append(("rejected", None, problem))
+            continue
         matched = {id(s): s for s in (owners.get(signal) for signal in item.signals) if s}
         if len(matched) > 1:
             names = sorted(str(s.id) if s.id else "a new item" for s in matched.values())

@@ -20,13 +20,20 @@ from sqlalchemy.orm import Session
 from meldpunt import audit
 from meldpunt.clock import now
 from meldpunt.registry import trail
-from meldpunt.registry.batch import ItemInput, Outcome, apply_items, normalize_signals
+from meldpunt.registry.batch import (
+    ItemInput,
+    Outcome,
+    apply_items,
+    item_text_problem,
+    normalize_signals,
+)
 from meldpunt.registry.categories import CODES, Category, classify
 from meldpunt.registry.changes import ChangeRow, append_changes
 from meldpunt.registry.errors import ConflictingItems, InvalidInput, NotFound
 from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.sets import SetRef, load_set_row
 from meldpunt.store.models import Item, ItemSignal
+from meldpunt.text import TextError, check_text
 
 __all__ = [
     "MAX_REASON",
@@ -142,6 +149,9 @@ def add_item(
     else:
         chosen = None
     item = ItemInput(signals=pairs, category=chosen, reference=reference, note=note)
+    problem = item_text_problem(item)
+    if problem is not None:
+        raise InvalidInput(f"cannot add the item: {problem}")
     result = apply_items(session, set_row.id, [item], actor=actor, audit_each=True)
     (outcome,) = result.outcomes
     if outcome.outcome == "rejected" or outcome.item_id is None:
@@ -160,9 +170,10 @@ def _clean_reason(reason: str | None) -> str:
         raise InvalidInput("a withdrawal needs a reason (why the entry is taken back)")
     if len(text) > MAX_REASON:
         raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
-    if any(ord(c) < 32 and c not in "\t\n\r" or ord(c) == 127 for c in text):
-        raise InvalidInput("the reason contains control characters")
-    return text
+    try:
+        return check_text(text, "the reason", max_length=MAX_REASON, multiline=True)
+    except TextError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def _set_status(
@@ -174,6 +185,12 @@ def _set_status(
     details: dict[str, str | None],
     hash_set: SetRef | None = None,
 ) -> ItemInfo:
+    for what, text in details.items():
+        if text is not None:
+            try:
+                check_text(text, f"a {what}", max_length=MAX_REASON, multiline=True)
+            except TextError as exc:
+                raise InvalidInput(str(exc)) from None
     lock_registry(session)
     row = _load(session, item_id)
     if hash_set is not None and load_set_row(session, hash_set).id != row.set_id:

@@ -21,6 +21,7 @@ from meldpunt.registry.changes import ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput, NotFound
 from meldpunt.registry.locking import lock_registry
 from meldpunt.store.models import SET_KINDS, HashSet
+from meldpunt.text import TextError, check_name, check_text, could_be_name
 
 __all__ = [
     "DEFAULT_PDQ_THRESHOLD",
@@ -85,6 +86,8 @@ def load_set_row(session: Session, ref: SetRef) -> HashSet:
     # populate_existing: a long-lived session (a follower's) must see other sessions' changes.
     if isinstance(ref, int):
         row = session.get(HashSet, ref, populate_existing=True)
+    elif not could_be_name(ref):
+        row = None  # no set can have this name (and a database may not compare it)
     else:
         query = select(HashSet).where(HashSet.name == ref)
         row = session.scalar(query.execution_options(populate_existing=True))
@@ -126,9 +129,15 @@ def create_set(
     actor: str = "system",
 ) -> HashSetInfo:
     """Create a set (flushed, not committed); raises InvalidInput for bad values or a taken name."""
-    name = name.strip()
-    if not name or len(name) > 200:
-        raise InvalidInput("a set needs a name of 1 to 200 characters")
+    try:
+        name = check_name(name, "a set's name")
+        check_text(description, "a set's description", max_length=2000, multiline=True)
+        if source_org is not None:
+            check_text(source_org, "a set's source", max_length=200)
+        if default_category is not None:
+            check_text(default_category, "a set's default category", max_length=100)
+    except TextError as exc:
+        raise InvalidInput(str(exc)) from None
     if kind not in SET_KINDS:
         raise InvalidInput(f"kind must be one of {', '.join(SET_KINDS)}, not {kind!r}")
     if not 0 <= pdq_threshold <= 64:

@@ -5,12 +5,16 @@ resolves to must be public unless it lies in ``FetchPolicy.allow_networks``; the
 to the address that was checked (no second lookup: the socket is connected here, TLS gets the
 original name for SNI and certificate checks, the request the original ``Host``); each redirect is
 checked the same way; at most ``max_bytes`` of the body are read, then the connection is dropped.
+Every wait on the network (connect, TLS, each read) ends after ``timeout_seconds``, and the whole
+fetch, redirects included, after ``total_seconds``: a server that answers one byte at a time
+cannot hold the worker longer than that.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-from meldpunt import __version__
+from meldpunt import __version__, clock
 
 if TYPE_CHECKING:
     from meldpunt.config import Settings
@@ -29,6 +33,7 @@ __all__ = [
     "FetchPolicy",
     "FetchRefused",
     "FetchResult",
+    "FetchTimedOut",
     "FetchUnresolvable",
     "check_address",
     "fetch",
@@ -60,10 +65,15 @@ class FetchUnresolvable(FetchFailed):
     """The host name does not resolve (any more)."""
 
 
+class FetchTimedOut(FetchFailed):
+    """The whole fetch took longer than the policy's ``total_seconds``."""
+
+
 @dataclass(frozen=True)
 class FetchPolicy:
     allow_networks: tuple[IPNetwork, ...] = ()
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = 10.0  # each connect, handshake and read
+    total_seconds: float = 60.0  # the whole fetch, redirects included
     max_bytes: int = 20 * 1024 * 1024
     max_redirects: int = 3
     ca_file: str | None = None  # PEM: certificate authorities trusted instead of the system's
@@ -80,6 +90,7 @@ class FetchPolicy:
                 ipaddress.ip_network(net, strict=False) for net in s.fetch_allow_networks
             ),
             timeout_seconds=s.fetch_timeout_seconds,
+            total_seconds=s.fetch_total_seconds,
             max_bytes=s.fetch_max_bytes,
             ca_file=s.fetch_ca_file,
         )
@@ -145,10 +156,84 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+class _Deadline:
+    """When a fetch must be over (by ``clock``): each wait on the network gets at most what is
+    left of it."""
+
+    def __init__(self, url: str, policy: FetchPolicy) -> None:
+        self.url, self.policy = url, policy
+        self.ends = clock.get_clock().monotonic() + policy.total_seconds
+
+    def passed(self) -> bool:
+        return clock.get_clock().monotonic() >= self.ends
+
+    def expired(self) -> FetchTimedOut:
+        return FetchTimedOut(
+            f"{self.url[:200]}: the fetch took longer than {self.policy.total_seconds:g} s "
+            "(fetch_total_seconds); timed out"
+        )
+
+    def arm(self, sock: socket.socket) -> None:
+        """Give ``sock`` the per-read timeout or what is left of the fetch, if less."""
+        left = self.ends - clock.get_clock().monotonic()
+        if left <= 0:
+            raise self.expired()
+        sock.settimeout(min(self.policy.timeout_seconds, left))
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A socket's reads, each armed with what is left of the fetch's time."""
+
+    def __init__(self, owner: _DeadlineSocket) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        self._owner.deadline.arm(self._owner.sock)
+        return self._owner.sock.recv_into(buffer)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._owner.reader_closed()
+        super().close()
+
+
+class _DeadlineSocket:
+    """What ``http.client`` needs of a socket (send, a reading file, close), with every send and
+    read ending by the fetch's deadline, whether the server is slow to start or drips. Like a
+    socket, it stays open while a file made from it is open (the response reads after the
+    connection is closed)."""
+
+    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
+        self.sock, self.deadline = sock, deadline
+        self._readers, self._closed = 0, False
+
+    def sendall(self, data: bytes) -> None:
+        self.deadline.arm(self.sock)
+        self.sock.sendall(data)
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        self._readers += 1
+        return io.BufferedReader(_DeadlineReader(self))
+
+    def reader_closed(self) -> None:
+        self._readers -= 1
+        if self._closed and not self._readers:
+            self.sock.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if not self._readers:
+            self.sock.close()
+
+
 class _PinnedConnection(http.client.HTTPConnection):
     """An HTTP connection over a socket that was already connected (to a checked address)."""
 
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
+    def __init__(self, sock: _DeadlineSocket, timeout: float) -> None:
         super().__init__("pinned.invalid", timeout=timeout)
         self.sock = sock
 
@@ -157,7 +242,9 @@ class _PinnedConnection(http.client.HTTPConnection):
             raise FetchFailed("the connection was closed")
 
 
-def _connect(scheme: str, host: str, port: int, policy: FetchPolicy) -> socket.socket:
+def _connect(
+    scheme: str, host: str, port: int, policy: FetchPolicy, deadline: _Deadline
+) -> socket.socket:
     addresses = resolve(host, port)
     if not addresses:
         raise FetchUnresolvable(f"{host} does not resolve")
@@ -166,17 +253,23 @@ def _connect(scheme: str, host: str, port: int, policy: FetchPolicy) -> socket.s
     for ip in checked:
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.settimeout(policy.timeout_seconds)
         try:
+            deadline.arm(sock)
             sock.connect((str(ip), port))
             if scheme == "https":
+                deadline.arm(sock)  # the handshake as a whole: what is left
                 # The certificate is checked against the name in the URL, not the address.
                 context = ssl.create_default_context(cafile=policy.ca_file)
                 return context.wrap_socket(sock, server_hostname=host)
             return sock
         except (OSError, ssl.SSLError) as exc:
             sock.close()
+            if deadline.passed():
+                raise deadline.expired() from None
             problems.append(f"{ip}: {exc}")
+        except FetchTimedOut:
+            sock.close()
+            raise
     raise FetchFailed(f"cannot connect to {host} port {port} ({'; '.join(problems)})")
 
 
@@ -207,11 +300,11 @@ def _target(url: str) -> tuple[str, str, int, str]:
 
 
 def _one(
-    url: str, policy: FetchPolicy, method: str
+    url: str, policy: FetchPolicy, method: str, deadline: _Deadline
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     scheme, host, port, path = _target(url)
-    sock = _connect(scheme, host, port, policy)
-    connection = _PinnedConnection(sock, policy.timeout_seconds)
+    sock = _connect(scheme, host, port, policy, deadline)
+    connection = _PinnedConnection(_DeadlineSocket(sock, deadline), policy.timeout_seconds)
     headers = {
         "Host": _host_header(host, port, scheme),
         "User-Agent": policy.user_agent,
@@ -224,10 +317,17 @@ def _one(
         return connection, connection.getresponse()
     except (OSError, http.client.HTTPException) as exc:
         connection.close()
+        if deadline.passed():
+            raise deadline.expired() from None
         raise FetchFailed(f"{url[:200]}: {exc or type(exc).__name__}") from None
+    except FetchTimedOut:
+        connection.close()
+        raise
 
 
-def _read(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool, str | None]:
+def _read(
+    response: http.client.HTTPResponse, limit: int, deadline: _Deadline
+) -> tuple[bytes, bool, str | None]:
     chunks: list[bytes] = []
     size = 0
     try:
@@ -240,16 +340,20 @@ def _read(response: http.client.HTTPResponse, limit: int) -> tuple[bytes, bool, 
         more = response.read(1)  # one byte tells whether there was more
         return b"".join(chunks), bool(more), None
     except (OSError, http.client.HTTPException) as exc:
+        if deadline.passed():
+            raise deadline.expired() from None
         return b"".join(chunks), False, f"reading the body failed: {exc or type(exc).__name__}"
 
 
 def fetch(url: str, policy: FetchPolicy, *, method: str = "GET") -> FetchResult:
     """Fetch ``url`` under ``policy``. Raises FetchRefused (not allowed: do not retry) or
-    FetchFailed (network trouble; FetchUnresolvable when the name does not resolve)."""
+    FetchFailed (network trouble; FetchUnresolvable when the name does not resolve,
+    FetchTimedOut when the whole fetch took longer than ``policy.total_seconds``)."""
     method = method.upper()
     current = url
+    deadline = _Deadline(url, policy)
     for _ in range(policy.max_redirects + 1):
-        connection, response = _one(current, policy, method)
+        connection, response = _one(current, policy, method, deadline)
         try:
             location = response.getheader("Location")
             if response.status in REDIRECTS and location:
@@ -260,7 +364,7 @@ def fetch(url: str, policy: FetchPolicy, *, method: str = "GET") -> FetchResult:
             if method == "HEAD":
                 body, truncated, error = b"", False, None
             else:
-                body, truncated, error = _read(response, policy.max_bytes)
+                body, truncated, error = _read(response, policy.max_bytes, deadline)
             return FetchResult(
                 url=url,
                 final_url=current,

@@ -17,7 +17,7 @@ from .errors import (
     UnreadableFile,
 )
 from .exact import ExactDigests, digest_bytes, digest_file, digest_stream
-from .hashing import FileSignals, HashOptions, PdqSignal, hash_file, pdq_signal
+from .hashing import FileSignals, HashOptions, PdqSignal, hash_file, pdq_cost, pdq_signal
 from .image import ImageInfo, ImageLimits, decode_cost, probe_image
 from .pdq import ORIENTATIONS, Orientation, hamming
 
@@ -43,6 +43,7 @@ __all__ = [
     "digest_stream",
     "hamming",
     "hash_file",
+    "pdq_cost",
     "pdq_signal",
     "probe_image",
 ]

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import FileTooLarge, SignalError, UnreadableFile
+from .errors import FileTooLarge, ImageTooLarge, SignalError, UnreadableFile
 from .exact import ExactDigests, digest_bytes, digest_file
-from .image import ImageLimits, Source, decode_luma, decode_rgb
+from .image import ImageInfo, ImageLimits, Source, decode_cost, decode_luma, decode_rgb
 from .pdq import ORIENTATION_TRANSFORMS, ORIENTATIONS, LumaBuffers, PdqHash, Transform
 
 # The shorter side, in pixels, that reduced decoding keeps at least (measured in bench/hashing.py).
@@ -72,7 +72,22 @@ def _pdq_fast(source: Source, options: HashOptions) -> tuple[PdqHash, tuple[str,
     if precise or primary.spread is None or primary.spread >= options.precise_below:
         return primary, turned
     # low contrast: the reduced decoding's small errors would flip too many bits
-    return _pdq_decoded(rewind() if rewind is not None else source, options, 0)[:2]
+    try:
+        return _pdq_decoded(rewind() if rewind is not None else source, options, 0)[:2]
+    except ImageTooLarge:  # the full-size decoding does not fit the limits: keep the first
+        return primary, turned
+
+
+def pdq_cost(info: ImageInfo, options: HashOptions = HashOptions()) -> int:
+    """An upper estimate of the bytes ``pdq_signal(..., options)`` holds at its peak for a
+    picture with this header: the larger of its two decodings when a low-contrast picture may
+    be decoded again at full size (the first is freed before the second starts)."""
+    if options.exact:
+        return decode_cost(info, min_side=0) + info.pixels * 3  # its RGB array as well
+    cost = decode_cost(info, min_side=options.min_side)
+    if options.precise_below > 0:
+        cost = max(cost, decode_cost(info, min_side=0))
+    return cost
 
 
 def _pdq_decoded(

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from meldpunt.checks import NotFound, Principal, authenticate, list_keys
+from meldpunt.checks import NotFound, Principal, list_keys
 
 from .render import PageError, PageRoute, SignInRequired, page, redirect
 from .sessions import COOKIE, WebSession, store_of
@@ -141,9 +141,17 @@ def sign_in(
                         "The sign-in form has expired or did not come from this site. "
                         "Open the sign-in page again.")  # fmt: skip
     request.state.web_session = anonymous
-    with request.app.state.sessions() as db:
-        principal = authenticate(db, key.strip())
-        db.commit()  # last_used_at
+    # Imported here: the API's package builds the application, which mounts these pages.
+    from meldpunt.api.auth import principal_for_key
+    from meldpunt.api.errors import ApiError
+
+    client = request.client.host if request.client is not None else None
+    try:  # the API's own check, so that guessing here is limited as it is there
+        principal: Principal | None = principal_for_key(request.app.state, key.strip(), client)
+    except ApiError as exc:
+        if exc.status == 429:
+            raise PageError(429, "Too many attempts", exc.message) from None
+        principal = None
     if principal is None:
         return page(request, "sign_in.html", 401, next=_safe_next(next),
                     error="That key is unknown, revoked or expired.")  # fmt: skip

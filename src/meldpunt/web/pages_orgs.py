@@ -43,10 +43,7 @@ def create_org(
     kind: Annotated[str, Form(max_length=20)],
     contact_email: Annotated[str, Form(max_length=320)] = "",
 ) -> Response:
-    name = name.strip()
-    if "/" in name:
-        session.flash("The pages address organisations by name: choose one without '/'.", "error")
-        return redirect("/ui/orgs")
+    name = name.strip()  # the organisation keeps its name without surrounding spaces
     try:
         with request.app.state.sessions() as db:
             checks.create_org(db, name, kind, contact_email=contact_email or None,

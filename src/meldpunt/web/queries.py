@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from meldpunt import clock
 from meldpunt.store.models import CheckCount, Hit, Item, ItemSignal
+from meldpunt.text import text_problem
 
 __all__ = ["EntryRow", "Today", "entries_page", "today"]
 
@@ -39,6 +40,8 @@ def entries_page(
     exactly it, or that carry it as a hash value (any case)."""
     query = select(Item).where(Item.set_id == set_id, Item.id > after)
     text = search.strip()
+    if text_problem(text) is not None:
+        return [], None  # no reference or hash has control characters (PostgreSQL: no NUL)
     if text:
         value = text.lower()
         kinds = _BY_LENGTH.get(len(value), ())

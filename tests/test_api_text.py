@@ -1,0 +1,254 @@
+"""Text the database cannot store never gets that far: every text field of every route refuses
+NUL and other control characters with a JSON error, alike on SQLite and PostgreSQL; names that
+the pages could not serve are refused; one platform's bad text never fails another's checks.
+
+The fields are enumerated from the service's own OpenAPI document, so a route or field added
+later without a place here makes the test fail instead of going untested."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from service import World, running
+from web_support import csrf_of, sign_in
+
+BAD = ["\x00", "\x1b", "\x7f", "\x85"]  # NUL, ESC, DEL, a C1 control (NEL)
+
+# A request that succeeds, per route that takes a JSON body; the role that may send it.
+BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
+    ("POST", "/v1/sets"): (
+        "analyst",
+        {"name": "nl-2026", "kind": "blocklist", "description": "from the hotline",
+         "source_org": "hotline", "default_category": "csam_baseline"},
+    ),
+    ("POST", "/v1/sets/{name}/items"): (
+        "analyst",
+        {"signals": [{"type": "md5", "value": "0" * 31 + "1"}], "category": "A1",
+         "category_scheme": "industry", "reference": "case 12", "note": "seen twice"},
+    ),
+    ("POST", "/v1/sets/{name}/items/{item_id}/withdraw"): (
+        "analyst", {"reason": "listed twice"}
+    ),
+    ("POST", "/v1/orgs"): (
+        "admin", {"name": "platform-c", "kind": "platform", "contact_email": "abuse@c.example"}
+    ),
+    ("POST", "/v1/orgs/{name}/keys"): ("admin", {"role": "platform", "label": "uploads"}),
+    ("PUT", "/v1/orgs/{name}/subscription"): (
+        "admin", {"sets": ["police"], "categories": ["csam_baseline"]}
+    ),
+    ("POST", "/v1/hits/{hit_id}/outcome"): (
+        "platform", {"outcome": "other", "report_id": "r-1", "reason": "kept for the police"}
+    ),
+    ("POST", "/v1/check"): (
+        "platform",
+        {"items": [{"signals": [{"type": "md5", "value": "KNOWN"}], "ref": "upload-1",
+                    "url": "https://media.example/1.jpg"}]},
+    ),
+}  # fmt: skip
+
+
+def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def string_fields(spec: dict[str, Any], schema: dict[str, Any], at: str = "") -> set[str]:
+    """The paths of every string in a request schema: ``items[].signals[].type``."""
+    schema = _resolve(spec, schema)
+    found: set[str] = set()
+    for option in schema.get("anyOf", []):
+        found |= string_fields(spec, option, at)
+    if schema.get("type") == "string":
+        found.add(at)
+    for name, sub in schema.get("properties", {}).items():
+        found |= string_fields(spec, sub, f"{at}.{name}" if at else name)
+    if "items" in schema:
+        found |= string_fields(spec, schema["items"], f"{at}[]")
+    return found
+
+
+def with_value(body: Any, path: str, change: Any) -> Any:
+    """A copy of ``body`` whose string at ``path`` is ``change(old)``."""
+    if not path:
+        return change(body)
+    head, _, rest = path.partition(".")
+    if head.endswith("[]"):
+        head = head[:-2]
+        items = list(body[head])
+        items[0] = with_value(items[0], rest, change)
+        return {**body, head: items}
+    return {**body, head: with_value(body[head], rest, change)}
+
+
+def concrete(path: str, hit_id: int) -> str:
+    name = "platform-a" if path.startswith("/v1/orgs/") else "police"
+    return path.replace("{name}", name).replace("{hit_id}", str(hit_id)).replace("{item_id}", "1")
+
+
+def known_body(world: World, body: dict[str, Any]) -> dict[str, Any]:
+    return with_value(body, "items[].signals[].value", lambda _: world.known_md5)
+
+
+def a_hit(world: World) -> int:
+    with world.client("platform") as client:
+        answer = client.post("/v1/check", json={"items": [{"signals": [
+            {"type": "md5", "value": world.known_md5}]}]}).json()  # fmt: skip
+    return int(answer["results"][0]["matches"][0]["hit_id"])
+
+
+def assert_json_error(response: httpx.Response, status: int, where: Any) -> None:
+    assert response.status_code == status, (where, response.status_code, response.text[:300])
+    assert response.headers["content-type"].startswith("application/json"), where
+    assert set(response.json()["error"]) >= {"code", "message"}, where
+
+
+def test_every_text_field_of_every_route_refuses_control_characters(db_url):
+    with running(db_url) as world:
+        with world.client(None) as anonymous:
+            spec = anonymous.get("/openapi.json").json()
+        hit_id = a_hit(world)
+        clients = {role: world.client(role) for role in ("platform", "analyst", "admin")}
+        tried = 0
+        for (method, path), operation in (
+            ((m.upper(), p), op) for p, ops in spec["paths"].items() for m, op in ops.items()
+        ):
+            json_body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if json_body is None:
+                continue
+            assert (method, path) in BODIES, f"{method} {path} takes text: add it to BODIES"
+            role, body = BODIES[(method, path)]
+            if path == "/v1/check":
+                body = known_body(world, body)
+            fields = string_fields(spec, json_body["schema"])
+            assert fields, (method, path)
+            for field in sorted(fields):
+                for bad in BAD:
+                    sent = with_value(body, field, lambda old, bad=bad: f"{old[:2]}{bad}{old[2:]}")
+                    response = clients[role].request(method, concrete(path, hit_id), json=sent)
+                    where = (method, path, field, bad)
+                    tried += 1
+                    if path == "/v1/check":
+                        # A batch goes on: the item with the bad text gets an error, unchecked.
+                        assert response.status_code == 200, (where, response.text[:300])
+                        (result,) = response.json()["results"]
+                        assert result["error"] and not result["match"], where
+                    else:
+                        assert_json_error(response, 422, where)
+        assert tried >= 4 * 20
+        for client in clients.values():
+            client.close()
+        # The bodies themselves are fine: each route accepts its own.
+        for (method, path), (role, body) in BODIES.items():
+            if path == "/v1/check":
+                body = known_body(world, body)
+            with world.client(role) as client:
+                response = client.request(method, concrete(path, hit_id), json=body)
+            assert response.status_code < 300, (method, path, response.text[:300])
+
+
+def test_names_in_paths_and_queries_that_no_set_can_have_are_not_found(db_url):
+    with running(db_url) as world:
+        with world.client("admin") as admin:
+            for name in ("po%00lice", "a%1Bb", "a%2Fb", "x%E2%80%AEy"):
+                for method, path, body in (
+                    ("POST", f"/v1/sets/{name}/items",
+                     {"signals": [{"type": "md5", "value": "0" * 32}]}),
+                    ("POST", f"/v1/orgs/{name}/keys", {"role": "platform"}),
+                    ("PUT", f"/v1/orgs/{name}/subscription", {"sets": None}),
+                ):  # fmt: skip
+                    response = admin.request(method, path, json=body)
+                    assert response.status_code in (404, 422), (path, response.text[:200])
+                    assert response.json()["error"]["message"], path
+        with world.client("platform") as platform:
+            response = platform.get("/m/lookup", params={"signal": "0\x00", "signal_type": "md5"})
+            assert_json_error(response, 400, "lookup")
+            response = platform.get("/m/lookup", params={"signal": "0" * 32, "signal_type": "m\0"})
+            assert_json_error(response, 400, "lookup")
+
+
+@pytest.mark.parametrize(
+    "name", ["a/b", "../x", "a\\b", "x..y", "tab\there", "line\nbreak", "x\u202ey", "", "   "]
+)
+def test_names_the_pages_cannot_serve_are_refused(db_url, name):
+    with running(db_url) as world:
+        with world.client("analyst") as analyst:
+            assert_json_error(analyst.post("/v1/sets", json={"name": name}), 422, name)
+        with world.client("admin") as admin:
+            org = {"name": name, "kind": "platform"}
+            assert_json_error(admin.post("/v1/orgs", json=org), 422, name)
+            key = {"role": "platform", "label": name}
+            assert_json_error(admin.post("/v1/orgs/hotline/keys", json=key), 422, name)
+            assert name not in {s["name"] for s in admin.get("/v1/sets").json()}
+
+
+def test_names_keep_no_surrounding_spaces_and_free_text_keeps_its_lines(db_url):
+    with running(db_url) as world, world.client("analyst") as analyst:
+        created = analyst.post("/v1/sets", json={"name": "  nl 2026 ", "description": "a\nb"})
+        assert created.status_code == 201, created.text
+        assert (created.json()["name"], created.json()["description"]) == ("nl 2026", "a\nb")
+        item = {"signals": [{"type": "md5", "value": "1" * 32}], "note": "one\n\ttwo"}
+        added = analyst.post("/v1/sets/nl 2026/items", json=item)
+        assert added.status_code == 201, added.text
+        assert added.json()["item"]["note"] == "one\n\ttwo"
+        # One-line values take no line breaks.
+        item = {"signals": [{"type": "md5", "value": "2" * 32}], "reference": "a\nb"}
+        assert_json_error(analyst.post("/v1/sets/nl 2026/items", json=item), 422, "ref")
+
+
+def test_one_platforms_bad_text_never_fails_anothers_checks(db_url):
+    with running(db_url, rate_per_second=0) as world:
+        good_item = {"signals": [{"type": "md5", "value": world.known_md5}], "ref": "fine"}
+        bad_item = {"signals": [{"type": "md5", "value": world.known_md5}], "ref": "bad\x00"}
+        failures: list[str] = []
+
+        def platform(role: str, item: dict[str, Any]) -> None:
+            with world.client(role) as client:
+                for _ in range(15):
+                    response = client.post("/v1/check", json={"items": [item, good_item]})
+                    if response.status_code != 200:
+                        failures.append(f"{role}: {response.status_code} {response.text[:100]}")
+                        continue
+                    results = response.json()["results"]
+                    if not results[1]["match"] or (role == "platform_b" and results[0]["error"]):
+                        failures.append(f"{role}: {results}")
+
+        threads = [
+            threading.Thread(target=platform, args=("platform", bad_item)),
+            threading.Thread(target=platform, args=("platform", bad_item)),
+            threading.Thread(target=platform, args=("platform_b", good_item)),
+            threading.Thread(target=platform, args=("platform_b", good_item)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+
+
+def test_the_pages_refuse_the_same_text(db_url):
+    """The pages' forms, paths and searches go through the same rules: an error page or a flash
+    message, never a server error, and nothing stored."""
+    with running(db_url) as world, sign_in(world, "admin") as client:
+        csrf = csrf_of(client.get("/ui/sets").text)
+        for name in ("a/b", "../x", "nul\x00", "esc\x1b"):
+            created = client.post("/ui/sets", data={"name": name, "csrf": csrf})
+            assert created.status_code == 303, (name, created.text[:200])
+            flashed = client.get(created.headers["location"]).text
+            assert "cannot contain" in flashed or "are not accepted" in flashed, name
+            client.post("/ui/orgs", data={"name": name, "kind": "platform", "csrf": csrf})
+        described = client.post(
+            "/ui/sets", data={"name": "fine", "description": "nul\x00", "csrf": csrf}
+        )
+        assert described.status_code == 303
+        names = {s["name"] for s in world.client("admin").get("/v1/sets").json()}
+        assert names == {"police"}
+        orgs = {o["name"] for o in world.client("admin").get("/v1/orgs").json()}
+        assert orgs == {"platform-a", "platform-b", "hotline"}
+        for path in ("/ui/sets/po%00lice", "/ui/orgs/x%00y", "/ui/sets/police?q=a%00b"):
+            response = client.get(path)
+            assert response.status_code in (200, 404), (path, response.text[:200])
