@@ -38,6 +38,17 @@ def test_organisations_are_created_listed_and_found_by_id_or_name(session):
         checks.get_org(session, 999)
 
 
+@pytest.mark.parametrize("ref", ["\u00b2", "\u0663", "9" * 30])
+def test_numbers_that_are_no_row_id_find_nothing(session, ref):
+    # a superscript two is a digit to Python but no number; 30 nines fit no database column
+    org = checks.create_org(session, "example-platform", "platform")
+    checks.create_key(session, org.id, "platform")
+    with pytest.raises(checks.NotFound):
+        checks.get_org(session, ref)
+    with pytest.raises(checks.NotFound):
+        checks.revoke_key(session, ref, actor="admin")
+
+
 @pytest.mark.parametrize(
     ("name", "kind", "email", "message"),
     [

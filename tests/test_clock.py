@@ -80,3 +80,13 @@ def test_as_utc_treats_naive_as_utc():
     assert as_utc(datetime(2025, 1, 1, 8)) == datetime(2025, 1, 1, 8, tzinfo=UTC)
     plus_one = timezone(timedelta(hours=1))
     assert as_utc(datetime(2025, 1, 1, 8, tzinfo=plus_one)).hour == 7
+
+
+def test_monotonic_follows_the_current_clock_and_perf_does_not():
+    frozen = FrozenClock(START)
+    with use_clock(frozen):
+        before, perf_before = clock.monotonic(), clock.perf()
+        frozen.advance(timedelta(hours=1))
+        assert clock.monotonic() - before == 3600.0
+        # perf() is the machine's counter, for latency figures: an hour of test time is not in it
+        assert clock.perf() - perf_before < 3600.0

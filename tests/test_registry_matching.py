@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from pathlib import Path
@@ -13,8 +14,8 @@ from imaging import jpeg, photo
 from meldpunt import registry
 from meldpunt.index import load as index_load
 from meldpunt.index import save as index_save
-from meldpunt.registry.matching import Matcher, Query, open_matcher, write_snapshot
-from meldpunt.signals import HashOptions, hash_file, pdq_signal
+from meldpunt.registry.matching import Matcher, Query, open_matcher, picture_query, write_snapshot
+from meldpunt.signals import HashOptions, ImageLimits, NotAnImage, hash_file, pdq_signal
 
 
 def pdq_near(value: str, bits: int, seed: int = 0) -> str:
@@ -163,6 +164,36 @@ def test_rotated_picture_matches_through_its_orientation_hashes(session, tmp_pat
     with_turns = Query(pdq=signals.pdq.hash, pdq_quality=signals.pdq.quality,
                        pdq_dihedral=signals.pdq.dihedral or ())  # fmt: skip
     assert matcher.match(with_turns).known
+
+
+def test_a_pictures_query_is_built_the_same_from_bytes_and_from_a_file(tmp_path: Path):
+    # the check route and the check page hash bytes, `meldpunt match` hashes files
+    data = jpeg(photo("coffee"))
+    (tmp_path / "coffee.jpg").write_bytes(data)
+    options = HashOptions(dihedral=True)
+    query, problem = picture_query(data, options)
+    signals = hash_file(tmp_path / "coffee.jpg", options)
+    assert problem is None and query == Query.of_signals(signals.digests, signals.pdq)
+    assert query.pdq is not None and query.pdq_quality is not None and query.sha256 is not None
+    assert len(query.pdq_dihedral) == 8 and query.pdq in query.pdq_dihedral
+
+
+def test_bytes_that_are_no_picture_still_give_their_digests(session):
+    block = registry.create_set(session, "block")
+    text = b"not a picture at all"
+    registry.add_item(session, block, [("md5", hashlib.md5(text).hexdigest())])
+    session.commit()
+    query, problem = picture_query(text, HashOptions(dihedral=True))
+    assert isinstance(problem, NotAnImage)
+    assert query.pdq is None and query.pdq_dihedral == ()
+    assert Matcher.build(session).match(query).known  # the digest matches all the same
+
+
+def test_a_picture_over_the_limits_gets_no_pdq_and_says_why():
+    data = jpeg(photo("coffee"))
+    query, problem = picture_query(data, HashOptions(limits=ImageLimits(max_pixels=1_000)))
+    assert problem is not None and problem.code == "image_too_large"
+    assert query.pdq is None and query.md5 is not None
 
 
 def test_a_damaged_snapshot_is_skipped_with_a_warning_and_the_registry_used(

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from meldpunt.clock import FrozenClock, use_clock
 from meldpunt.web.sessions import SessionStore
 from service import World, running
 from web_support import browser_client, csrf_of, sign_in
@@ -150,9 +149,24 @@ def test_pages_carry_a_policy_that_loads_no_pictures(world: World):
     assert response.headers["x-frame-options"] == "DENY"
 
 
-def test_sessions_expire_when_idle():
-    store = SessionStore(idle=0.05, lifetime=10)
-    session = store.new()
-    assert store.get(session.id) is session
-    time.sleep(0.1)
-    assert store.get(session.id) is None and len(store) == 0
+def test_sessions_expire_when_idle_by_the_clock():
+    with use_clock(FrozenClock()) as frozen:
+        store = SessionStore(idle=60, lifetime=600)
+        session = store.new()
+        frozen.advance(59)
+        assert store.get(session.id) is session  # a request: the idle time starts again
+        frozen.advance(59)
+        assert store.get(session.id) is session
+        frozen.advance(61)
+        assert store.get(session.id) is None and len(store) == 0
+
+
+def test_sessions_end_after_their_lifetime_even_when_busy():
+    with use_clock(FrozenClock()) as frozen:
+        store = SessionStore(idle=60, lifetime=150)
+        session = store.new()
+        for _ in range(2):
+            frozen.advance(50)
+            assert store.get(session.id) is session
+        frozen.advance(50)
+        assert store.get(session.id) is None

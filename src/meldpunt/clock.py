@@ -10,7 +10,11 @@ whole day of deadlines and re-checks in milliseconds::
         clock.advance(timedelta(hours=24))
 
 Wall time (``now()``) is always timezone-aware UTC. ``monotonic()`` is for measuring durations and
-never goes backwards.
+never goes backwards. Both follow the current clock, so a test moves them.
+
+``perf()`` is the one exception: the machine's own counter, which no test clock moves. It is for
+what only real time can answer: how long a request really took (latency figures), and how long a
+thread waits on a queue, which a test clock could not shorten anyway.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ __all__ = [
     "SystemClock",
     "as_utc",
     "get_clock",
+    "monotonic",
     "now",
+    "perf",
     "set_clock",
     "use_clock",
 ]
@@ -157,3 +163,17 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
 def now() -> datetime:
     """Shorthand for ``get_clock().now()``."""
     return _current.now()
+
+
+def monotonic() -> float:
+    """Shorthand for ``get_clock().monotonic()``: only differences of it mean anything."""
+    return _current.monotonic()
+
+
+def perf() -> float:
+    """Seconds on the machine's high-resolution counter, which no test clock controls.
+
+    For latency figures and for the deadlines of real thread waits only; everything a test should
+    be able to move (expiry, rate limits, due times) uses ``now()`` or ``monotonic()``.
+    """
+    return time.perf_counter()

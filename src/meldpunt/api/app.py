@@ -4,25 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
 from meldpunt import __version__
-from meldpunt.config import Settings, get_settings
 from meldpunt.registry.matching import open_matcher
 from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.store import init_db, make_engine, make_sessionmaker
@@ -37,81 +28,11 @@ from .follower import IndexFollower
 from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
-from .schemas import check_request_schemas, json_body_limit
+from .schemas import check_request_schemas
+from .state import Metrics, ServiceSettings, ServiceState, service_of
 from .writer import Writer
 
-
-@dataclass
-class ServiceSettings:
-    """What the service needs: the project settings plus the service's own limits."""
-
-    database_url: str
-    snapshot_dir: str | None = None  # where `meldpunt index snapshot` writes; loaded at start
-    pdq_min_quality: int = 50
-    max_upload_pixels: int = 50_000_000  # the service's own limit; the CLI's is max_image_pixels
-    max_upload_bytes: int = 50 * 1024 * 1024
-    max_upload_files: int = 100
-    max_body_bytes: int = field(default_factory=json_body_limit)  # JSON: from the schema
-    max_multipart_bytes: int = 256 * 1024 * 1024  # a whole upload request, its files together
-    decode_budget_bytes: int = 1024 * 1024 * 1024  # memory for decoding pictures, all requests
-    max_parallel_parses: int = 2  # large JSON bodies parsed at once, in worker threads
-    rate_per_second: float = 500.0
-    rate_burst: int = 1_000
-    key_cache_seconds: float = 5.0
-    key_cache_entries: int = 10_000
-    auth_failures_per_minute: float = 60.0
-    poll_seconds: float = 1.0
-    run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
-    check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
-        s = settings or get_settings()
-        values: dict[str, Any] = {
-            "database_url": s.database_url,
-            "snapshot_dir": str(Path(s.data_dir) / "index"),
-            "pdq_min_quality": s.pdq_min_quality,
-            "max_body_bytes": s.max_body_bytes or json_body_limit(),
-        }
-        for name in (
-            "max_upload_pixels",
-            "max_upload_bytes",
-            "max_upload_files",
-            "max_multipart_bytes",
-            "decode_budget_bytes",
-            "max_parallel_parses",
-            "rate_per_second",
-            "rate_burst",
-            "key_cache_seconds",
-            "key_cache_entries",
-            "auth_failures_per_minute",
-            "poll_seconds",
-        ):
-            values[name] = getattr(s, name)  # same names in Settings and here
-        values.update(overrides)
-        return cls(**values)
-
-
-class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.checks = Counter("meldpunt_checks", "Items checked", ["org"], registry=r)
-        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", ["org"], registry=r)
-        self.outcomes = Counter(
-            "meldpunt_outcomes", "Outcomes reported", ["org", "outcome"], registry=r
-        )
-        self.latency = Histogram(
-            "meldpunt_request_seconds",
-            "Request latency",
-            ["route"],
-            registry=r,
-            buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 2),
-        )
-        self.index_size = Gauge("meldpunt_index_pdq_hashes", "PDQ hashes in the index", registry=r)
-        self.index_change = Gauge(
-            "meldpunt_index_change", "Registry change the index is at", registry=r
-        )
+__all__ = ["ServiceSettings", "create_app"]
 
 
 class _App(FastAPI):
@@ -125,8 +46,8 @@ class _App(FastAPI):
         stack = super().build_middleware_stack()
         if not self._lane:
             return stack
-        settings = self.state.settings
-        return CheckLane(stack, self.state, settings.max_body_bytes, self.state.metrics.latency)
+        service = service_of(self)
+        return CheckLane(stack, service, service.settings.max_body_bytes, service.metrics.latency)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -177,18 +98,21 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         docs_url=None,  # served by api/docs.py from local files
         redoc_url=None,
     )
-    app.state.settings = config
-    app.state.sessions = sessions
-    app.state.follower = follower
-    app.state.key_cache = KeyCache(config.key_cache_seconds, config.key_cache_entries)
-    app.state.auth_failures = FailureLimiter(config.auth_failures_per_minute)
-    app.state.subscriptions = TtlCache(config.key_cache_seconds, config.key_cache_entries)
-    app.state.writer = writer
-    app.state.limiter = RateLimiter(config.rate_per_second, config.rate_burst)
-    app.state.metrics = Metrics()
-    app.state.decode_budget = DecodeBudget(config.decode_budget_bytes)
-    app.state.parse_limiter = anyio.CapacityLimiter(config.max_parallel_parses)
-    app.add_middleware(Timing, histogram=app.state.metrics.latency)
+    service = ServiceState(
+        settings=config,
+        sessions=sessions,
+        follower=follower,
+        writer=writer,
+        metrics=Metrics(),
+        key_cache=KeyCache(config.key_cache_seconds, config.key_cache_entries),
+        auth_failures=FailureLimiter(config.auth_failures_per_minute),
+        subscriptions=TtlCache(config.key_cache_seconds, config.key_cache_entries),
+        limiter=RateLimiter(config.rate_per_second, config.rate_burst),
+        decode_budget=DecodeBudget(config.decode_budget_bytes),
+        parse_limiter=anyio.CapacityLimiter(config.max_parallel_parses),
+    )
+    app.state.service = service
+    app.add_middleware(Timing, histogram=service.metrics.latency)
     app.add_middleware(
         BodyLimit,
         max_bytes=config.max_body_bytes,
@@ -208,10 +132,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
         status = follower.status()
-        app.state.metrics.index_size.set(float(status["pdq_hashes"] or 0))  # type: ignore[arg-type]
-        app.state.metrics.index_change.set(float(status["index_change"] or 0))  # type: ignore[arg-type]
+        service.metrics.index_size.set(float(status["pdq_hashes"] or 0))  # type: ignore[arg-type]
+        service.metrics.index_change.set(float(status["index_change"] or 0))  # type: ignore[arg-type]
         return PlainTextResponse(
-            generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
+            generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
 
     app.include_router(check_router)

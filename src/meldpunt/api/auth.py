@@ -16,15 +16,16 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from meldpunt.checks import Principal, authenticate, looks_like_key
-from meldpunt.clock import get_clock
+from meldpunt import clock
+from meldpunt.checks import Principal, Role, authenticate, looks_like_key
 
 from .errors import ApiError
+from .state import ServiceState, service_of
 
 bearer = HTTPBearer(auto_error=False, description="An API key: Authorization: Bearer mp_...")
 header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key: mp_...")
@@ -49,7 +50,7 @@ class TtlCache(Generic[V]):
             entry = self._entries.get(digest)
             if entry is not None:
                 self._entries.move_to_end(digest)
-        if entry is None or entry[0] <= get_clock().monotonic():
+        if entry is None or entry[0] <= clock.monotonic():
             return False, None
         return True, entry[1]
 
@@ -65,7 +66,7 @@ class TtlCache(Generic[V]):
 
     def put(self, digest: object, value: V | None) -> None:
         with self._lock:
-            self._entries[digest] = (get_clock().monotonic() + self.seconds, value)
+            self._entries[digest] = (clock.monotonic() + self.seconds, value)
             self._entries.move_to_end(digest)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -104,7 +105,7 @@ class FailureLimiter:
         """ApiError 429 while ``address`` has no failures left."""
         if self.per_minute <= 0:
             return
-        at = get_clock().monotonic()
+        at = clock.monotonic()
         with self._lock:
             tokens = self._tokens(address, at)
         if tokens < 1:
@@ -119,7 +120,7 @@ class FailureLimiter:
     def failed(self, address: str) -> None:
         if self.per_minute <= 0:
             return
-        at = get_clock().monotonic()
+        at = clock.monotonic()
         with self._lock:
             self._buckets[address] = (self._tokens(address, at) - 1, at)
             self._buckets.move_to_end(address)
@@ -127,9 +128,9 @@ class FailureLimiter:
                 self._buckets.popitem(last=False)  # forgets the oldest: a new allowance
 
 
-def principal_for_key(state: Any, key: str | None, client: str | None) -> Principal:
+def principal_for_key(state: ServiceState, key: str | None, client: str | None) -> Principal:
     """The principal of an API key, or ApiError: 401, or 429 for an address that failed too
-    often. ``state`` is the application's state, ``client`` the caller's address."""
+    often. ``client`` is the caller's address."""
     if not key:
         raise ApiError(401, "unauthenticated", "an API key is required (Authorization: Bearer)")
     cache: KeyCache = state.key_cache
@@ -169,7 +170,7 @@ async def current_principal(
     # Async on purpose: sync dependencies would each cost a hop to the thread pool.
     key = credentials.credentials if credentials is not None else api_key
     client = request.client.host if request.client is not None else None
-    principal = principal_for_key(request.app.state, key, client)
+    principal = principal_for_key(service_of(request), key, client)
     request.state.principal = principal
     return principal
 
@@ -183,6 +184,6 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     return check
 
 
-PlatformKey = Annotated[Principal, Depends(require("platform"))]
-AnalystKey = Annotated[Principal, Depends(require("analyst", "admin"))]
-AdminKey = Annotated[Principal, Depends(require("admin"))]
+PlatformKey = Annotated[Principal, Depends(require(Role.platform))]
+AnalystKey = Annotated[Principal, Depends(require(Role.analyst, Role.admin))]
+AdminKey = Annotated[Principal, Depends(require(Role.admin))]

@@ -1,4 +1,9 @@
-"""Every error is JSON: ``{"error": {"code": "...", "message": "..."}}`` with a fitting status."""
+"""Every error is JSON: ``{"error": {"code": "...", "message": "..."}}`` with a fitting status.
+
+One rule covers every error a room raises: a ``MeldpuntError`` answers its own ``status`` and
+``code`` (``meldpunt/errors.py``). ``ApiError`` is the same for what only the API decides (keys,
+roles, request shapes).
+"""
 
 from __future__ import annotations
 
@@ -11,26 +16,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from meldpunt.checks import ChecksError
-from meldpunt.checks import NotFound as ChecksNotFound
-from meldpunt.registry import NotFound as RegistryNotFound
-from meldpunt.registry import RegistryError
-from meldpunt.signals import SignalError
-
-SIGNAL_STATUS = {
-    "file_too_large": 413,
-    "image_too_large": 413,
-    "not_an_image": 415,
-    "corrupt_image": 400,
-    "unreadable": 400,
-    "invalid_signal": 400,
-}
+from meldpunt.errors import MeldpuntError
 
 
-class ApiError(Exception):
+class ApiError(MeldpuntError):
+    """An error with its status and code given where it is raised."""
+
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers
+        super().__init__(message, status=status, code=code, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -40,6 +33,8 @@ class ItemError:
 
     code: str
     message: str
+    #: what the item's error would answer on its own (a route that cannot answer per item)
+    status: int = 400
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -48,14 +43,8 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 def describe(exc: Exception) -> tuple[int, dict[str, Any], dict[str, str] | None] | None:
     """Status, JSON body and headers for the errors meldpunt answers itself, else None."""
-    if isinstance(exc, ApiError):
+    if isinstance(exc, MeldpuntError):
         return exc.status, error_body(exc.code, exc.message), exc.headers
-    if isinstance(exc, SignalError):
-        return SIGNAL_STATUS.get(exc.code, 400), error_body(exc.code, str(exc)), None
-    if isinstance(exc, ChecksError | RegistryError):
-        if isinstance(exc, ChecksNotFound | RegistryNotFound):
-            return 404, error_body("not_found", str(exc)), None
-        return 400, error_body("invalid", str(exc)), None
     return None
 
 
@@ -64,8 +53,7 @@ def install(app: FastAPI) -> None:
         status, body, headers = describe(exc) or (500, error_body("internal", "error"), None)
         return JSONResponse(body, status, headers=headers)
 
-    for kind in (ApiError, SignalError, ChecksError, RegistryError):
-        app.add_exception_handler(kind, _known)
+    app.add_exception_handler(MeldpuntError, _known)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -11,12 +11,14 @@ goes on to the FastAPI application, which stays the documented definition of the
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from meldpunt import clock
+from meldpunt.checks import Role
 
 from .auth import principal_for_key, require_role
 from .errors import describe
@@ -29,6 +31,7 @@ from .routes_check import (
     read_check_json,
     run_checks,
 )
+from .state import ServiceState
 
 _JSON = (b"content-type", b"application/json")
 
@@ -58,7 +61,9 @@ class CheckLane:
     """Outermost: in front of the application's middleware, whose work for these two routes
     (the body size limit, request timing) it does itself."""
 
-    def __init__(self, app: ASGIApp, state: Any, max_body_bytes: int, histogram: Any) -> None:
+    def __init__(
+        self, app: ASGIApp, state: ServiceState, max_body_bytes: int, histogram: Any
+    ) -> None:
         self.app, self.state = app, state
         self.max_body_bytes, self.histogram = max_body_bytes, histogram
 
@@ -74,7 +79,7 @@ class CheckLane:
         else:
             await self.app(scope, receive, send)
             return
-        start = time.perf_counter()
+        start = clock.perf()
         try:
             answer = await handler(scope, receive)
         except _Delegate:  # raised before any of the body is read
@@ -89,7 +94,7 @@ class CheckLane:
         if answer is None:
             return  # the client hung up: nobody is left to answer
         await _answer(send, *answer)
-        self.histogram.labels(path).observe(time.perf_counter() - start)
+        self.histogram.labels(path).observe(clock.perf() - start)
 
     async def _check(self, scope: Scope, receive: Receive) -> _Answer | None:
         headers = scope["headers"]
@@ -129,7 +134,7 @@ class CheckLane:
     def _principal(self, scope: Scope) -> Any:
         client = scope.get("client")
         found = principal_for_key(self.state, _api_key(scope["headers"]), client and client[0])
-        principal = require_role(found, ("platform",))
+        principal = require_role(found, (Role.platform,))
         self.state.limiter.take(principal.key_id)
         return principal
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from meldpunt import clock
 from meldpunt.registry import changes_since, current_seq
 from meldpunt.registry.matching import Matcher
 
@@ -144,5 +144,5 @@ class IndexFollower:
             "registry_change": self.registry_seq,
             "pdq_hashes": len(matcher.pdq) if matcher else 0,
             "error": self.last_error,
-            "checked_at": time.time(),
+            "checked_at": clock.now().timestamp(),
         }

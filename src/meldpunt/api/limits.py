@@ -8,13 +8,14 @@ import ctypes.util
 import json
 import math
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from meldpunt import clock
+from meldpunt.errors import RateLimited
 from meldpunt.signals import HashOptions, PdqSignal, pdq_cost, pdq_signal, probe_image
 
 from .errors import ApiError, error_body
@@ -31,19 +32,14 @@ class RateLimiter:
     def take(self, key_id: int) -> None:
         if self.rate <= 0:
             return
-        now = time.monotonic()
+        now = clock.monotonic()
         with self._lock:
             tokens, at = self._buckets.get(key_id, (float(self.burst), now))
             tokens = min(float(self.burst), tokens + (now - at) * self.rate)
             if tokens < 1:
                 wait = max(1, math.ceil((1 - tokens) / self.rate))
                 self._buckets[key_id] = (tokens, now)
-                raise ApiError(
-                    429,
-                    "rate_limited",
-                    f"too many requests; retry in {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
+                raise RateLimited(f"too many requests; retry in {wait} s", retry_after=wait)
             self._buckets[key_id] = (tokens - 1, now)
 
 
@@ -200,8 +196,8 @@ class Timing:
             return
         path = scope.get("path", "")
         route = path if path in ("/v1/check", "/m/lookup") else "other"
-        start = time.perf_counter()
+        start = clock.perf()
         try:
             await self.app(scope, receive, send)
         finally:
-            self.histogram.labels(route).observe(time.perf_counter() - start)
+            self.histogram.labels(route).observe(clock.perf() - start)

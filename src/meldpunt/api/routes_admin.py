@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from meldpunt import registry
 from meldpunt.checks import (
+    OrgKind,
     Principal,
+    Role,
     create_key,
     create_org,
     list_keys,
@@ -26,6 +28,7 @@ from meldpunt.text import FreeText, NameText, OneLine
 from .auth import AdminKey, AnalystKey, current_principal
 from .errors import ApiError
 from .schemas import RowId
+from .state import service_of
 
 router = APIRouter()
 
@@ -35,10 +38,11 @@ def _plain(value: Any) -> dict[str, Any]:
     return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
 
 
+# use_enum_values: the schemas list the domain's words, the routes get plain strings
 class SetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
     name: NameText
-    kind: Literal["blocklist", "allowlist"] = "blocklist"
+    kind: registry.SetKind = registry.SetKind.blocklist
     description: FreeText = Field("", max_length=2000)
     source_org: OneLine | None = Field(None, max_length=200)
     default_category: OneLine | None = Field(None, max_length=100)
@@ -67,15 +71,15 @@ class WithdrawIn(BaseModel):
 
 
 class OrgIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
     name: NameText
-    kind: Literal["platform", "hotline", "authority", "partner"]
+    kind: OrgKind
     contact_email: OneLine | None = Field(None, max_length=320)
 
 
 class KeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    role: Literal["platform", "analyst", "admin"]
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    role: Role
     label: NameText | None = None
     expires_in_days: int | None = Field(None, ge=1, le=3650)
 
@@ -90,13 +94,13 @@ class SubscriptionIn(BaseModel):
 
 @router.get("/v1/sets", tags=["registry"])
 def sets(request: Request, principal: AnalystKey) -> list[dict[str, Any]]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         return [_plain(s) for s in registry.list_sets(session)]
 
 
 @router.post("/v1/sets", tags=["registry"], status_code=201)
 def new_set(request: Request, body: SetIn, principal: AnalystKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         created = registry.create_set(
             session,
             body.name,
@@ -113,7 +117,7 @@ def new_set(request: Request, body: SetIn, principal: AnalystKey) -> dict[str, A
 
 @router.post("/v1/sets/{name}/items", tags=["registry"], status_code=201)
 def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         result = registry.add_item(
             session,
             name,
@@ -136,7 +140,7 @@ def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -
 def withdraw_item(
     request: Request, name: str, item_id: RowId, body: WithdrawIn, principal: AnalystKey
 ) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         item = registry.withdraw_item(
             session, item_id, reason=body.reason, hash_set=name, actor=f"key:{principal.key_id}"
         )
@@ -146,13 +150,13 @@ def withdraw_item(
 
 @router.get("/v1/orgs", tags=["admin"])
 def orgs(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         return [_plain(o) for o in list_orgs(session)]
 
 
 @router.post("/v1/orgs", tags=["admin"], status_code=201)
 def new_org(request: Request, body: OrgIn, principal: AdminKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         org = create_org(
             session,
             body.name,
@@ -172,7 +176,7 @@ def new_org(request: Request, body: OrgIn, principal: AdminKey) -> dict[str, Any
 )
 def new_key(request: Request, name: str, body: KeyIn, principal: AdminKey) -> dict[str, Any]:
     expires = now() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         info, key = create_key(
             session,
             name,
@@ -187,16 +191,16 @@ def new_key(request: Request, name: str, body: KeyIn, principal: AdminKey) -> di
 
 @router.get("/v1/keys", tags=["admin"])
 def keys(request: Request, principal: AdminKey) -> list[dict[str, Any]]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         return [_plain(k) for k in list_keys(session)]
 
 
 @router.delete("/v1/keys/{key_id}", tags=["admin"])
 def revoke(request: Request, key_id: RowId, principal: AdminKey) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         info = revoke_key(session, key_id, actor=f"key:{principal.key_id}")
         session.commit()
-    request.app.state.key_cache.clear()  # other processes notice within the cache's seconds
+    service_of(request).key_cache.clear()  # other processes notice within the cache's seconds
     return _plain(info)
 
 
@@ -204,7 +208,7 @@ def revoke(request: Request, key_id: RowId, principal: AdminKey) -> dict[str, An
 def subscribe(
     request: Request, name: str, body: SubscriptionIn, principal: AdminKey
 ) -> dict[str, Any]:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         sub = set_subscription(
             session,
             name,
@@ -221,9 +225,9 @@ def subscribe(
 def stats(
     request: Request, principal: Annotated[Principal, Depends(current_principal)]
 ) -> list[dict[str, Any]]:
-    if principal.role == "analyst":
+    if principal.role == Role.analyst:
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
-    org = principal.org_id if principal.role == "platform" else None
-    request.app.state.writer.flush_counts()
-    with request.app.state.sessions() as session:
+    org = principal.org_id if principal.role == Role.platform else None
+    service_of(request).writer.flush_counts()
+    with service_of(request).sessions() as session:
         return [_plain(s) for s in org_stats(session, org)]

@@ -17,6 +17,7 @@ from meldpunt.checks import InvalidInput as ChecksInvalidInput
 from meldpunt.checks import (
     NewHit,
     Principal,
+    Role,
     check_public_url,
     get_hit,
     get_subscription,
@@ -31,7 +32,7 @@ from meldpunt.signals import types as signal_types
 from meldpunt.text import text_problem
 
 from .auth import PlatformKey, current_principal
-from .errors import SIGNAL_STATUS, ApiError, ItemError
+from .errors import ApiError, ItemError
 from .schemas import (
     CHECK_REQUEST,
     CheckItem,
@@ -41,6 +42,7 @@ from .schemas import (
     OutcomeIn,
     RowId,
 )
+from .state import ServiceState, service_of
 from .uploads import check_files, read_uploads
 
 router = APIRouter()
@@ -150,7 +152,7 @@ INLINE_ITEMS = 16
 
 
 async def run_checks(
-    state: Any,
+    state: ServiceState,
     principal: Principal,
     queries: Sequence[MatchQuery | ItemError],
     refs: Sequence[str | None],
@@ -158,9 +160,9 @@ async def run_checks(
     problems: Sequence[ItemError | None] = (),
 ) -> list[dict[str, Any]]:
     """Match, record the hits and the check, and answer (in ``CheckResult``'s shape) without
-    revealing the lists. ``state`` is the application's state. An item that is an ItemError is
-    answered with it; ``problems`` (per item, optional) say why a query was checked only in
-    part (an uploaded file without a PDQ hash)."""
+    revealing the lists. An item that is an ItemError is answered with it; ``problems`` (per
+    item, optional) say why a query was checked only in part (an uploaded file without a PDQ
+    hash)."""
     queries = _refuse_unstorable_refs(queries, refs)
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
@@ -190,7 +192,8 @@ async def run_checks(
         for m in answer.matches:
             value = getattr(query, m.signal_type) or ""
             new_hits.append(NewHit.from_match(m, value, platform_ref=ref, public_url=url))
-    hit_ids = iter(await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits)))
+    written: list[int] = await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits))
+    hit_ids = iter(written)
     state.writer.count(principal.org_id, len(queries))
     state.metrics.checks.labels(principal.org_name).inc(len(queries))
     state.metrics.hits.labels(principal.org_name).inc(len(new_hits))
@@ -264,7 +267,7 @@ INLINE_PARSE_BYTES = 64 * 1024
 
 
 async def read_check_json(
-    state: Any, raw: bytes
+    state: ServiceState, raw: bytes
 ) -> tuple[list[MatchQuery | ItemError], list[str | None], list[str | None]]:
     """``parse_check_json``, off the event loop for large bodies."""
     if len(raw) <= INLINE_PARSE_BYTES:
@@ -280,8 +283,8 @@ async def read_check_json(
     summary="Check up to 1,000 items (hashes) or uploaded files against the registry",
 )
 async def check(request: Request, principal: PlatformKey) -> Response:
-    request.app.state.limiter.take(principal.key_id)
-    state = request.app.state
+    state = service_of(request)
+    state.limiter.take(principal.key_id)
     kind = request.headers.get("content-type", "")
     problems: list[ItemError | None] = []
     if kind.startswith("multipart/form-data"):
@@ -327,9 +330,9 @@ async def hma_lookup(
     signal: Annotated[str, Query(max_length=MAX_SIGNAL)],
     signal_type: Annotated[str, Query(max_length=MAX_TYPE)] = "pdq",
 ) -> dict[str, list[dict[str, Any]]]:
-    request.app.state.limiter.take(principal.key_id)
+    service_of(request).limiter.take(principal.key_id)
     query = query_of_signal(signal_type, signal)
-    return hma_answer(await run_checks(request.app.state, principal, [query], [None], [None]))
+    return hma_answer(await run_checks(service_of(request), principal, [query], [None], [None]))
 
 
 @router.post(
@@ -341,17 +344,17 @@ async def hma_lookup(
 async def hma_lookup_file(
     request: Request, principal: PlatformKey
 ) -> dict[str, list[dict[str, Any]]]:
-    request.app.state.limiter.take(principal.key_id)
+    state = service_of(request)
+    state.limiter.take(principal.key_id)
     uploads, _ = await read_uploads(request)
-    checked = await run_in_threadpool(check_files, request.app.state, uploads[:1])
+    checked = await run_in_threadpool(check_files, state, uploads[:1])
     if checked[0].query is None or checked[0].problem is not None:
         # HMA's answer has no place for an item's error: the request fails with it, as before
         problem = checked[0].problem
         assert problem is not None
-        status = SIGNAL_STATUS.get(problem.code, 400)
-        raise ApiError(status, problem.code, problem.message)
+        raise ApiError(problem.status, problem.code, problem.message)
     queries: list[MatchQuery | ItemError] = [checked[0].query]
-    results = await run_checks(request.app.state, principal, queries, [None], [None])
+    results = await run_checks(state, principal, queries, [None], [None])
     return hma_answer(results)
 
 
@@ -378,7 +381,7 @@ def _hit_out(hit: Any, set_names: dict[int, str]) -> HitOut:
 
 
 def _set_names(request: Request) -> dict[int, str]:
-    names: dict[int, str] = request.app.state.follower.use(
+    names: dict[int, str] = service_of(request).follower.use(
         lambda m: {i: s.name for i, s in m.sets.items()}
     )
     return names
@@ -391,7 +394,7 @@ def _set_names(request: Request) -> dict[int, str]:
     summary="Say what was done with a hit",
 )
 def hit_outcome(request: Request, hit_id: RowId, body: OutcomeIn, principal: PlatformKey) -> HitOut:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         hit = record_outcome(
             session,
             principal.org_id,
@@ -402,13 +405,13 @@ def hit_outcome(request: Request, hit_id: RowId, body: OutcomeIn, principal: Pla
             actor=f"key:{principal.key_id}",
         )
         session.commit()
-    request.app.state.metrics.outcomes.labels(principal.org_name, body.outcome).inc()
+    service_of(request).metrics.outcomes.labels(principal.org_name, body.outcome).inc()
     return _hit_out(hit, _set_names(request))
 
 
 @router.get("/v1/hits/{hit_id}", response_model=HitOut, tags=["hits"])
 def one_hit(request: Request, hit_id: RowId, principal: PlatformKey) -> HitOut:
-    with request.app.state.sessions() as session:
+    with service_of(request).sessions() as session:
         hit = get_hit(session, principal.org_id, hit_id)
     return _hit_out(hit, _set_names(request))
 
@@ -425,10 +428,10 @@ def hits(
     overdue: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[HitOut]:
-    if principal.role not in ("platform", "admin"):
+    if principal.role not in (Role.platform, Role.admin):
         raise ApiError(403, "forbidden", "this route is for platform and admin keys")
-    org = principal.org_id if principal.role == "platform" else None
-    with request.app.state.sessions() as session:
+    org = principal.org_id if principal.role == Role.platform else None
+    with service_of(request).sessions() as session:
         found = overdue_hits(session, org) if overdue else list_hits(session, org, limit=limit)
     names = _set_names(request)
     return [_hit_out(h, names) for h in found[:limit]]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, NotRequired
+from typing import Annotated, Any, NotRequired
 
 from fastapi import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
+from meldpunt.checks import Outcome
 from meldpunt.text import FreeText, OneLine
 
 MAX_BATCH = 1_000
@@ -117,8 +118,9 @@ class CheckResponse(BaseModel):
 
 
 class OutcomeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    outcome: Literal["blocked", "removed", "reported", "false_positive", "other"]
+    # use_enum_values: the schema lists the domain's words, the route gets plain strings
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    outcome: Outcome
     report_id: OneLine | None = Field(None, max_length=200)
     reason: FreeText | None = Field(None, max_length=2000)
 

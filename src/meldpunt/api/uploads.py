@@ -12,23 +12,19 @@ or that arrives while the decoding memory is lent out (503, ``busy``) is refused
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from meldpunt.registry.matching import Query as MatchQuery
+from meldpunt.registry.matching import picture_query
 from meldpunt.signals import (
     FileTooLarge,
-    HashOptions,
-    ImageLimits,
-    PdqSignal,
-    SignalError,
-    digest_bytes,
 )
 
 from .errors import ApiError, ItemError
 from .schemas import MAX_REF
+from .state import ServiceState, service_of
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ class FileCheck:
 async def read_uploads(request: Request) -> tuple[list[Upload], list[str | None]]:
     """The files of a multipart check and their refs (matched in order; missing ones None).
     The files stay in the form's spooled temporary files until they are checked, one by one."""
-    settings = request.app.state.settings
+    settings = service_of(request).settings
     form = await request.form(max_files=settings.max_upload_files)
     uploads: list[Upload] = []
     refs: list[str | None] = []
@@ -80,46 +76,23 @@ async def read_uploads(request: Request) -> tuple[list[Upload], list[str | None]
     return uploads, refs + [None] * (len(uploads) - len(refs))
 
 
-def hash_options(state: Any) -> HashOptions:
-    """How the service hashes uploaded pictures: its own pixel limit, and no picture whose
-    decoding alone would need more than the whole decoding budget."""
-    settings = state.settings
-    limits = ImageLimits(
-        max_bytes=settings.max_upload_bytes,
-        max_pixels=settings.max_upload_pixels,
-        max_decode_bytes=settings.decode_budget_bytes,
-    )
-    return HashOptions(dihedral=True, min_quality=settings.pdq_min_quality, limits=limits)
-
-
-def check_file(state: Any, upload: Upload) -> FileCheck:
+def check_file(state: ServiceState, upload: Upload) -> FileCheck:
     """Digests and PDQ of one uploaded file (blocking: run it in a worker thread)."""
-    options = hash_options(state)
+    options = state.settings.hash_options()
     limit = options.limits.max_bytes
     upload.file.file.seek(0)
     data = upload.file.file.read(limit + 1)
     if len(data) > limit:
         message = f"{upload.name}: files are limited to {limit:,} bytes"
-        return FileCheck(None, ItemError(FileTooLarge.code, message))
-    digests = digest_bytes(data)
-    problem: ItemError | None = None
-    signal: PdqSignal | None = None
-    try:
-        signal = state.decode_budget.pdq_signal(data, options)
-    except SignalError as exc:  # no PDQ hash: the digests can still match
-        problem = ItemError(exc.code, f"{upload.name}: {exc}")
-    query = MatchQuery(
-        md5=digests.md5,
-        sha1=digests.sha1,
-        sha256=digests.sha256,
-        pdq=signal.hash if signal else None,
-        pdq_quality=signal.quality if signal else None,
-        pdq_dihedral=(signal.dihedral or ()) if signal else (),
-    )
-    return FileCheck(query, problem)
+        return FileCheck(None, ItemError(FileTooLarge.code, message, FileTooLarge.status))
+    # no PDQ hash: the digests can still match
+    query, error = picture_query(data, options, decode=state.decode_budget.pdq_signal)
+    if error is None:
+        return FileCheck(query, None)
+    return FileCheck(query, ItemError(error.code, f"{upload.name}: {error}", error.status))
 
 
-def check_files(state: Any, uploads: list[Upload]) -> list[FileCheck]:
+def check_files(state: ServiceState, uploads: list[Upload]) -> list[FileCheck]:
     """The files of one request, one after another: a request holds one picture's decoding
     memory at a time, however many files it carries."""
     return [check_file(state, upload) for upload in uploads]

@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from meldpunt import clock
 from meldpunt.checks import NewHit, record_check, record_hits
 
 log = logging.getLogger(__name__)
@@ -64,18 +64,19 @@ class Writer:
             self._items[org_id] += items
 
     def _run(self) -> None:
-        next_flush = time.monotonic() + self._flush_seconds
+        # Real time (clock.perf), not the test clock: this deadline is a real wait on the queue.
+        next_flush = clock.perf() + self._flush_seconds
         while True:
             try:
-                first = self._hits.get(timeout=max(0.0, next_flush - time.monotonic()))
+                first = self._hits.get(timeout=max(0.0, next_flush - clock.perf()))
             except queue.Empty:
                 pass
             else:
                 if first is None:
                     return
                 self._write_hits(first)
-            if time.monotonic() >= next_flush:
-                next_flush = time.monotonic() + self._flush_seconds
+            if clock.perf() >= next_flush:
+                next_flush = clock.perf() + self._flush_seconds
                 try:
                     self.flush_counts()
                 except Exception:

@@ -56,8 +56,14 @@ from meldpunt.checks.reviews import REVIEW_RESOLUTIONS, ReviewInfo, resolve_revi
 from meldpunt.checks.stats import OrgStats, org_stats
 from meldpunt.checks.subscriptions import Subscription, get_subscription, set_subscription
 from meldpunt.checks.timing import outcome_due, recheck_after
+from meldpunt.checks.vocabulary import OrgKind, Outcome, RecheckStatus, ReviewResolution, Role
 
 __all__ = [
+    "OrgKind",
+    "Outcome",
+    "RecheckStatus",
+    "ReviewResolution",
+    "Role",
     "KEY_LENGTH",
     "KEY_PREFIX",
     "ORG_KINDS",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-__all__ = ["begin_write"]
+__all__ = ["begin_write", "row_id"]
 
 
 def begin_write(session: Session) -> None:
@@ -18,3 +18,13 @@ def begin_write(session: Session) -> None:
     connection = session.connection()
     if connection.dialect.name == "sqlite":
         connection.execute(text("UPDATE organisations SET id = id WHERE 0"))
+
+
+def row_id(text: str) -> int | None:
+    """``text`` as a row id when it reads as one: ASCII digits within 64 bits. ``str.isdigit()``
+    also says yes to ``'²'``, which ``int()`` refuses, and a longer number fits no database."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value < 2**63 else None

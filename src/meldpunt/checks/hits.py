@@ -30,7 +30,8 @@ from meldpunt.checks.integrity import hit_fields
 from meldpunt.checks.reviews import ReviewInfo, open_review, resolve_review, review_queue
 from meldpunt.checks.stats import OrgStats, org_stats
 from meldpunt.checks.timing import outcome_due, recheck_after
-from meldpunt.store.models import HIT_OUTCOMES, RECHECK_STATUSES, CheckCount, Hit
+from meldpunt.checks.vocabulary import OUTCOMES, RECHECK_STATUSES
+from meldpunt.store.models import CheckCount, Hit
 from meldpunt.text import TextError, check_text
 
 if TYPE_CHECKING:  # the matcher pulls in numpy and the C index; recording hits needs neither
@@ -55,7 +56,6 @@ __all__ = [
     "review_queue",
 ]
 
-OUTCOMES = HIT_OUTCOMES  # ("blocked", "removed", "reported", "false_positive", "other")
 MAX_PLATFORM_REF = 500
 MAX_URL = 2048
 MAX_REPORT_ID = 200

@@ -23,12 +23,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from meldpunt import audit
-from meldpunt.checks._db import begin_write
+from meldpunt.checks._db import begin_write, row_id
 from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.integrity import key_fields
 from meldpunt.checks.orgs import OrgRef, load_org_row
+from meldpunt.checks.vocabulary import ROLES
 from meldpunt.clock import now
-from meldpunt.store.models import KEY_ROLES, ApiKey, Organisation
+from meldpunt.store.models import ApiKey, Organisation
 from meldpunt.text import TextError, check_name, text_problem
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "revoke_key",
 ]
 
-ROLES = KEY_ROLES  # ("platform", "analyst", "admin")
 KEY_PREFIX = "mp_"
 _RANDOM_BYTES = 30  # 40 characters of URL-safe base64
 KEY_LENGTH = len(KEY_PREFIX) + 40
@@ -196,8 +196,9 @@ def _find_key(session: Session, ref: int | str) -> ApiKey:
         text = ref.strip()
         if text_problem(text) is not None:
             raise NotFound(f"no key {text!r}")  # no key has such characters
-        if text.isdigit():
-            ref = int(text)
+        number = row_id(text)
+        if number is not None:
+            ref = number
         elif looks_like_key(text):
             row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(text)))
             if row is None:

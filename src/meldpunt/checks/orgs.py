@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from meldpunt import audit
-from meldpunt.checks._db import begin_write
+from meldpunt.checks._db import begin_write, row_id
 from meldpunt.checks.errors import InvalidInput, NotFound
+from meldpunt.checks.vocabulary import ORG_KINDS
 from meldpunt.clock import now
-from meldpunt.store.models import ORG_KINDS, Organisation
+from meldpunt.store.models import Organisation
 from meldpunt.text import TextError, check_name, could_be_name, text_problem
 
 __all__ = [
@@ -72,8 +73,9 @@ def load_org_row(session: Session, ref: OrgRef) -> Organisation:
     else:
         query = select(Organisation).where(Organisation.name == ref.strip())
         row = session.scalar(query.execution_options(populate_existing=True))
-        if row is None and ref.strip().isdigit():
-            row = session.get(Organisation, int(ref), populate_existing=True)
+        number = row_id(ref) if row is None else None
+        if number is not None:
+            row = session.get(Organisation, number, populate_existing=True)
     if row is None:
         raise NotFound(f"no organisation {ref!r}")
     return row

@@ -37,6 +37,7 @@ from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput
 from meldpunt.checks.hits import HitInfo, _info, _load_own_hit, _overdue_cutoff
 from meldpunt.checks.timing import recheck_after
+from meldpunt.checks.vocabulary import RECHECK_STATUSES
 from meldpunt.reports.fetcher import (
     FetchError,
     FetchPolicy,
@@ -44,7 +45,7 @@ from meldpunt.reports.fetcher import (
     FetchUnresolvable,
     fetch,
 )
-from meldpunt.store.models import RECHECK_STATUSES, Hit
+from meldpunt.store.models import Hit
 
 __all__ = ["MAX_RECHECKS", "due_rechecks", "record_recheck", "run_rechecks"]
 

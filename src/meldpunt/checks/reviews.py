@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from meldpunt import audit, registry
 from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
+from meldpunt.checks.vocabulary import REVIEW_RESOLUTIONS
 from meldpunt.clock import now
-from meldpunt.store.models import REVIEW_RESOLUTIONS, FalsePositiveReview, Hit
+from meldpunt.store.models import FalsePositiveReview, Hit
 
 __all__ = ["REVIEW_RESOLUTIONS", "ReviewInfo", "open_review", "resolve_review", "review_queue"]
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from meldpunt import clock
 from meldpunt.checks.errors import NotFound
 from meldpunt.checks.timing import outcome_due
-from meldpunt.store.models import HIT_OUTCOMES, CheckCount, Hit, Organisation
+from meldpunt.checks.vocabulary import Outcome
+from meldpunt.store.models import CheckCount, Hit, Organisation
 
 __all__ = ["OrgStats", "org_stats"]
 
@@ -90,7 +91,7 @@ def org_stats(session: Session, org_id: int | None = None) -> list[OrgStats]:
                 checks=checks,
                 items=items,
                 hits=sum(hits.values()),
-                outcomes={outcome: hits.get(outcome, 0) for outcome in HIT_OUTCOMES},
+                outcomes={outcome: hits.get(outcome, 0) for outcome in Outcome},
                 open=hits.get(None, 0),
                 overdue=overdue.get(org, 0),
                 confirmed_removals=removed.get(org, 0),

@@ -24,7 +24,7 @@ import typer
 from sqlalchemy.orm import Session
 
 from meldpunt import checks, clock, registry
-from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, Subscription
+from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, OrgKind, Role, Subscription
 from meldpunt.cli.common import fail as _fail
 from meldpunt.cli.common import group, is_narrow, registry_session
 from meldpunt.cli.common import stderr as _stderr
@@ -40,19 +40,6 @@ orgs_app = group(
 )
 keys_app = group("API keys of organisations: create (shown once), list, revoke.")
 subscriptions_app = group("Which blocklists and categories an organisation's checks run against.")
-
-
-class OrgKind(StrEnum):
-    platform = "platform"
-    hotline = "hotline"
-    authority = "authority"
-    partner = "partner"
-
-
-class Role(StrEnum):
-    platform = "platform"
-    analyst = "analyst"
-    admin = "admin"
 
 
 class ListFormat(StrEnum):

@@ -178,15 +178,7 @@ def match_command(
         options = hash_options(exact=False, dihedral=dihedral, exif=True)
         results = hash_many(files, options, jobs or os.cpu_count() or 1)
         for result in with_progress(results, len(files), sys.stderr.isatty()):
-            digests, pdq = result.digests, result.pdq
-            query = Query(
-                md5=digests.md5 if digests else None,
-                sha1=digests.sha1 if digests else None,
-                sha256=digests.sha256 if digests else None,
-                pdq=pdq.hash if pdq else None,
-                pdq_quality=pdq.quality if pdq else None,
-                pdq_dihedral=(pdq.dihedral or ()) if pdq else (),
-            )
+            query = Query.of_signals(result.digests, result.pdq)
             answer = matcher.match(query, categories=wanted, min_quality=min_quality)
             emit(_record("path", result.path, answer, result.error))
     if fmt == "table" and records:

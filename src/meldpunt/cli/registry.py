@@ -28,18 +28,20 @@ from meldpunt.cli.common import group, is_narrow, registry_session
 from meldpunt.cli.common import stderr as _stderr
 from meldpunt.cli.common import stdout as _stdout
 from meldpunt.cli.common import table as _table
-from meldpunt.registry import HashSetInfo, ImportProgress, ImportSummary, SetSummary
+from meldpunt.registry import (
+    HashSetInfo,
+    ImportProgress,
+    ImportSummary,
+    ItemStatus,
+    SetKind,
+    SetSummary,
+)
 
 __all__ = ["sets_app"]
 
 sets_app = group(
     "Hash sets: the registry of known material (create, import, export, show, withdraw)."
 )
-
-
-class Kind(StrEnum):
-    blocklist = "blocklist"
-    allowlist = "allowlist"
 
 
 class ListFormat(StrEnum):
@@ -93,7 +95,9 @@ def _set_record(info: HashSetInfo, summary: SetSummary | None = None) -> dict[st
 @sets_app.command("create")
 def create_command(
     name: Annotated[str, typer.Argument(help="A unique name, e.g. police-nl.")],
-    kind: Annotated[Kind, typer.Option("--kind", help="blocklist or allowlist.")] = Kind.blocklist,
+    kind: Annotated[
+        SetKind, typer.Option("--kind", help="blocklist or allowlist.")
+    ] = SetKind.blocklist,
     description: Annotated[str, typer.Option("--description", help="What the set holds.")] = "",
     source_org: Annotated[
         str | None, typer.Option("--source-org", help="The organisation the list comes from.")
@@ -317,7 +321,7 @@ def export_command(
     """Export a set (JSON Lines is lossless; the other formats are lists for matching)."""
     statuses: tuple[str, ...] | None = None
     if include_inactive is not None:
-        statuses = ("active", "disabled", "withdrawn") if include_inactive else ("active",)
+        statuses = tuple(ItemStatus) if include_inactive else (ItemStatus.active,)
     options: dict[str, Any] = {"statuses": statuses, "vic_profile": vic_profile.value}
     with registry_session() as session:
         if file == "-":

@@ -66,10 +66,14 @@ from meldpunt.registry.sets import (
 )
 from meldpunt.registry.signal_types import PhotoDNA, register_registry_signal_types
 from meldpunt.registry.summaries import SetSummary, set_summaries, set_summary
+from meldpunt.registry.vocabulary import ItemStatus, SetKind, SetState
 
 register_registry_signal_types()
 
 __all__ = [
+    "ItemStatus",
+    "SetKind",
+    "SetState",
     "CODES",
     "EXPORT_FORMATS",
     "FILTERS",

@@ -26,9 +26,10 @@ from meldpunt.registry.errors import InvalidInput
 from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.sets import SetRef, load_set_row
 from meldpunt.registry.signal_types import MAX_OPAQUE_LENGTH, register_registry_signal_types
+from meldpunt.registry.vocabulary import ITEM_STATUSES
 from meldpunt.signals import types as signal_types
 from meldpunt.signals.errors import InvalidSignal
-from meldpunt.store.models import ITEM_STATUSES, HashSet, Item, ItemSignal
+from meldpunt.store.models import HashSet, Item, ItemSignal
 from meldpunt.text import text_problem
 
 __all__ = [

@@ -1,17 +1,23 @@
-"""Errors the registry raises; each message says what to fix."""
+"""Errors the registry raises; each message says what to fix.
+
+They derive from ``meldpunt.errors``, which gives each its HTTP status (404 for ``NotFound``, 400
+for the rest); ``RegistryError`` catches any of them.
+"""
 
 from __future__ import annotations
 
+from meldpunt import errors
 
-class RegistryError(Exception):
+
+class RegistryError(errors.MeldpuntError):
     """Base class for registry errors."""
 
 
-class NotFound(RegistryError, LookupError):
+class NotFound(RegistryError, errors.NotFound):
     """No set or item with that name or id."""
 
 
-class InvalidInput(RegistryError, ValueError):
+class InvalidInput(RegistryError, errors.InvalidInput):
     """A value the registry cannot accept (a bad kind, threshold, category, or signal)."""
 
 

@@ -16,7 +16,8 @@ from meldpunt.registry.errors import FormatError
 from meldpunt.registry.formats import icse, jsonl, plain, te_csv, vics
 from meldpunt.registry.records import ExportItem
 from meldpunt.registry.sets import SetRef, get_set
-from meldpunt.store.models import ITEM_STATUSES, Item, ItemSignal
+from meldpunt.registry.vocabulary import ITEM_STATUSES
+from meldpunt.store.models import Item, ItemSignal
 
 __all__ = ["EXPORT_FORMATS", "export_set", "iter_items"]
 

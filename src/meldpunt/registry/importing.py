@@ -30,7 +30,7 @@ from meldpunt.registry.errors import FormatError, InvalidInput
 from meldpunt.registry.formats import FORMATS, SNIFF_BYTES, detect
 from meldpunt.registry.records import ImportRecord, ReadOptions, RecordProblem
 from meldpunt.registry.sets import HashSetInfo, SetRef, get_set
-from meldpunt.store.models import ITEM_STATUSES
+from meldpunt.registry.vocabulary import ITEM_STATUSES
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,14 @@ from sqlalchemy.orm import Session
 from meldpunt.index import ExactIndex, PdqIndex, SnapshotError, hashes_from_hex, load, save
 from meldpunt.registry.changes import Change, active_signals, changes_since, current_seq
 from meldpunt.registry.sets import HashSetInfo, get_set, list_sets
+from meldpunt.signals import (
+    ExactDigests,
+    HashOptions,
+    PdqSignal,
+    SignalError,
+    digest_bytes,
+    pdq_signal,
+)
 from meldpunt.signals import types as signal_types
 
 log = logging.getLogger(__name__)
@@ -108,6 +116,39 @@ class Query:
             values[signal_type.name] = signal_type.normalize(value)
         known = {k: v for k, v in values.items() if k in ("md5", "sha1", "sha256", "pdq")}
         return cls(**known)
+
+    @classmethod
+    def of_signals(cls, digests: ExactDigests | None, pdq: PdqSignal | None) -> Query:
+        """From a picture's signals as ``meldpunt.signals`` computes them; either may be missing
+        (a file that is not a picture still has digests). The orientation hashes come along when
+        they were computed."""
+        return cls(
+            md5=digests.md5 if digests else None,
+            sha1=digests.sha1 if digests else None,
+            sha256=digests.sha256 if digests else None,
+            pdq=pdq.hash if pdq else None,
+            pdq_quality=pdq.quality if pdq else None,
+            pdq_dihedral=(pdq.dihedral or ()) if pdq else (),
+        )
+
+
+def picture_query(
+    data: bytes,
+    options: HashOptions,
+    decode: Callable[[bytes, HashOptions], PdqSignal] = pdq_signal,
+) -> tuple[Query, SignalError | None]:
+    """The query of a picture's bytes, as the check service, its pages and ``meldpunt match``
+    build it: the digests always, the PDQ signal when the bytes decode as a picture under
+    ``options``' limits, else the ``SignalError`` that says why not (the digests can still
+    match). The caller decides whether that error ends the check. ``decode`` computes the PDQ
+    signal (the service passes one that first reserves the decoding memory); its errors other
+    than a ``SignalError`` go to the caller."""
+    digests = digest_bytes(data)
+    try:
+        signal = decode(data, options)
+    except SignalError as exc:
+        return Query.of_signals(digests, None), exc
+    return Query.of_signals(digests, signal), None
 
 
 class _Payload:

@@ -20,7 +20,8 @@ from meldpunt.registry.categories import CODES, classify
 from meldpunt.registry.changes import ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput, NotFound
 from meldpunt.registry.locking import lock_registry
-from meldpunt.store.models import SET_KINDS, HashSet
+from meldpunt.registry.vocabulary import SET_KINDS
+from meldpunt.store.models import HashSet
 from meldpunt.text import TextError, check_name, check_text, could_be_name
 
 __all__ = [

@@ -1,13 +1,17 @@
 """Typed errors for input that cannot be hashed.
 
 Every failure to read or decode a file is one of these, with a message a person can act on; the
-caller decides whether to go on with the next file. ``code`` is stable and machine-readable.
+caller decides whether to go on with the next file. ``code`` is stable and machine-readable, and
+``status`` is the HTTP status a face answers with. The base class is ``meldpunt.errors``, a leaf
+module that imports nothing of meldpunt, so this room stays usable on its own.
 """
 
 from __future__ import annotations
 
+from meldpunt.errors import MeldpuntError
 
-class SignalError(Exception):
+
+class SignalError(MeldpuntError):
     """Base class: this input gives no signal."""
 
     code = "signal_error"
@@ -23,12 +27,14 @@ class FileTooLarge(SignalError):
     """The file is larger than the configured limit for images."""
 
     code = "file_too_large"
+    status = 413
 
 
 class NotAnImage(SignalError):
     """The bytes are not in any image format meldpunt decodes."""
 
     code = "not_an_image"
+    status = 415
 
 
 class CorruptImage(SignalError):
@@ -41,6 +47,7 @@ class ImageTooLarge(SignalError):
     """The image has more pixels than the configured limit (a decompression bomb guard)."""
 
     code = "image_too_large"
+    status = 413
 
 
 class InvalidSignal(SignalError, ValueError):

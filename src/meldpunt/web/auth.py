@@ -15,7 +15,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Depends, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
-from meldpunt.checks import NotFound, Principal, list_keys
+from meldpunt.api.state import service_of
+from meldpunt.checks import NotFound, Principal, Role, list_keys
 
 from .render import PageError, PageRoute, SignInRequired, page, redirect
 from .sessions import COOKIE, WebSession, store_of
@@ -29,7 +30,7 @@ def _set_cookie(request: Request, response: Response, session_id: str) -> None:
 
 
 def _key_still_works(request: Request, principal: Principal) -> bool:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         try:
             keys = list_keys(db, principal.org_id)
         except NotFound:
@@ -83,10 +84,10 @@ async def csrf_checked(
                         "is missing or out of date). Reload the page and try again.")  # fmt: skip
 
 
-AnyUser = Annotated[WebSession, Depends(role("platform", "analyst", "admin"))]
-Analyst = Annotated[WebSession, Depends(role("analyst", "admin"))]
-Admin = Annotated[WebSession, Depends(role("admin"))]
-HitsReader = Annotated[WebSession, Depends(role("platform", "admin"))]
+AnyUser = Annotated[WebSession, Depends(role(*Role))]
+Analyst = Annotated[WebSession, Depends(role(Role.analyst, Role.admin))]
+Admin = Annotated[WebSession, Depends(role(Role.admin))]
+HitsReader = Annotated[WebSession, Depends(role(Role.platform, Role.admin))]
 CsrfChecked = Depends(csrf_checked)
 
 
@@ -147,7 +148,7 @@ def sign_in(
 
     client = request.client.host if request.client is not None else None
     try:  # the API's own check, so that guessing here is limited as it is there
-        principal: Principal | None = principal_for_key(request.app.state, key.strip(), client)
+        principal: Principal | None = principal_for_key(service_of(request), key.strip(), client)
     except ApiError as exc:
         if exc.status == 429:
             raise PageError(429, "Too many attempts", exc.message) from None
@@ -157,7 +158,7 @@ def sign_in(
                     error="That key is unknown, revoked or expired.")  # fmt: skip
     store.drop(anonymous.id)  # a new id after sign-in: an id seen before it is worth nothing
     session = store.new(principal)
-    landing = "/ui/hits" if principal.role == "platform" else "/ui/"
+    landing = "/ui/hits" if principal.role == Role.platform else "/ui/"
     target = _safe_next(next) if next not in ("", "/ui/") else landing
     response = redirect(target)
     _set_cookie(request, response, session.id)

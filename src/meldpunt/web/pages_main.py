@@ -10,9 +10,8 @@ from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
 from meldpunt import checks, registry
-from meldpunt.registry.matching import MatchAnswer
-from meldpunt.registry.matching import Query as MatchQuery
-from meldpunt.signals import HashOptions, ImageLimits, SignalError, digest_bytes
+from meldpunt.api.state import service_of
+from meldpunt.registry.matching import MatchAnswer, picture_query
 
 from .auth import Analyst, AnyUser, CsrfChecked, HitsReader, actor
 from .queries import today
@@ -27,16 +26,16 @@ HITS_PAGE = 100
 def dashboard(request: Request, session: AnyUser) -> Response:
     principal = session.principal
     assert principal is not None
-    if principal.role == "platform":
+    if principal.role == checks.Role.platform:
         return redirect("/ui/hits")
-    admin = principal.role == "admin"
-    with request.app.state.sessions() as db:
+    admin = principal.role == checks.Role.admin
+    with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
         reviews = len(checks.review_queue(db))
         orgs = len(checks.list_orgs(db)) if admin else None
         figures = today(db) if admin else None
         overdue = sum(s.overdue for s in checks.org_stats(db)) if admin else None
-    follower = request.app.state.follower
+    follower = service_of(request).follower
     return page(request, "dashboard.html", sets=len(summaries),
                 active_sets=sum(s.set.active for s in summaries),
                 entries=sum(s.active_items for s in summaries), reviews=reviews, orgs=orgs,
@@ -50,8 +49,8 @@ def hits(
 ) -> Response:
     principal = session.principal
     assert principal is not None
-    own = principal.org_id if principal.role == "platform" else None
-    with request.app.state.sessions() as db:
+    own = principal.org_id if principal.role == checks.Role.platform else None
+    with service_of(request).sessions() as db:
         if overdue:
             found = checks.overdue_hits(db, own)
         else:
@@ -67,7 +66,7 @@ def hits(
 
 def _review_rows(request: Request, reviews: list[checks.ReviewInfo]) -> list[dict[str, Any]]:
     rows = []
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         set_names = {s.id: s.name for s in registry.list_sets(db)}
         org_names = {o.id: o.name for o in checks.list_orgs(db)}
         for review in reviews:
@@ -82,7 +81,7 @@ def _review_rows(request: Request, reviews: list[checks.ReviewInfo]) -> list[dic
 
 @router.get("/ui/reviews", response_class=HTMLResponse)
 def reviews(request: Request, session: Analyst, all: bool = False) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         found = checks.review_queue(db, open_only=not all)
     return page(request, "reviews.html", rows=_review_rows(request, found), show_all=all)
 
@@ -94,15 +93,15 @@ def resolve(
     review_id: int,
     resolution: Annotated[str, Form(max_length=20)],
 ) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         review = checks.resolve_review(db, review_id, resolution, actor=actor(session))
         db.commit()
     if is_htmx(request):
         (row,) = _review_rows(request, [review])
         return fragment(request, "_review_row.html", row=row)
-    words = {
-        "confirmed": "confirmed: the entry is disabled",
-        "rejected": "rejected: the entry stays",
+    words: dict[str, str] = {
+        checks.ReviewResolution.confirmed: "confirmed: the entry is disabled",
+        checks.ReviewResolution.rejected: "rejected: the entry stays",
     }
     session.flash(f"Review {review_id} {words.get(resolution, resolution)}.")
     return redirect("/ui/reviews")
@@ -124,27 +123,19 @@ class FileCheck:
 
 
 def _check(request: Request, filename: str, data: bytes) -> FileCheck:
-    settings = request.app.state.settings
-    limits = ImageLimits(max_bytes=settings.max_upload_bytes, max_pixels=settings.max_upload_pixels,
-                         max_decode_bytes=settings.decode_budget_bytes)  # fmt: skip
-    options = HashOptions(dihedral=True, min_quality=settings.pdq_min_quality, limits=limits)
-    digests = digest_bytes(data)
-    pdq: str | None = None
-    quality: int | None = None
-    turns: tuple[str, ...] = ()
-    problem: str | None = None
-    try:
-        signal = request.app.state.decode_budget.pdq_signal(data, options)
-        pdq, quality, turns = signal.hash, signal.quality, signal.dihedral or ()
-    except SignalError as exc:  # not a picture: the digests can still match
-        problem = f"{exc} ({exc.code})"
-    query = MatchQuery(md5=digests.md5, sha1=digests.sha1, sha256=digests.sha256, pdq=pdq,
-                       pdq_quality=quality, pdq_dihedral=tuple(turns))  # fmt: skip
-    answer = request.app.state.follower.use(
+    service = service_of(request)
+    settings = service.settings
+    # not a picture: the digests can still match, and the page says why there is no PDQ hash
+    query, error = picture_query(
+        data, settings.hash_options(), decode=service.decode_budget.pdq_signal
+    )
+    problem = f"{error} ({error.code})" if error is not None else None
+    answer = service.follower.use(
         lambda matcher: matcher.match(query, min_quality=settings.pdq_min_quality)
     )
-    return FileCheck(filename, len(data), digests.md5, digests.sha1, digests.sha256, pdq, quality,
-                     problem, answer)  # fmt: skip
+    assert query.md5 and query.sha1 and query.sha256  # bytes always have their digests
+    return FileCheck(filename, len(data), query.md5, query.sha1, query.sha256, query.pdq,
+                     query.pdq_quality, problem, answer)  # fmt: skip
 
 
 @router.get("/ui/check", response_class=HTMLResponse)
@@ -156,7 +147,7 @@ def check_form(request: Request, session: Analyst) -> Response:
 async def check_file(
     request: Request, session: Analyst, file: Annotated[UploadFile, File()]
 ) -> Response:
-    limit = request.app.state.settings.max_upload_bytes
+    limit = service_of(request).settings.max_upload_bytes
     data = await file.read(limit + 1)
     if len(data) > limit:
         raise PageError(413, "File too large", f"Files are limited to {limit:,} bytes.")

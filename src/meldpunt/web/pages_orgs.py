@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
 from meldpunt import checks, registry
+from meldpunt.api.state import service_of
 from meldpunt.clock import now
 
 from .auth import Admin, CsrfChecked, actor
@@ -25,7 +26,7 @@ def _org_path(name: str) -> str:
 
 @router.get("/ui/orgs", response_class=HTMLResponse)
 def orgs(request: Request, session: Admin) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         found = checks.list_orgs(db)
         stats = {s.org_id: s for s in checks.org_stats(db)}
         keys: dict[int, int] = {}
@@ -45,7 +46,7 @@ def create_org(
 ) -> Response:
     name = name.strip()  # the organisation keeps its name without surrounding spaces
     try:
-        with request.app.state.sessions() as db:
+        with service_of(request).sessions() as db:
             checks.create_org(db, name, kind, contact_email=contact_email or None,
                               actor=actor(session))  # fmt: skip
             db.commit()
@@ -58,7 +59,7 @@ def create_org(
 
 @router.get("/ui/orgs/{name}", response_class=HTMLResponse)
 def one_org(request: Request, session: Admin, name: str) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         org = checks.get_org(db, name)
         keys = checks.list_keys(db, org.id)
         subscription = checks.get_subscription(db, org.id)
@@ -80,7 +81,7 @@ def create_key(
 ) -> Response:
     expires = now() + timedelta(days=expires_in_days) if expires_in_days else None
     try:
-        with request.app.state.sessions() as db:
+        with service_of(request).sessions() as db:
             info, key = checks.create_key(db, name, role, label=label or None, expires_at=expires,
                                           actor=actor(session))  # fmt: skip
             db.commit()
@@ -93,10 +94,10 @@ def create_key(
 
 @router.post("/ui/keys/{key_id}/revoke", response_class=HTMLResponse, dependencies=[CsrfChecked])
 def revoke_key(request: Request, session: Admin, key_id: int) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         info = checks.revoke_key(db, key_id, actor=actor(session))
         db.commit()
-    request.app.state.key_cache.clear()  # the API's cache: the key stops working at once here
+    service_of(request).key_cache.clear()  # the API's cache: the key stops working at once here
     store_of(request.app.state).drop_key(key_id)  # and so do its page sessions
     if is_htmx(request):
         return fragment(request, "_key_row.html", key=info)
@@ -118,15 +119,14 @@ def subscribe(
     chosen_sets = None if sets_mode == "all" else (sets or [])
     chosen_categories = None if categories_mode == "all" else (categories or [])
     try:
-        with request.app.state.sessions() as db:
+        with service_of(request).sessions() as db:
             checks.set_subscription(db, name, sets=chosen_sets, categories=chosen_categories,
                                     actor=actor(session))  # fmt: skip
             db.commit()
     except checks.InvalidInput as exc:
         session.flash(f"Subscription not changed: {exc}", "error")
         return redirect(_org_path(name))
-    cached = getattr(request.app.state, "subscriptions", None)
-    if cached is not None:
-        cached.clear()  # this process's checks use it at once, others within their cache time
+    # this process's checks use it at once, others within their cache time
+    service_of(request).subscriptions.clear()
     session.flash("Subscription saved; checks use it within seconds.")
     return redirect(_org_path(name))

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from meldpunt import registry
+from meldpunt.api.state import service_of
 from meldpunt.registry import EXPORT_FORMATS, FormatError, ImportSummary
 
 from .auth import Analyst, CsrfChecked, actor
@@ -29,7 +30,7 @@ def _set_path(name: str) -> str:
 
 @router.get("/ui/sets", response_class=HTMLResponse)
 def sets(request: Request, session: Analyst) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
     return page(request, "sets.html", summaries=summaries, categories=sorted(registry.CODES))
 
@@ -39,14 +40,14 @@ def create_set(
     request: Request,
     session: Analyst,
     name: Annotated[str, Form(max_length=200)],
-    kind: Annotated[str, Form(max_length=20)] = "blocklist",
+    kind: Annotated[str, Form(max_length=20)] = registry.SetKind.blocklist,
     description: Annotated[str, Form(max_length=2000)] = "",
     default_category: Annotated[str, Form(max_length=100)] = "",
     pdq_threshold: Annotated[int, Form(ge=0, le=64)] = 31,
 ) -> Response:
     name = name.strip()  # the set keeps its name without surrounding spaces
     try:
-        with request.app.state.sessions() as db:
+        with service_of(request).sessions() as db:
             registry.create_set(db, name, kind=kind, description=description.strip(),
                                 default_category=default_category or None,
                                 pdq_threshold=pdq_threshold, actor=actor(session))  # fmt: skip
@@ -60,7 +61,7 @@ def create_set(
 
 @router.get("/ui/sets/{name}", response_class=HTMLResponse)
 def one_set(request: Request, session: Analyst, name: str, q: str = "", after: int = 0) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         summary = registry.set_summary(db, name)
         entries, next_after = entries_page(db, summary.set.id, search=q[:300], after=after,
                                            limit=PAGE_SIZE)  # fmt: skip
@@ -83,15 +84,15 @@ def one_set(request: Request, session: Analyst, name: str, q: str = "", after: i
 def set_state(
     request: Request, session: Analyst, name: str, state: Annotated[str, Form(max_length=20)]
 ) -> Response:
-    if state not in ("active", "disabled"):
+    if state not in tuple(registry.SetState):
         raise PageError(400, "Unknown state", "A set is either active or disabled.")
-    change = registry.enable_set if state == "active" else registry.disable_set
-    with request.app.state.sessions() as db:
+    change = registry.enable_set if state == registry.SetState.active else registry.disable_set
+    with service_of(request).sessions() as db:
         info = change(db, name, actor=actor(session))
         db.commit()
     word = (
         "enabled: its entries match again"
-        if state == "active"
+        if state == registry.SetState.active
         else "disabled: it no longer matches"
     )
     session.flash(f"Set {info.name} {word} (within seconds).")
@@ -110,7 +111,7 @@ def withdraw_entry(
     item_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         entry = registry.withdraw_item(db, item_id, reason=reason, hash_set=name,
                                        actor=actor(session))  # fmt: skip
         db.commit()
@@ -123,7 +124,7 @@ def withdraw_entry(
 def _import(
     request: Request, name: str, upload: UploadFile, format: str, who: str
 ) -> ImportSummary:
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         return registry.import_stream(db, name, upload.file, format=format, actor=who,
                                       source=upload.filename or "upload")  # fmt: skip
 
@@ -151,11 +152,11 @@ async def import_file(
 def export(request: Request, session: Analyst, name: str, format: str = "jsonl") -> Response:
     if format not in EXPORT_FORMATS:
         raise PageError(400, "Unknown format", f"Export formats: {', '.join(EXPORT_FORMATS)}.")
-    with request.app.state.sessions() as db:
+    with service_of(request).sessions() as db:
         info = registry.get_set(db, name)
     filename = download_name(info.name, format)
     return StreamingResponse(
-        stream_export(request.app.state.sessions, info.id, format),
+        stream_export(service_of(request).sessions, info.id, format),
         media_type=CONTENT_TYPES[format],
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

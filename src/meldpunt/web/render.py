@@ -21,11 +21,8 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from meldpunt.checks import ChecksError
-from meldpunt.checks import NotFound as ChecksNotFound
-from meldpunt.registry import NotFound as RegistryNotFound
-from meldpunt.registry import RegistryError
-from meldpunt.signals import SignalError
+from meldpunt.checks import Role
+from meldpunt.errors import MeldpuntError
 
 __all__ = [
     "NAV",
@@ -55,12 +52,12 @@ SECURITY_HEADERS = {
 
 #: The navigation: (label, path, roles that see it).
 NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("Dashboard", "/ui/", frozenset({"analyst", "admin"})),
-    ("Sets", "/ui/sets", frozenset({"analyst", "admin"})),
-    ("Check a file", "/ui/check", frozenset({"analyst", "admin"})),
-    ("Reviews", "/ui/reviews", frozenset({"analyst", "admin"})),
-    ("Hits", "/ui/hits", frozenset({"platform", "admin"})),
-    ("Organisations", "/ui/orgs", frozenset({"admin"})),
+    ("Dashboard", "/ui/", frozenset({Role.analyst, Role.admin})),
+    ("Sets", "/ui/sets", frozenset({Role.analyst, Role.admin})),
+    ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
+    ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
+    ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
+    ("Organisations", "/ui/orgs", frozenset({Role.admin})),
 )
 
 
@@ -178,10 +175,9 @@ class PageRoute(APIRoute):
                 response = _sign_in_response(request, exc)
             except PageError as exc:
                 response = _error_page(request, exc.status, exc.title, exc.message)
-            except (RegistryNotFound, ChecksNotFound) as exc:
-                response = _error_page(request, 404, "Not found", str(exc))
-            except (RegistryError, ChecksError, SignalError) as exc:
-                response = _error_page(request, 400, "That did not work", str(exc))
+            except MeldpuntError as exc:  # every room's error knows its status
+                title = "Not found" if exc.status == 404 else "That did not work"
+                response = _error_page(request, exc.status, title, str(exc))
             except RequestValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"

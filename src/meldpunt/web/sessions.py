@@ -19,10 +19,10 @@ from __future__ import annotations
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from meldpunt import clock
 from meldpunt.checks import Principal
 
 __all__ = ["COOKIE", "IDLE", "LIFETIME", "SessionStore", "WebSession", "store_of"]
@@ -66,7 +66,7 @@ class SessionStore:
         return at - session.seen < self.idle and at - session.created < self.lifetime
 
     def new(self, principal: Principal | None = None) -> WebSession:
-        at = time.monotonic()
+        at = clock.monotonic()
         session = WebSession(
             secrets.token_urlsafe(32), secrets.token_urlsafe(32), at, at, principal
         )
@@ -87,7 +87,7 @@ class SessionStore:
     def get(self, session_id: str | None) -> WebSession | None:
         if not session_id:
             return None
-        at = time.monotonic()
+        at = clock.monotonic()
         with self._lock:
             session = self._sessions.get(session_id)
             if session is None:
