@@ -32,7 +32,8 @@ def test_operations_routes(world: World):
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200 and ready.json()["ready"] is True
-        assert "meldpunt_checks" in client.get("/metrics").text
+        # in process the caller is not on the loopback address: /metrics needs its token then
+        assert client.get("/metrics").status_code == 403
         spec = client.get("/openapi.json").json()
         assert spec["openapi"].startswith("3.1") and "/v1/check" in spec["paths"]
         # every schema the document refers to is in it (clients generate code from it)
@@ -62,7 +63,7 @@ def test_check_hashes_answers_without_revealing_the_lists(world: World):
     assert [r["match"] for r in results] == [True, True, False, False, False]
     first = results[0]["matches"][0]
     assert first["set"] == "police" and first["category"] == "csam_baseline"
-    assert first["distance"] == 9 and isinstance(first["hit_id"], int)
+    assert "distance" not in first and isinstance(first["hit_id"], int)  # an admin allows them
     assert results[1]["matches"][0]["category"] == "csam_national"
     assert "below 50" in results[3]["notes"][0]
     assert "64 hex digits" in results[4]["error"]
@@ -115,7 +116,7 @@ def test_hma_compatible_lookup(world: World):
         found = client.get("/m/lookup", params={"signal_type": "pdq", "signal": world.known_pdq})
         assert found.status_code == 200
         (match,) = found.json()["police"]
-        assert match["distance"] == "0" and isinstance(match["bank_content_id"], int)
+        assert set(match) == {"bank_content_id"} and isinstance(match["bank_content_id"], int)
         assert client.get("/m/lookup", params={"signal": secrets.token_hex(32)}).json() == {}
         by_file = client.post(
             "/m/lookup", files={"photo": ("p.jpg", world.known_jpeg, "image/jpeg")}

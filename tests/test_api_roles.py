@@ -35,6 +35,8 @@ ROUTES = {
     ("GET", "/v1/keys"): {"admin"},
     ("DELETE", "/v1/keys/{key_id}"): {"admin"},
     ("PUT", "/v1/orgs/{name}/subscription"): {"admin"},
+    ("PATCH", "/v1/orgs/{name}"): {"admin"},
+    ("GET", "/v1/probing-alerts"): {"admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 

@@ -120,12 +120,13 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
             json_body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if json_body is None:
                 continue
+            fields = string_fields(spec, json_body["schema"])
+            if not fields:
+                continue  # a body without text (PATCH /v1/orgs/{name} takes one flag)
             assert (method, path) in BODIES, f"{method} {path} takes text: add it to BODIES"
             role, body = BODIES[(method, path)]
             if path == "/v1/check":
                 body = known_body(world, body)
-            fields = string_fields(spec, json_body["schema"])
-            assert fields, (method, path)
             for field in sorted(fields):
                 for bad in BAD:
                     sent = with_value(body, field, lambda old, bad=bad: f"{old[:2]}{bad}{old[2:]}")

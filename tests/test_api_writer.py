@@ -40,7 +40,7 @@ def test_a_member_that_cannot_be_written_fails_alone(engine, session, settings):
         writer.stop()
     assert len(good_ids) == 2 and len(other_ids) == 1
     session.expire_all()
-    stored = session.scalars(select(Hit).where(Hit.id.in_(good_ids + other_ids))).all()
+    stored = session.scalars(select(Hit).where(Hit.public_id.in_(good_ids + other_ids))).all()
     assert {(h.org_id, h.item_id) for h in stored} == {(a.id, item), (b.id, item)}
     assert session.scalar(select(func.count()).select_from(Hit)) == 3
 

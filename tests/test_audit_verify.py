@@ -60,7 +60,8 @@ def world(session, settings):
     checks.resolve_review(session, review.id, "confirmed", actor="analyst:1")
     session.commit()
     assert registry.get_item(session, doubt.id).status == "disabled"
-    return {"set": police, "item": item, "gone": gone, "hits": hits, "key": key, "spare": spare}
+    rows = [checks.get_hit(session, org.id, h).row_id for h in hits]  # what SQL and reports name
+    return {"set": police, "item": item, "gone": gone, "hits": rows, "key": key, "spare": spare}
 
 
 def problems(session):

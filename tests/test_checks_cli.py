@@ -101,7 +101,8 @@ def test_subscriptions_set_and_show(cli_db):
     meldpunt("sets", "create", "stock", "--kind", "allowlist")
 
     shown = meldpunt("subscriptions", "show", "p").output
-    assert "every active blocklist" in shown and "every category" in shown
+    assert "every active blocklist" in shown and "csam_baseline" in shown and "ncii" in shown
+    assert "non_pertinent" not in shown and "uncategorised" not in shown  # illegal only
 
     out = meldpunt("subscriptions", "set", "p", "--sets", "police-nl,ncii-list",
                    "--categories", "baseline").output  # fmt: skip

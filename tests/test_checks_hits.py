@@ -64,7 +64,7 @@ def test_hits_are_recorded_in_order_with_a_recheck_when_a_url_is_given(session, 
     ]
     ids = checks.record_hits(session, a.id, given)
     session.commit()
-    assert len(ids) == 3 and ids == sorted(ids)
+    assert len(set(ids)) == 3
     hits = [checks.get_hit(session, a.id, i) for i in ids]
     assert [h.signal_value for h in hits] == [g.signal_value for g in given]
     assert hits[0].platform_ref == "upload-1" and hits[0].public_url is None
@@ -78,6 +78,34 @@ def test_hits_are_recorded_in_order_with_a_recheck_when_a_url_is_given(session, 
     (event,) = audit_events(session, "checks.hits.recorded")
     assert json.loads(event.details)["hit_ids"] == ids
     assert audit.verify(session).ok
+
+
+def test_hit_ids_say_nothing_about_other_organisations(session, world):
+    """Platforms hold their hits' ids: a sequence shared by everyone would let one platform read
+    every other's volume from the gap between two of its own ids."""
+    a, b, police, items = world
+    (first,) = checks.record_hits(session, a.id, [new_hit(police.id, items[0])])
+    others = checks.record_hits(session, b.id, [new_hit(police.id, items[1])] * 50)
+    (second,) = checks.record_hits(session, a.id, [new_hit(police.id, items[0])])
+    session.commit()
+    ids = [first, *others, second]
+    assert len(set(ids)) == len(ids) and all(0 < i < 2**53 for i in ids)
+    # 50 hits of b in between: with one sequence, a would read the gap as 51.
+    assert abs(second - first) > 10**6
+    steps = {later - earlier for earlier, later in zip(ids, ids[1:], strict=False)}
+    assert len(steps) > 40  # not a sequence with a fixed step either
+    with pytest.raises(checks.NotFound):
+        checks.get_hit(session, a.id, others[0])  # another's hit is not found, as before
+    row_ids = [checks.get_hit(session, None, i).row_id for i in ids]
+    assert row_ids == sorted(row_ids)  # inside meldpunt, rows keep their order for paging
+
+
+def test_a_public_id_that_is_taken_already_is_drawn_again(session, world, monkeypatch):
+    a, b, police, items = world
+    (taken,) = checks.record_hits(session, a.id, [new_hit(police.id, items[0])])
+    draws = iter([taken - 1, 41])  # randbelow(n) + 1: first the id in use, then 42
+    monkeypatch.setattr(checks.hits.secrets, "randbelow", lambda limit: next(draws))
+    assert checks.record_hits(session, b.id, [new_hit(police.id, items[1])]) == [42]
 
 
 def test_the_recheck_delay_comes_from_the_settings(session, world, monkeypatch):
@@ -163,7 +191,7 @@ def test_an_outcome_can_be_corrected_and_every_change_is_audited(session, world,
     assert [json.loads(e.details)["outcome"] for e in events] == ["blocked", "removed"]
     assert json.loads(events[0].details)["previous"] is None
     assert json.loads(events[1].details)["previous"]["outcome"] == "blocked"
-    assert {e.subject_id for e in events} == {str(hit_id)}
+    assert {json.loads(e.details)["public_id"] for e in events} == {hit_id}
     assert audit.verify(session).ok
 
 
@@ -226,7 +254,7 @@ def test_list_hits_filters_and_pages_newest_first(session, world):
     assert len(checks.list_hits(session)) == 6
     page = checks.list_hits(session, a.id, limit=2)
     assert [h.id for h in page] == [ids[4], ids[3]]
-    page = checks.list_hits(session, a.id, limit=2, before_id=page[-1].id)
+    page = checks.list_hits(session, a.id, limit=2, before_id=page[-1].row_id)
     assert [h.id for h in page] == [ids[2], ids[1]]
     assert [h.id for h in checks.list_hits(session, a.id, outcome="removed")] == [ids[3]]
     assert [h.id for h in checks.list_hits(session, a.id, outcome="none")] == [
@@ -292,7 +320,7 @@ def test_org_stats(session, world, clock):
     checks.record_outcome(session, a.id, ids[1], "blocked", actor="org")
     checks.record_outcome(session, a.id, ids[2], "reported", report_id="r-1", actor="org")
     # a re-check found the blocked hit's public copy gone: a confirmed removal too
-    session.execute(update(Hit).where(Hit.id == ids[1]).values(recheck_status="gone"))
+    session.execute(update(Hit).where(Hit.public_id == ids[1]).values(recheck_status="gone"))
     checks.record_check(session, b.id, 3)
     session.commit()
     assert session.scalar(select(CheckCount.checks).where(CheckCount.org_id == a.id)) == 2

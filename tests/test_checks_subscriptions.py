@@ -1,5 +1,6 @@
 """Subscriptions: set names and category filters are resolved and stored as ids and codes;
-unknown ones are refused; no subscription means everything (SQLite and PostgreSQL)."""
+unknown ones are refused; no subscription means every blocklist and the illegal categories
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -23,11 +24,22 @@ def world(session):
     return org, police, ncii, stock
 
 
-def test_without_a_subscription_everything_counts(session, world):
-    org, *_ = world
+def test_without_a_subscription_every_blocklist_counts_for_illegal_categories_only(session, world):
+    org, police, *_ = world
     sub = checks.get_subscription(session, org.id)
-    assert sub == checks.Subscription(org_id=org.id, set_ids=None, categories=None)
-    assert sub.admits(123, "anything")
+    assert sub == checks.Subscription(org_id=org.id, set_ids=None)
+    assert sub.categories == registry.FILTERS["illegal"]
+    assert sub.admits(123, "csam_baseline") and sub.admits(police.id, "ncii")
+    for assessed_otherwise in ("non_pertinent", "unknown", "uncategorised", "comparison"):
+        assert not sub.admits(police.id, assessed_otherwise)
+    # a subscription to some sets only keeps the default categories
+    chosen = checks.set_subscription(session, "p", sets=["police-nl"], categories=None, actor="a")
+    assert chosen.categories == registry.FILTERS["illegal"]
+    # an admin can name other categories on purpose
+    wider = checks.set_subscription(
+        session, "p", sets=None, categories="illegal,uncategorised", actor="a"
+    )
+    assert wider.admits(police.id, "uncategorised")
 
 
 def test_set_names_and_category_filters_are_resolved(session, world):
@@ -55,7 +67,7 @@ def test_set_names_and_category_filters_are_resolved(session, world):
     assert csam.categories == frozenset({"csam_baseline", "csam_national", "csam"})
 
 
-def test_setting_none_restores_everything_and_each_change_is_audited(session, world):
+def test_setting_none_restores_the_default_and_each_change_is_audited(session, world):
     org, police, *_ = world
     checks.set_subscription(session, "p", sets=["police-nl"], categories=None, actor="admin")
     checks.set_subscription(session, "p", sets=None, categories=None, actor="admin")

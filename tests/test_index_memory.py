@@ -63,8 +63,14 @@ def test_the_search_threads_end_with_the_index_or_when_it_is_closed():
     hashes = rng.integers(0, 2**64, size=(20_000, 4), dtype=np.uint64)
     queries = hashes[: pdq.BATCH_MIN]
 
+    # Indexes of earlier tests in this process (a stopped service's) may not be collected yet.
+    gc.collect()
+    earlier = set(threading.enumerate())
+
     def search_threads() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name.startswith("pdq-search")]
+        return [
+            t for t in threading.enumerate() if t.name.startswith("pdq-search") and t not in earlier
+        ]
 
     index = PdqIndex(hashes, threads=2)
     for _ in range(3):
@@ -74,7 +80,8 @@ def test_the_search_threads_end_with_the_index_or_when_it_is_closed():
     assert search_threads() == []
     index.query_batch(queries, 31)  # a closed index still searches
     threads = search_threads()
-    assert len(threads) == 2
+    # a thread pool starts its threads as work arrives: on a busy machine one may do it all
+    assert 1 <= len(threads) <= 2
     del index
     gc.collect()
     for thread in threads:

@@ -92,7 +92,7 @@ def test_hits_are_rechecked_when_due_and_end_gone_or_online(
         select(AuditEvent).where(AuditEvent.action == "checks.hit.rechecked")
     ).all()
     assert len(events) == 5
-    refused = [e for e in events if e.subject_id == str(inside.id)][0]
+    refused = [e for e in events if e.subject_id == str(inside.row_id)][0]
     assert "an address inside the network" in refused.details
 
     # The next round re-checks what is still scheduled; a removed page becomes gone then.

@@ -251,7 +251,8 @@ def test_every_page_renders_on_both_databases(db_url):
     with running(db_url) as world, sign_in(world, "admin") as client:
         for path in ("/ui/", "/ui/sets", "/ui/sets/police", "/ui/sets/police?q=" + world.known_md5,
                      "/ui/check", "/ui/reviews", "/ui/reviews?all=true", "/ui/hits",
-                     "/ui/hits?overdue=true", "/ui/orgs", "/ui/orgs/platform-a"):  # fmt: skip
+                     "/ui/hits?overdue=true", "/ui/orgs", "/ui/orgs/platform-a",
+                     "/ui/probing"):  # fmt: skip
             response = client.get(path)
             assert response.status_code == 200, (path, response.text[:500])
             assert "</html>" in response.text and "<img" not in response.text, path

@@ -168,6 +168,32 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="A hit without an outcome after this many hours is overdue.",
     )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        description="GET /metrics needs 'Authorization: Bearer <this>'; unset: loopback only.",
+    )
+    metrics_org_labels: bool = Field(
+        default=False, description="Label /metrics counters by organisation name."
+    )
+    probing_min_close: int = Field(
+        default=24,
+        ge=2,
+        description="Matched PDQ checks of a key close to one another that count as probing.",
+    )
+    probing_min_edge: int = Field(
+        default=16,
+        ge=2,
+        description="Matches of one entry at the edge of its threshold that count as probing.",
+    )
+    probing_throttle_minutes: float = Field(
+        default=60.0, gt=0, le=7 * 24 * 60, allow_inf_nan=False,
+        description="How long a key suspected of probing is slowed down.",
+    )  # fmt: skip
+    probing_throttled_per_minute: float = Field(
+        default=6.0, ge=0, allow_inf_nan=False,
+        description="Requests a minute a key suspected of probing may make meanwhile.",
+    )  # fmt: skip
 
     fetch_allow_networks: list[str] = Field(
         default_factory=list,

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
 import anyio
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp
 
 from meldpunt import __version__
+from meldpunt.checks.probing import ProbeDetector, active_throttles
 from meldpunt.registry.matching import open_matcher
 from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.store import init_db, make_engine, make_sessionmaker
@@ -23,6 +26,7 @@ from meldpunt.worker import WorkerThread
 from . import errors
 from .auth import FailureLimiter, KeyCache, TtlCache
 from .docs import router as docs_router
+from .errors import ApiError
 from .fastlane import CheckLane
 from .follower import IndexFollower
 from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
@@ -33,6 +37,31 @@ from .state import Metrics, ServiceSettings, ServiceState, service_of
 from .writer import Writer
 
 __all__ = ["ServiceSettings", "create_app"]
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_metrics_access(request: Request, token: str | None) -> None:
+    """/metrics answers a request with the bearer token when one is set, else a request from
+    the loopback address only (401 without a token, 403 for a wrong one or another address).
+    Behind a reverse proxy on the same machine every request comes from loopback: set a token."""
+    given = request.headers.get("authorization", "")
+    scheme, _, value = given.partition(" ")
+    if token is not None:
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(401, "unauthenticated", "/metrics needs the metrics token (Bearer)")
+        if not hmac.compare_digest(value.strip().encode(), token.encode()):
+            raise ApiError(403, "forbidden", "that is not the metrics token")
+        return
+    if not _is_loopback(request.client.host if request.client else None):
+        raise ApiError(
+            403, "forbidden", "/metrics is served to the loopback address only (or set a token)"
+        )
 
 
 class _App(FastAPI):
@@ -73,9 +102,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     worker = WorkerThread(sessions, FetchPolicy.from_settings()) if config.run_worker else None
 
+    probing = ProbeDetector(config.probing)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         init_db(config.database_url)
+        with sessions() as session:  # keys throttled before a restart stay throttled
+            for key_id, until in active_throttles(session):
+                probing.throttle(key_id, until)
         follower.start()
         writer.start()
         if worker is not None:
@@ -103,13 +137,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         sessions=sessions,
         follower=follower,
         writer=writer,
-        metrics=Metrics(),
+        metrics=Metrics(config.metrics_org_labels),
         key_cache=KeyCache(config.key_cache_seconds, config.key_cache_entries),
         auth_failures=FailureLimiter(config.auth_failures_per_minute),
         subscriptions=TtlCache(config.key_cache_seconds, config.key_cache_entries),
         limiter=RateLimiter(config.rate_per_second, config.rate_burst),
         decode_budget=DecodeBudget(config.decode_budget_bytes),
         parse_limiter=anyio.CapacityLimiter(config.max_parallel_parses),
+        probing=probing,
     )
     app.state.service = service
     app.add_middleware(Timing, histogram=service.metrics.latency)
@@ -129,8 +164,14 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         status = follower.status()
         return JSONResponse({"ready": follower.ready, **status}, 200 if follower.ready else 503)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    def metrics() -> PlainTextResponse:
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        summary="Prometheus metrics: with the metrics token, or from the loopback address",
+    )
+    def metrics(request: Request) -> PlainTextResponse:
+        check_metrics_access(request, config.metrics_token)
         status = follower.status()
         service.metrics.index_size.set(float(status["pdq_hashes"] or 0))  # type: ignore[arg-type]
         service.metrics.index_change.set(float(status["index_change"] or 0))  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from meldpunt import registry
@@ -20,8 +20,10 @@ from meldpunt.checks import (
     list_orgs,
     org_stats,
     revoke_key,
+    set_show_distances,
     set_subscription,
 )
+from meldpunt.checks.probing import list_alerts
 from meldpunt.clock import now
 from meldpunt.text import FreeText, NameText, OneLine
 
@@ -75,6 +77,14 @@ class OrgIn(BaseModel):
     name: NameText
     kind: OrgKind
     contact_email: OneLine | None = Field(None, max_length=320)
+
+
+class OrgChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    show_distances: bool = Field(
+        description="Show PDQ distances in this organisation's check answers. Distances help "
+        "recover listed hashes: allow them only to organisations you trust with that."
+    )
 
 
 class KeyIn(BaseModel):
@@ -166,6 +176,29 @@ def new_org(request: Request, body: OrgIn, principal: AdminKey) -> dict[str, Any
         )
         session.commit()
         return _plain(org)
+
+
+@router.patch("/v1/orgs/{name}", tags=["admin"], summary="Allow or stop distances in answers")
+def change_org(request: Request, name: str, body: OrgChange, principal: AdminKey) -> dict[str, Any]:
+    with service_of(request).sessions() as session:
+        org = set_show_distances(
+            session, name, body.show_distances, actor=f"key:{principal.key_id}"
+        )
+        session.commit()
+    service_of(request).key_cache.clear()  # other processes notice within the cache's seconds
+    return _plain(org)
+
+
+@router.get(
+    "/v1/probing-alerts",
+    tags=["admin"],
+    summary="Keys whose checks looked like probing the lists, newest first",
+)
+def probing_alerts(
+    request: Request, principal: AdminKey, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> list[dict[str, Any]]:
+    with service_of(request).sessions() as session:
+        return [_plain(alert) for alert in list_alerts(session, limit=limit)]
 
 
 @router.post(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Annotated, Any
@@ -25,6 +27,7 @@ from meldpunt.checks import (
     overdue_hits,
     record_outcome,
 )
+from meldpunt.checks.probing import Observation, Suspicion, record_alert
 from meldpunt.registry.matching import NO_MATCH, MatchAnswer
 from meldpunt.registry.matching import Query as MatchQuery
 from meldpunt.signals import InvalidSignal
@@ -46,6 +49,7 @@ from .state import ServiceState, service_of
 from .uploads import check_files, read_uploads
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 MULTIPART_BODY = {
     "requestBody": {
@@ -151,6 +155,59 @@ def _refuse_unstorable_refs(
 INLINE_ITEMS = 16
 
 
+def _refuse_if_throttled(state: ServiceState, principal: Principal) -> None:
+    wait = state.probing.admit(principal.key_id)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(
+            429,
+            "throttled",
+            f"this key's checks looked like probing the lists and are slowed down; the hotline "
+            f"has been told; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+def _observations(
+    state: ServiceState,
+    answers: Sequence[MatchAnswer | ItemError],
+    queries: Sequence[MatchQuery | ItemError],
+) -> list[Observation]:
+    """The PDQ matches of a check, as the probing detector sees them."""
+    found = [
+        (query.pdq, m)
+        for answer, query in zip(answers, queries, strict=True)
+        if isinstance(answer, MatchAnswer) and isinstance(query, MatchQuery) and query.pdq
+        for m in answer.matches
+        if m.signal_type == "pdq"
+    ]
+    if not found:
+        return []
+    thresholds: dict[int, int] = state.follower.use(
+        lambda matcher: {i: s.pdq_threshold for i, s in matcher.sets.items()}
+    )
+    return [
+        Observation(pdq, m.set_id, m.entry, m.distance, thresholds.get(m.set_id, 0))
+        for pdq, m in found
+    ]
+
+
+def _write_alert(state: ServiceState, suspicion: Suspicion) -> None:
+    try:
+        with state.sessions() as session:
+            record_alert(session, suspicion)
+            session.commit()
+    except Exception:  # the throttle holds in memory; the check itself must not fail
+        log.exception("writing the probing alert of key %s failed", suspicion.key_id)
+    log.warning(
+        "probing suspected: key %s of organisation %s (%s); throttled until %s",
+        suspicion.key_id,
+        suspicion.org_id,
+        suspicion.reason,
+        suspicion.throttled_until.isoformat(),
+    )
+
+
 async def run_checks(
     state: ServiceState,
     principal: Principal,
@@ -160,9 +217,11 @@ async def run_checks(
     problems: Sequence[ItemError | None] = (),
 ) -> list[dict[str, Any]]:
     """Match, record the hits and the check, and answer (in ``CheckResult``'s shape) without
-    revealing the lists. An item that is an ItemError is answered with it; ``problems`` (per
-    item, optional) say why a query was checked only in part (an uploaded file without a PDQ
-    hash)."""
+    revealing the lists: PDQ distances only to organisations an admin allowed them, and never
+    in the answer that made the probing detector throttle the key. An item that is an ItemError
+    is answered with it; ``problems`` (per item, optional) say why a query was checked only in
+    part (an uploaded file without a PDQ hash)."""
+    _refuse_if_throttled(state, principal)
     queries = _refuse_unstorable_refs(queries, refs)
     known, subscription = state.subscriptions.get(principal.org_id)
     if not known or subscription is None:
@@ -185,6 +244,17 @@ async def run_checks(
         return [q if isinstance(q, ItemError) else _best_per_set(next(found)) for q in queries]
 
     answers = match_all() if len(queries) <= INLINE_ITEMS else await run_in_threadpool(match_all)
+    seen = _observations(state, answers, queries)
+    # A batch of many matches (rare, and what probing looks like) is weighed off the event loop.
+    watch = state.probing.observe
+    suspicion = (
+        watch(principal.key_id, principal.org_id, seen)
+        if len(seen) <= INLINE_ITEMS
+        else await run_in_threadpool(watch, principal.key_id, principal.org_id, seen)
+    )
+    if suspicion is not None:
+        await run_in_threadpool(_write_alert, state, suspicion)
+    show_distances = principal.show_distances and suspicion is None
     new_hits: list[NewHit] = []
     for answer, query, ref, url in zip(answers, queries, refs, urls, strict=True):
         if isinstance(answer, ItemError) or isinstance(query, ItemError):
@@ -195,8 +265,7 @@ async def run_checks(
     written: list[int] = await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits))
     hit_ids = iter(written)
     state.writer.count(principal.org_id, len(queries))
-    state.metrics.checks.labels(principal.org_name).inc(len(queries))
-    state.metrics.hits.labels(principal.org_name).inc(len(new_hits))
+    state.metrics.checked(principal.org_name, len(queries), len(new_hits))
     # Plain dicts, serialised once: for a batch of 1,000, response models cost more than matching.
     results: list[dict[str, Any]] = []
     for index, (answer, ref) in enumerate(zip(answers, refs, strict=True)):
@@ -211,11 +280,13 @@ async def run_checks(
                 "set": m.set,
                 "category": m.category,
                 "signal_type": m.signal_type,
-                "distance": m.distance,
                 "hit_id": next(hit_ids),
             }
             for m in answer.matches
         ]
+        if show_distances:
+            for shown, m in zip(matches, answer.matches, strict=True):
+                shown["distance"] = m.distance
         results.append(
             _result(
                 index,
@@ -300,13 +371,16 @@ async def check(request: Request, principal: PlatformKey) -> Response:
 
 
 def hma_answer(results: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Check results in HMA's shape: matches grouped by bank (set), each a hit id and distance."""
+    """Check results in HMA's shape: matches grouped by bank (set), each a hit id and, for
+    organisations allowed distances, the distance (HMA writes it as a string). Without that
+    permission the field is left out rather than filled with a made-up value."""
     banks: dict[str, list[dict[str, Any]]] = {}
     for result in results:
         for m in result["matches"]:
-            banks.setdefault(m["set"], []).append(
-                {"bank_content_id": m["hit_id"], "distance": str(m["distance"])}
-            )
+            shown: dict[str, Any] = {"bank_content_id": m["hit_id"]}
+            if "distance" in m:
+                shown["distance"] = str(m["distance"])
+            banks.setdefault(m["set"], []).append(shown)
     return banks
 
 
@@ -321,6 +395,7 @@ def query_of_signal(signal_type: str, value: str) -> MatchQuery:
 @router.get(
     "/m/lookup",
     response_model=dict[str, list[HmaMatch]],
+    response_model_exclude_none=True,
     tags=["hma"],
     summary="HMA-compatible lookup of one hash",
 )
@@ -338,6 +413,7 @@ async def hma_lookup(
 @router.post(
     "/m/lookup",
     response_model=dict[str, list[HmaMatch]],
+    response_model_exclude_none=True,
     tags=["hma"],
     summary="HMA-compatible lookup of an uploaded file",
 )
@@ -358,7 +434,7 @@ async def hma_lookup_file(
     return hma_answer(results)
 
 
-def _hit_out(hit: Any, set_names: dict[int, str]) -> HitOut:
+def _hit_out(hit: Any, set_names: dict[int, str], principal: Principal) -> HitOut:
     def iso(value: Any) -> str | None:
         return value.isoformat() if value is not None else None
 
@@ -368,7 +444,7 @@ def _hit_out(hit: Any, set_names: dict[int, str]) -> HitOut:
         set=set_names.get(hit.set_id),
         category=hit.category,
         signal_type=hit.signal_type,
-        distance=hit.distance,
+        distance=hit.distance if principal.show_distances or principal.role != "platform" else None,
         ref=hit.platform_ref,
         url=hit.public_url,
         outcome=hit.outcome,
@@ -405,15 +481,15 @@ def hit_outcome(request: Request, hit_id: RowId, body: OutcomeIn, principal: Pla
             actor=f"key:{principal.key_id}",
         )
         session.commit()
-    service_of(request).metrics.outcomes.labels(principal.org_name, body.outcome).inc()
-    return _hit_out(hit, _set_names(request))
+    service_of(request).metrics.outcome(principal.org_name, body.outcome)
+    return _hit_out(hit, _set_names(request), principal)
 
 
 @router.get("/v1/hits/{hit_id}", response_model=HitOut, tags=["hits"])
 def one_hit(request: Request, hit_id: RowId, principal: PlatformKey) -> HitOut:
     with service_of(request).sessions() as session:
         hit = get_hit(session, principal.org_id, hit_id)
-    return _hit_out(hit, _set_names(request))
+    return _hit_out(hit, _set_names(request), principal)
 
 
 @router.get(
@@ -434,4 +510,4 @@ def hits(
     with service_of(request).sessions() as session:
         found = overdue_hits(session, org) if overdue else list_hits(session, org, limit=limit)
     names = _set_names(request)
-    return [_hit_out(h, names) for h in found[:limit]]
+    return [_hit_out(h, names, principal) for h in found[:limit]]

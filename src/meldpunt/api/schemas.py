@@ -90,12 +90,18 @@ def check_request_schemas() -> dict[str, Any]:
     return {**parts, "CheckRequest": schema}
 
 
+DISTANCE_NOTE = (
+    "The PDQ distance (0 for digests): only for organisations an admin allowed distances; "
+    "left out otherwise"
+)
+
+
 class MatchOut(BaseModel):
     set: str
     category: str
     signal_type: str
-    distance: int
-    hit_id: int
+    distance: int | None = Field(None, description=DISTANCE_NOTE)
+    hit_id: int = Field(description="The hit's id: random, for outcomes and GET /v1/hits/{id}")
 
 
 class CheckResult(BaseModel):
@@ -131,7 +137,7 @@ class HitOut(BaseModel):
     set: str | None
     category: str
     signal_type: str
-    distance: int
+    distance: int | None = Field(description=DISTANCE_NOTE.replace("left out", "null"))
     ref: str | None
     url: str | None
     outcome: str | None
@@ -144,4 +150,4 @@ class HitOut(BaseModel):
 
 class HmaMatch(BaseModel):
     bank_content_id: int = Field(description="meldpunt's hit id (report outcomes with it)")
-    distance: str
+    distance: str | None = Field(None, description=DISTANCE_NOTE)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -15,6 +16,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp
 
 from meldpunt.checks import Subscription
+from meldpunt.checks.probing import ProbeDetector, ProbingPolicy
 from meldpunt.config import Settings, get_settings
 from meldpunt.signals import HashOptions, ImageLimits
 
@@ -51,6 +53,9 @@ class ServiceSettings:
     poll_seconds: float = 1.0
     run_worker: bool = True  # the embedded worker thread (re-checks); off where workers run apart
     check_lane: bool = True  # the hot routes without FastAPI's machinery (off: to compare)
+    metrics_token: str | None = None  # GET /metrics with this bearer token; None: loopback only
+    metrics_org_labels: bool = False  # counters labelled by organisation name
+    probing: ProbingPolicy = field(default_factory=ProbingPolicy)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
@@ -74,8 +79,16 @@ class ServiceSettings:
             "key_cache_entries",
             "auth_failures_per_minute",
             "poll_seconds",
+            "metrics_token",
+            "metrics_org_labels",
         ):
             values[name] = getattr(s, name)  # same names in Settings and here
+        values["probing"] = ProbingPolicy(
+            min_close=s.probing_min_close,
+            min_edge=s.probing_min_edge,
+            throttle=timedelta(minutes=s.probing_throttle_minutes),
+            throttled_per_minute=s.probing_throttled_per_minute,
+        )
         values.update(overrides)
         return cls(**values)
 
@@ -92,13 +105,18 @@ class ServiceSettings:
 
 
 class Metrics:
-    def __init__(self) -> None:
+    """The service's Prometheus counters. Organisation names label them only when
+    ``org_labels`` (``metrics_org_labels``): who checks how much is not everyone's business."""
+
+    def __init__(self, org_labels: bool = False) -> None:
         self.registry = CollectorRegistry()
+        self.org_labels = org_labels
         r = self.registry
-        self.checks = Counter("meldpunt_checks", "Items checked", ["org"], registry=r)
-        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", ["org"], registry=r)
+        by_org = ["org"] if org_labels else []
+        self.checks = Counter("meldpunt_checks", "Items checked", by_org, registry=r)
+        self.hits = Counter("meldpunt_hits", "Matches recorded as hits", by_org, registry=r)
         self.outcomes = Counter(
-            "meldpunt_outcomes", "Outcomes reported", ["org", "outcome"], registry=r
+            "meldpunt_outcomes", "Outcomes reported", [*by_org, "outcome"], registry=r
         )
         self.latency = Histogram(
             "meldpunt_request_seconds",
@@ -111,6 +129,19 @@ class Metrics:
         self.index_change = Gauge(
             "meldpunt_index_change", "Registry change the index is at", registry=r
         )
+
+    def checked(self, org: str, items: int, hits: int) -> None:
+        checks, found = (
+            (self.checks.labels(org), self.hits.labels(org))
+            if self.org_labels
+            else (self.checks, self.hits)
+        )
+        checks.inc(items)
+        found.inc(hits)
+
+    def outcome(self, org: str, outcome: str) -> None:
+        labels = (org, outcome) if self.org_labels else (outcome,)
+        self.outcomes.labels(*labels).inc()
 
 
 @dataclass
@@ -133,6 +164,8 @@ class ServiceState:
     decode_budget: DecodeBudget
     #: large JSON bodies parsed at once, in worker threads
     parse_limiter: anyio.CapacityLimiter
+    #: probing of the lists through answers, per key (throttles, alerts)
+    probing: ProbeDetector
 
 
 def service_of(where: HTTPConnection | ASGIApp) -> ServiceState:

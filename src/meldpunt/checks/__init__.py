@@ -51,6 +51,7 @@ from meldpunt.checks.orgs import (
     enable_org,
     get_org,
     list_orgs,
+    set_show_distances,
 )
 from meldpunt.checks.reviews import REVIEW_RESOLUTIONS, ReviewInfo, resolve_review, review_queue
 from meldpunt.checks.stats import OrgStats, org_stats
@@ -108,5 +109,6 @@ __all__ = [
     "resolve_review",
     "review_queue",
     "revoke_key",
+    "set_show_distances",
     "set_subscription",
 ]

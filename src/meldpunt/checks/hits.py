@@ -8,10 +8,16 @@ re-fetches the URL and records whether it is gone).
 ``record_check`` counts requests and items per organisation and day: one upsert, safe under
 concurrent requests, and not audited (it is a counter, written on every request). Hits and
 outcomes are audited in the caller's transaction.
+
+A hit has two ids: its row id (``row_id``, a sequence, kept inside meldpunt: audit events,
+reviews, paging) and its public id (``id``), a random number below 2**53 that platforms see in
+answers, ``GET /v1/hits/{id}``, outcomes and HMA's ``bank_content_id``. A sequence handed to a
+platform would tell it how many hits every other platform had between two of its own checks.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,7 +106,10 @@ class NewHit:
 
 @dataclass(frozen=True)
 class HitInfo:
+    #: The public id: what the platform is told and names the hit by.
     id: int
+    #: The row id, for meldpunt's own use (paging, audit events); never shown to platforms.
+    row_id: int
     org_id: int
     at: datetime
     signal_type: str
@@ -124,7 +133,8 @@ class HitInfo:
 
 def _info(row: Hit, cutoff: datetime) -> HitInfo:
     return HitInfo(
-        id=row.id,
+        id=row.public_id,
+        row_id=row.id,
         org_id=row.org_id,
         at=row.at,
         signal_type=row.signal_type,
@@ -231,12 +241,15 @@ def _hit_values(hit: NewHit, org_id: int, at: datetime, recheck_at: datetime) ->
 
 def record_hits(session: Session, org_id: int, hits: Sequence[NewHit]) -> list[int]:
     """Insert the hits of one check (one multi-row INSERT) and audit them as one event.
-    Returns their ids in the order given."""
+    Returns their public ids in the order given."""
     if not hits:
         return []
     at = clock.now()
     recheck_at = at + recheck_after()
     rows = [_hit_values(hit, org_id, at, recheck_at) for hit in hits]
+    public_ids = _new_public_ids(session, len(rows))
+    for row, public_id in zip(rows, public_ids, strict=True):
+        row["public_id"] = public_id
     ids = _insert_hits(session, rows)
     audit.record(
         session,
@@ -244,11 +257,44 @@ def record_hits(session: Session, org_id: int, hits: Sequence[NewHit]) -> list[i
         action="checks.hits.recorded",
         subject=("organisation", org_id),
         details={
-            "hit_ids": ids,
+            "hit_ids": public_ids,
+            "row_ids": ids,
             "entries": sorted({(h.set_id, h.item_id) for h in hits}),
         },
     )
+    return public_ids
+
+
+#: Public hit ids are below 2**53: every JSON reader (JavaScript's numbers too) keeps them exact.
+PUBLIC_ID_LIMIT = 2**53
+
+
+def _new_public_ids(session: Session, count: int) -> list[int]:
+    """``count`` random public ids that no hit has yet. Among millions of hits a repeat is
+    rare but possible (a birthday collision), so the batch asks the unique index once and
+    draws again for the few that are taken."""
+    ids: list[int] = []
+    while len(ids) < count:
+        fresh = {secrets.randbelow(PUBLIC_ID_LIMIT - 1) + 1 for _ in range(count - len(ids))}
+        fresh -= set(ids)
+        ids.extend(fresh - _taken_public_ids(session, fresh))
     return ids
+
+
+def _taken_public_ids(session: Session, candidates: set[int]) -> set[int]:
+    connection = session.connection()
+    if connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg":
+        # One array parameter: an IN list of hundreds of bound values costs more to build and
+        # parse than the COPY of the hits themselves.
+        raw: Any = connection.connection.dbapi_connection
+        with raw.cursor() as cursor:
+            cursor.execute(
+                f"SELECT public_id FROM {Hit.__tablename__} WHERE public_id = ANY(%s)",
+                (list(candidates),),
+            )
+            return {int(row[0]) for row in cursor.fetchall()}
+    query = select(Hit.public_id).where(Hit.public_id.in_(candidates))
+    return set(session.scalars(query))
 
 
 def _insert_hits(session: Session, rows: list[dict[str, Any]]) -> list[int]:
@@ -285,8 +331,11 @@ def _clean(value: str | None, name: str, limit: int, *, multiline: bool = False)
     return value
 
 
-def _load_own_hit(session: Session, org_id: int | None, hit_id: int, *, lock: bool) -> Hit:
-    query = select(Hit).where(Hit.id == hit_id)
+def _load_own_hit(
+    session: Session, org_id: int | None, hit_id: int, *, lock: bool, public: bool = False
+) -> Hit:
+    """The hit by row id, or by public id when ``public``."""
+    query = select(Hit).where((Hit.public_id if public else Hit.id) == hit_id)
     if org_id is not None:
         query = query.where(Hit.org_id == org_id)
     if lock:
@@ -323,7 +372,7 @@ def record_outcome(
     if outcome == "other" and reason is None:
         raise InvalidInput("outcome 'other' needs a reason")
     begin_write(session)
-    row = _load_own_hit(session, org_id, hit_id, lock=True)
+    row = _load_own_hit(session, org_id, hit_id, lock=True, public=True)
     before = (row.outcome, row.report_id, row.outcome_reason)
     if before == (outcome, report_id, reason):
         return _info(row, _overdue_cutoff())
@@ -339,6 +388,7 @@ def record_outcome(
         action="checks.hit.outcome",
         subject=("hit", row.id),
         details={
+            "public_id": row.public_id,
             "org_id": org_id,
             "outcome": outcome,
             "report_id": report_id,
@@ -357,9 +407,9 @@ def record_outcome(
 
 
 def get_hit(session: Session, org_id: int | None, hit_id: int) -> HitInfo:
-    """One hit of the organisation (``org_id`` None: of any organisation, for analysts);
-    raises NotFound."""
-    return _info(_load_own_hit(session, org_id, hit_id, lock=False), _overdue_cutoff())
+    """One hit of the organisation by its public id (``org_id`` None: of any organisation, for
+    analysts); raises NotFound."""
+    return _info(_load_own_hit(session, org_id, hit_id, lock=False, public=True), _overdue_cutoff())
 
 
 def list_hits(
@@ -371,7 +421,7 @@ def list_hits(
     before_id: int | None = None,
 ) -> list[HitInfo]:
     """Hits, newest first, ``limit`` (1..1000) at a time; page on with ``before_id`` = the last
-    id seen. ``outcome`` filters by outcome, ``"none"`` for hits without one."""
+    ``row_id`` seen. ``outcome`` filters by outcome, ``"none"`` for hits without one."""
     if not 1 <= limit <= MAX_LIST:
         raise InvalidInput(f"limit must be 1..{MAX_LIST}, not {limit}")
     query = select(Hit)

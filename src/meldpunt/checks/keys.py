@@ -82,6 +82,8 @@ class Principal:
     org_name: str
     org_kind: str
     role: str
+    #: Check answers may show PDQ distances (an admin allowed the organisation them).
+    show_distances: bool = False
 
 
 def generate_key() -> str:
@@ -266,6 +268,7 @@ def authenticate(session: Session, plaintext: str) -> Principal | None:
             orgs.name.label("org_name"),
             orgs.kind.label("org_kind"),
             orgs.disabled_at.label("org_disabled_at"),
+            orgs.show_distances,
         )
         .join_from(ApiKey.__table__, Organisation.__table__, columns.org_id == orgs.id)
         .where(columns.key_hash == hash_key(plaintext))
@@ -286,6 +289,7 @@ def authenticate(session: Session, plaintext: str) -> Principal | None:
         org_name=row.org_name,
         org_kind=row.org_kind,
         role=row.role,
+        show_distances=bool(row.show_distances),
     )
 
 

@@ -2,6 +2,11 @@
 
 An organisation is never deleted (its hits and audit trail refer to it); ``disable_org`` switches
 off every key it holds at once, ``enable_org`` switches them on again.
+
+``set_show_distances`` is an admin's decision to show the organisation PDQ distances in its
+check answers. Off by default: a distance for each of a near copy's 256 one-bit changes spells
+out the listed hash, so without it an answer says only whether a picture matched, and in which
+set and category.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ __all__ = [
     "get_org",
     "list_orgs",
     "load_org_row",
+    "set_show_distances",
 ]
 
 #: An organisation named by its id or its name.
@@ -47,6 +53,8 @@ class OrgInfo:
     contact_email: str | None
     created_at: datetime
     disabled: bool
+    #: Check answers show PDQ distances (``set_show_distances``).
+    show_distances: bool = False
 
 
 def _info(row: Organisation) -> OrgInfo:
@@ -57,6 +65,7 @@ def _info(row: Organisation) -> OrgInfo:
         contact_email=row.contact_email,
         created_at=row.created_at,
         disabled=row.disabled_at is not None,
+        show_distances=bool(row.show_distances),
     )
 
 
@@ -158,3 +167,24 @@ def disable_org(session: Session, ref: OrgRef, *, actor: str = "system") -> OrgI
 
 def enable_org(session: Session, ref: OrgRef, *, actor: str = "system") -> OrgInfo:
     return _set_disabled(session, ref, False, actor)
+
+
+def set_show_distances(
+    session: Session, ref: OrgRef, allowed: bool, *, actor: str = "system"
+) -> OrgInfo:
+    """Allow (or stop) PDQ distances in the organisation's check answers (flushed, not
+    committed; audited). The service's key cache picks it up within its seconds."""
+    begin_write(session)
+    row = load_org_row(session, ref)
+    if bool(row.show_distances) == allowed:
+        return _info(row)
+    row.show_distances = allowed
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="checks.org.distances_shown" if allowed else "checks.org.distances_hidden",
+        subject=("organisation", row.id),
+        details={"name": row.name, "show_distances": allowed},
+    )
+    return _info(row)

@@ -104,7 +104,7 @@ def record_recheck(
         known = ", ".join(s for s in RECHECK_STATUSES if s != "pending")
         raise InvalidInput(f"a re-check's status must be one of {known}, not {status!r}")
     begin_write(session)
-    row = _load_own_hit(session, None, hit_id, lock=True)
+    row = _load_own_hit(session, None, hit_id, lock=True, public=True)
     now = clock.now()
     interval = recheck_after()
     scheduled = now + interval
@@ -121,6 +121,7 @@ def record_recheck(
         action="checks.hit.rechecked",
         subject=("hit", row.id),
         details={
+            "public_id": row.public_id,
             "org_id": row.org_id,
             "status": status,
             "previous": previous,

@@ -49,7 +49,7 @@ class ReviewInfo:
 def _info(review: FalsePositiveReview, hit: Hit) -> ReviewInfo:
     return ReviewInfo(
         id=review.id,
-        hit_id=review.hit_id,
+        hit_id=hit.public_id,  # the id the platform and the pages name the hit by
         org_id=hit.org_id,
         set_id=review.set_id,
         item_id=review.item_id,

@@ -1,7 +1,10 @@
 """Subscriptions: which blocklists and which categories an organisation's checks run against.
 
 Without a subscription (or with both parts None) a check runs against every active blocklist
-and every category. Allow-lists are not subscribed to: they always apply, to everyone.
+and reports the illegal categories only (``registry.SUBSCRIBED_BY_DEFAULT``): entries that are
+unassessed, unrecognised or non-pertinent answer ``match: false`` unless an admin names their
+categories (non-pertinent entries never match at all). Allow-lists are not subscribed to: they
+always apply, to everyone.
 A subscription plugs straight into the matcher::
 
     sub = get_subscription(session, principal.org_id)
@@ -32,8 +35,8 @@ class Subscription:
     org_id: int
     #: Hash set ids to check against; None: every active blocklist.
     set_ids: frozenset[int] | None = None
-    #: Normalised category codes to report; None: every category.
-    categories: frozenset[str] | None = None
+    #: Normalised category codes to report (None: every category, never a stored default).
+    categories: frozenset[str] | None = registry.SUBSCRIBED_BY_DEFAULT
 
     def admits(self, set_id: int, category: str) -> bool:
         """Whether a blocklist match in this set and category counts for the organisation."""
@@ -65,7 +68,7 @@ def _resolve_categories(categories: str | Iterable[str]) -> frozenset[str]:
     except registry.InvalidInput as exc:
         raise InvalidInput(str(exc)) from None
     if not codes:
-        raise InvalidInput("no categories named: give at least one, or None for every category")
+        raise InvalidInput("no categories named: give at least one, or None for the default")
     return codes
 
 
@@ -85,11 +88,13 @@ def set_subscription(
 
     ``sets`` are hash set names (or ids); ``categories`` are category filters as
     ``registry.category_filter`` reads them (``"baseline"``, ``"illegal,ncii"``, codes), stored
-    as the codes they stand for. None for either means "all". Raises InvalidInput for an unknown
-    set or category, an allow-list, or an empty list."""
+    as the codes they stand for. None for ``sets`` means every active blocklist, None for
+    ``categories`` the default (the illegal categories). Raises InvalidInput for an unknown set
+    or category, an allow-list, or an empty list."""
     begin_write(session)
     org_row = load_org_row(session, org)
     set_ids = None if sets is None else _resolve_sets(session, sets)
+    # Stored as NULL: the default, which follows the vocabulary if it grows.
     codes = None if categories is None else _resolve_categories(categories)
     row = session.get(SubscriptionRow, org_row.id, populate_existing=True)
     before = None if row is None else _from_row(row)
@@ -116,17 +121,28 @@ def set_subscription(
             },
         },
     )
-    return Subscription(org_id=org_row.id, set_ids=set_ids, categories=codes)
+    return _subscription(org_row.id, set_ids, codes)
+
+
+def _subscription(
+    org_id: int, set_ids: frozenset[int] | None, codes: frozenset[str] | None
+) -> Subscription:
+    return Subscription(
+        org_id=org_id,
+        set_ids=set_ids,
+        categories=registry.SUBSCRIBED_BY_DEFAULT if codes is None else codes,
+    )
 
 
 def _from_row(row: SubscriptionRow) -> Subscription:
     set_ids = None if row.set_ids is None else frozenset(int(i) for i in json.loads(row.set_ids))
     codes = None if row.categories is None else frozenset(json.loads(row.categories))
-    return Subscription(org_id=row.org_id, set_ids=set_ids, categories=codes)
+    return _subscription(row.org_id, set_ids, codes)
 
 
 def get_subscription(session: Session, org_id: int) -> Subscription:
-    """The organisation's subscription; the default (everything) when it has none. Does not
+    """The organisation's subscription; the default (every blocklist, the illegal categories)
+    when it has none. Does not
     check that the organisation exists: this is on every check's path."""
     query = select(SubscriptionRow).where(SubscriptionRow.org_id == org_id)
     row = session.scalar(query.execution_options(populate_existing=True))

@@ -2,6 +2,7 @@
 (thin: the pages manage the same things later).
 
     meldpunt orgs create example-platform --kind platform --email abuse@example.org
+    meldpunt orgs distances example-platform --show
     meldpunt keys create example-platform --role platform --label "upload pipeline"
     meldpunt keys list example-platform
     meldpunt keys revoke mp_AbCdEfGhI
@@ -84,6 +85,7 @@ def _org_record(info: OrgInfo) -> dict[str, Any]:
         "contact_email": info.contact_email,
         "created_at": info.created_at.isoformat(),
         "disabled": info.disabled,
+        "show_distances": info.show_distances,
     }
 
 
@@ -99,6 +101,24 @@ def orgs_create(
     with checks_session() as session:
         info = checks.create_org(session, name, kind.value, contact_email=email, actor=ACTOR)
     print(f"created {info.kind} organisation {info.name!r} (id {info.id})")
+
+
+@orgs_app.command("distances")
+def orgs_distances(
+    name: Annotated[str, typer.Argument(help="The organisation's name or id.")],
+    show: Annotated[
+        bool,
+        typer.Option(
+            "--show/--hide",
+            help="Show PDQ distances in its check answers (they help recover listed hashes).",
+        ),
+    ],
+) -> None:
+    """Allow an organisation PDQ distances in its check answers, or stop them (audited)."""
+    with checks_session() as session:
+        info = checks.set_show_distances(session, name, show, actor=ACTOR)
+    shown = "shows" if info.show_distances else "does not show"
+    print(f"{info.name!r}: check answers {shown} distances (services notice within seconds)")
 
 
 @orgs_app.command("list")
@@ -274,12 +294,12 @@ def subscriptions_set(
         typer.Option(
             "--categories",
             help="Category filters, comma-separated: baseline, illegal, csam, ncii or codes "
-            "(default: all).",
+            "(default: illegal).",
         ),
     ] = None,
 ) -> None:
-    """Set which blocklists and categories the organisation's checks run against. Leaving an
-    option out means "all"; leaving both out restores the default."""
+    """Set which blocklists and categories the organisation's checks run against. Leaving
+    --sets out means every blocklist, leaving --categories out the illegal categories."""
     set_names = _split(sets)
     if set_names == []:
         _fail("--sets names no set: leave it out for every blocklist")

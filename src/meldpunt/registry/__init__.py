@@ -17,6 +17,8 @@ from meldpunt.registry.batch import ItemInput, ItemOutcome, apply_items, normali
 from meldpunt.registry.categories import (
     CODES,
     FILTERS,
+    NEVER_MATCHED,
+    SUBSCRIBED_BY_DEFAULT,
     Category,
     CategoryCode,
     category_filter,
@@ -77,6 +79,8 @@ __all__ = [
     "CODES",
     "EXPORT_FORMATS",
     "FILTERS",
+    "NEVER_MATCHED",
+    "SUBSCRIBED_BY_DEFAULT",
     "ActiveSignal",
     "Category",
     "CategoryCode",

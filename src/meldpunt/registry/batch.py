@@ -25,7 +25,11 @@ from meldpunt.registry.changes import BULK, ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput
 from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.sets import SetRef, load_set_row
-from meldpunt.registry.signal_types import MAX_OPAQUE_LENGTH, register_registry_signal_types
+from meldpunt.registry.signal_types import (
+    EMPTY_CONTENT_DIGESTS,
+    MAX_OPAQUE_LENGTH,
+    register_registry_signal_types,
+)
 from meldpunt.registry.vocabulary import ITEM_STATUSES
 from meldpunt.signals import types as signal_types
 from meldpunt.signals.errors import InvalidSignal
@@ -80,7 +84,8 @@ class BatchResult:
 def normalize_signals(pairs: Iterable[tuple[str, str]]) -> tuple[Signal, ...]:
     """``[(type, value), ...]`` validated and normalised, duplicates dropped, order kept.
 
-    Raises InvalidInput naming the first bad signal (unknown type, bad hex, wrong length).
+    Raises InvalidInput naming the first bad signal (unknown type, bad hex, wrong length, the
+    digest of empty content).
     """
     register_registry_signal_types()
     seen: dict[Signal, None] = {}
@@ -92,6 +97,11 @@ def normalize_signals(pairs: Iterable[tuple[str, str]]) -> tuple[Signal, ...]:
             raise InvalidInput(str(exc)) from None
         if len(normalised) > MAX_OPAQUE_LENGTH:
             raise InvalidInput(f"{signal_type.name} value longer than {MAX_OPAQUE_LENGTH}")
+        if (signal_type.name, normalised) in EMPTY_CONTENT_DIGESTS:
+            raise InvalidInput(
+                f"{signal_type.name} {normalised} is the digest of empty content (zero bytes): "
+                "it would match every empty file, so it is never listed"
+            )
         seen[(signal_type.name, normalised)] = None
     if not seen:
         raise InvalidInput("an item needs at least one signal")

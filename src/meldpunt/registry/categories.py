@@ -28,7 +28,9 @@ __all__ = [
     "CODES",
     "DEFAULT_VIC_PROFILE",
     "FILTERS",
+    "NEVER_MATCHED",
     "SCHEMES",
+    "SUBSCRIBED_BY_DEFAULT",
     "Category",
     "CategoryCode",
     "category_filter",
@@ -76,6 +78,15 @@ FILTERS: dict[str, frozenset[str]] = {
     "csam": frozenset({"csam_baseline", "csam_national", "csam"}),
     "ncii": frozenset({"ncii"}),
 }
+
+#: Entries assessed as not pertinent never make a blocklist match, whatever a filter says: a
+#: list may carry them (VICS category 5, ThreatExchange's negative class) so that people know
+#: them, but a platform must never act on them.
+NEVER_MATCHED: frozenset[str] = frozenset({"non_pertinent"})
+
+#: What a subscription covers unless an admin names other categories: illegal material only,
+#: not the unassessed (``uncategorised``), the unrecognised (``unknown``) or the non-pertinent.
+SUBSCRIBED_BY_DEFAULT: frozenset[str] = FILTERS["illegal"]
 
 DEFAULT_VIC_PROFILE = "vics"
 

@@ -12,6 +12,8 @@ What a match means:
 * a match with an allow-list entry (a known false positive) suppresses blocklist matches, and
   the answer lists them as suppressed: an exact (MD5/SHA) allow-list match suppresses every
   blocklist match of the picture, a PDQ allow-list match suppresses the PDQ matches;
+* entries assessed as not pertinent (``categories.NEVER_MATCHED``) never make a blocklist match,
+  and the digests of empty content are never looked up (they would match every empty file);
 * PDQ hashes of quality below the minimum are not matched, and the answer says why;
 * the PDQ query is the picture's hash and, when given, its 8 orientation hashes.
 """
@@ -30,8 +32,10 @@ from numpy.typing import NDArray
 from sqlalchemy.orm import Session
 
 from meldpunt.index import ExactIndex, PdqIndex, SnapshotError, hashes_from_hex, load, save
+from meldpunt.registry.categories import NEVER_MATCHED
 from meldpunt.registry.changes import Change, active_signals, changes_since, current_seq
 from meldpunt.registry.sets import HashSetInfo, get_set, list_sets
+from meldpunt.registry.signal_types import EMPTY_CONTENT_DIGESTS
 from meldpunt.signals import (
     ExactDigests,
     HashOptions,
@@ -353,7 +357,11 @@ class Matcher:
         owners: list[int] = []
         for kind in EXACT_TYPES:
             asked = [(q, getattr(query, kind)) for q, query in enumerate(queries)]
-            asked = [(q, value) for q, value in asked if value]
+            asked = [
+                (q, value)
+                for q, value in asked
+                if value and (kind, value.lower()) not in EMPTY_CONTENT_DIGESTS
+            ]
             if asked:
                 digests = [bytes.fromhex(value) for _, value in asked]
                 found_slots = self.exact[kind][0].lookup_batch(digests)
@@ -403,6 +411,7 @@ class Matcher:
             m
             for m in best.values()
             if not self.sets[m.set_id].is_allowlist
+            and m.category not in NEVER_MATCHED
             and (chosen is None or m.set_id in chosen)
             and (categories is None or m.category in categories)
         ]

@@ -7,12 +7,24 @@ licensed matcher could use them later); the index never sees them (``matchable =
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from meldpunt.signals.errors import InvalidSignal
 from meldpunt.signals.types import SignalType, get, register
 
-__all__ = ["MAX_OPAQUE_LENGTH", "PhotoDNA", "register_registry_signal_types"]
+__all__ = [
+    "EMPTY_CONTENT_DIGESTS",
+    "MAX_OPAQUE_LENGTH",
+    "PhotoDNA",
+    "register_registry_signal_types",
+]
+
+#: The digests of zero bytes. A list entry with one would match every empty file (a failed
+#: upload, a truncated download): never accepted into a list, never matched.
+EMPTY_CONTENT_DIGESTS: frozenset[tuple[str, str]] = frozenset(
+    (name, hashlib.new(name, b"").hexdigest()) for name in ("md5", "sha1", "sha256")
+)
 
 #: Longer values are refused: the column holds 1000 characters and no opaque hash is that long.
 MAX_OPAQUE_LENGTH = 1000

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -13,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,6 +31,7 @@ __all__ = [
     "Item",
     "ItemSignal",
     "Organisation",
+    "ProbingAlert",
     "RegistryChange",
     "Subscription",
 ]
@@ -193,6 +196,8 @@ class Organisation(Base):
     contact_email: Mapped[str | None] = mapped_column(String(320))
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
+    #: Check answers show PDQ distances (an admin's decision: distances help recover list hashes).
+    show_distances: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"Organisation(id={self.id}, name={self.name!r}, kind={self.kind!r})"
@@ -245,6 +250,8 @@ class Hit(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    #: The id platforms see: random, so that it says nothing about other organisations' hits.
+    public_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
     at: Mapped[datetime]
     signal_type: Mapped[str] = mapped_column(String(40))
@@ -296,3 +303,17 @@ class FalsePositiveReview(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(index=True)
     resolution: Mapped[str | None] = mapped_column(String(20))
     resolved_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class ProbingAlert(Base):
+    """A key whose checks looked like probing the lists (``checks.probing``), and its throttle."""
+
+    __tablename__ = "probing_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    reason: Mapped[str] = mapped_column(String(40))  # 'close_queries' | 'near_threshold'
+    details: Mapped[str] = mapped_column(Text)  # JSON: what was seen
+    throttled_until: Mapped[datetime]

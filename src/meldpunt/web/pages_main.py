@@ -57,11 +57,13 @@ def hits(
             found = checks.list_hits(db, own, limit=HITS_PAGE + 1, before_id=before)
         set_names = {s.id: s.name for s in registry.list_sets(db)}
         org_names = {o.id: o.name for o in checks.list_orgs(db)} if own is None else {}
+        # a platform sees distances only when an admin allows them (as in the API's answers)
+        distances = own is None or checks.get_org(db, own).show_distances
     more = not overdue and len(found) > HITS_PAGE
     found = found[:HITS_PAGE] if not overdue else found
     return page(request, "hits.html", hits=found, overdue=overdue, set_names=set_names,
-                org_names=org_names, admin=own is None,
-                next_before=found[-1].id if more and found else None)  # fmt: skip
+                org_names=org_names, admin=own is None, distances=distances,
+                next_before=found[-1].row_id if more and found else None)  # fmt: skip
 
 
 def _review_rows(request: Request, reviews: list[checks.ReviewInfo]) -> list[dict[str, Any]]:

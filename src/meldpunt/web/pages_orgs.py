@@ -1,4 +1,5 @@
-"""Pages for admins: organisations, their API keys and their subscriptions."""
+"""Pages for admins: organisations, their API keys, subscriptions and distances, and the
+probing alerts."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi.responses import HTMLResponse
 
 from meldpunt import checks, registry
 from meldpunt.api.state import service_of
+from meldpunt.checks.probing import list_alerts
 from meldpunt.clock import now
 
 from .auth import Admin, CsrfChecked, actor
@@ -67,6 +69,7 @@ def one_org(request: Request, session: Admin, name: str) -> Response:
         blocklists = [s for s in registry.list_sets(db) if not s.is_allowlist]
     return page(request, "org.html", org=org, keys=keys, subscription=subscription, stats=stats,
                 blocklists=blocklists, filters=sorted(registry.FILTERS), codes=registry.CODES,
+                default_categories=registry.SUBSCRIBED_BY_DEFAULT,
                 roles=checks.ROLES, org_path=_org_path(org.name))  # fmt: skip
 
 
@@ -130,3 +133,23 @@ def subscribe(
     service_of(request).subscriptions.clear()
     session.flash("Subscription saved; checks use it within seconds.")
     return redirect(_org_path(name))
+
+
+@router.post("/ui/orgs/{name}/distances", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def distances(
+    request: Request, session: Admin, name: str, show: Annotated[bool, Form()] = False
+) -> Response:
+    with service_of(request).sessions() as db:
+        org = checks.set_show_distances(db, name, show, actor=actor(session))
+        db.commit()
+    service_of(request).key_cache.clear()  # this process at once, others within their cache time
+    shown = "now show" if org.show_distances else "no longer show"
+    session.flash(f"{org.name}'s check answers {shown} distances.")
+    return redirect(_org_path(org.name))
+
+
+@router.get("/ui/probing", response_class=HTMLResponse)
+def probing(request: Request, session: Admin) -> Response:
+    with service_of(request).sessions() as db:
+        alerts = list_alerts(db, limit=200)
+    return page(request, "probing.html", alerts=alerts, now=now())

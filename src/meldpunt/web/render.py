@@ -58,6 +58,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
     ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),
+    ("Probing", "/ui/probing", frozenset({Role.admin})),
 )
 
 
