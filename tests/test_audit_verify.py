@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from meldpunt import checks, registry
 from meldpunt.audit_verify import verify_all
-from meldpunt.cli_audit import audit_app
+from meldpunt.cli.audit import audit_app
 
 
 def md5() -> str:

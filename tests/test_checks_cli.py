@@ -10,8 +10,8 @@ import typer
 from typer.testing import CliRunner
 
 from meldpunt import checks
-from meldpunt.cli_checks import keys_app, orgs_app, subscriptions_app
-from meldpunt.cli_registry import sets_app
+from meldpunt.cli.checks import keys_app, orgs_app, subscriptions_app
+from meldpunt.cli.registry import sets_app
 from meldpunt.store import make_engine, session_scope
 
 runner = CliRunner()

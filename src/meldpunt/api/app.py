@@ -25,6 +25,7 @@ from meldpunt.worker import WorkerThread
 
 from . import errors
 from .auth import FailureLimiter, KeyCache, TtlCache
+from .docs import router as docs_router
 from .errors import ApiError
 from .fastlane import CheckLane
 from .follower import IndexFollower
@@ -128,6 +129,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         version=__version__,
         summary="The hash check service: check uploads against the registry of known material.",
         lifespan=lifespan,
+        docs_url=None,  # served by api/docs.py from local files
+        redoc_url=None,
     )
     service = ServiceState(
         settings=config,
@@ -178,5 +181,6 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(check_router)
     app.include_router(admin_router)
+    app.include_router(docs_router)
     app.include_router(web_router)
     return app

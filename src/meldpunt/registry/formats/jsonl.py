@@ -8,6 +8,17 @@
 scheme), reference, status and note. ``id`` is informational (ids are local to a registry).
 Written by hand, ``category`` may also be a raw value of any scheme ("A1"), and a signal may be
 written as ``["md5", "…"]``.
+
+The lines ``meldpunt hash --format jsonl`` writes are read too, one item per file:
+
+    {"path": "photos/coffee.jpg", "md5": "…", "sha1": "…", "sha256": "…", "pdq": "…",
+     "pdq_quality": 100}
+
+Its digests and PDQ hash become the item's signals and its path the reference. A PDQ hash
+marked ``pdq_low_quality`` is left out (too little detail to tell pictures apart: it would
+match unrelated pictures), ``pdq_quality`` and ``pdq_dihedral`` are not stored (matching turns
+the picture that is checked, not the list), and a file that could not be hashed (``error``) is
+reported with its line number and skipped.
 """
 
 from __future__ import annotations
@@ -30,13 +41,21 @@ __all__ = ["NAME", "read", "sniff", "write"]
 NAME = "jsonl"
 
 
+#: The signals of a `meldpunt hash` line, in the order the item gets them.
+HASH_SIGNALS = ("md5", "sha1", "sha256", "pdq")
+
+
+def _is_hash_line(value: dict[str, Any]) -> bool:
+    return "path" in value and any(key in value for key in (*HASH_SIGNALS, "error_code"))
+
+
 def sniff(head: bytes) -> bool:
     first = head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
     try:
         value = json.loads(first)
     except ValueError:
         return False
-    return isinstance(value, dict) and "signals" in value
+    return isinstance(value, dict) and ("signals" in value or _is_hash_line(value))
 
 
 def _optional_text(line: dict[str, Any], name: str) -> str | None:
@@ -65,9 +84,30 @@ def _signals(value: Any) -> list[tuple[str, str]]:
     return pairs
 
 
+def _hash_record(line: dict[str, Any], number: int) -> ImportRecord:
+    """An item from a line of `meldpunt hash --format jsonl`."""
+    path = _optional_text(line, "path")
+    if line.get("error"):
+        raise ValueError(f"{path}: not hashed: {line['error']}")
+    signals = []
+    for kind in HASH_SIGNALS:
+        value = line.get(kind)
+        if value is None or (kind == "pdq" and line.get("pdq_low_quality")):
+            continue
+        if not isinstance(value, str):
+            raise ValueError(f"{kind} must be a string")
+        signals.append((kind, value))
+    if not signals:
+        raise ValueError(f"{path}: no hash to import")
+    attributes = {k: line[k] for k in ("pdq_quality", "pdq_dihedral") if line.get(k) is not None}
+    return ImportRecord(number=number, signals=signals, reference=path, attributes=attributes)
+
+
 def _record(line: Any, number: int) -> ImportRecord:
     if not isinstance(line, dict):
         raise ValueError("each line is a JSON object")
+    if "signals" not in line and _is_hash_line(line):
+        return _hash_record(line, number)
     if "signals" not in line:
         raise ValueError("missing field 'signals'")
     category = _optional_text(line, "category")

@@ -22,35 +22,25 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 from sqlalchemy.orm import Session
 
 from meldpunt import checks, clock, registry
 from meldpunt.checks import ChecksError, KeyInfo, OrgInfo, OrgKind, Role, Subscription
-from meldpunt.cli_output import fail as _fail
-from meldpunt.cli_output import stderr as _stderr
-from meldpunt.cli_output import stdout as _stdout
-from meldpunt.cli_registry import registry_session
+from meldpunt.cli.common import fail as _fail
+from meldpunt.cli.common import group, is_narrow, registry_session
+from meldpunt.cli.common import stderr as _stderr
+from meldpunt.cli.common import stdout as _stdout
+from meldpunt.cli.common import table as _table
 
 __all__ = ["keys_app", "orgs_app", "subscriptions_app"]
 
 ACTOR = "cli"
 
-orgs_app = typer.Typer(
-    help="Organisations that use the check service (platforms, hotlines, authorities, partners).",
-    no_args_is_help=True,
-    add_completion=False,
+orgs_app = group(
+    "Organisations that use the check service (platforms, hotlines, authorities, partners)."
 )
-keys_app = typer.Typer(
-    help="API keys of organisations: create (shown once), list, revoke.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-subscriptions_app = typer.Typer(
-    help="Which blocklists and categories an organisation's checks run against.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+keys_app = group("API keys of organisations: create (shown once), list, revoke.")
+subscriptions_app = group("Which blocklists and categories an organisation's checks run against.")
 
 
 class ListFormat(StrEnum):
@@ -74,6 +64,10 @@ def checks_session() -> Iterator[Session]:
 
 def _when(moment: datetime | None) -> str:
     return "" if moment is None else moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _day(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%Y-%m-%d")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -135,12 +129,16 @@ def orgs_list(output_format: FormatOption = ListFormat.table) -> None:
     if output_format is ListFormat.json:
         print(json.dumps([_org_record(o) for o in orgs], indent=2))
         return
-    table = Table(title="organisations")
-    for column in ("id", "name", "kind", "contact", "created", "state"):
-        table.add_column(column, justify="right" if column == "id" else "left")
+    table = _table("organisations")
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("contact", overflow="fold")
+    table.add_column("created", no_wrap=True)
+    table.add_column("state", no_wrap=True)
     for o in orgs:
         state = "disabled" if o.disabled else "active"
-        table.add_row(str(o.id), o.name, o.kind, o.contact_email or "", _when(o.created_at), state)
+        table.add_row(str(o.id), o.name, o.kind, o.contact_email or "", _day(o.created_at), state)
     _stdout().print(table)
 
 
@@ -217,23 +215,33 @@ def keys_list(
     if output_format is ListFormat.json:
         print(json.dumps([_key_record(k) for k in keys], indent=2))
         return
-    table = Table(title="API keys")
-    columns = ("id", "organisation", "role", "prefix", "label", "created", "expires", "last used")
-    for column in (*columns, "state"):
-        table.add_column(column, justify="right" if column == "id" else "left")
+    console = _stdout()
+    narrow = is_narrow(console)
+    # A narrow terminal gets the day a key was last used and leaves out when it was created
+    # and when it expires (its state says whether it has expired).
+    when = _day if narrow else _when
+    caption = "creation and expiry: --format json" if narrow else None
+    table = _table("API keys", caption)
+    table.add_column("id", justify="right", no_wrap=True)
+    for column in ("organisation", "role", "prefix"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("label")
+    dates = ("last used",) if narrow else ("created", "expires", "last used")
+    for column in dates:
+        table.add_column(column, no_wrap=narrow)
+    table.add_column("state", no_wrap=True)
     for k in keys:
+        moments = {"created": k.created_at, "expires": k.expires_at, "last used": k.last_used_at}
         table.add_row(
             str(k.id),
             k.org_name,
             k.role,
             f"{k.prefix}…",
             k.label or "",
-            _when(k.created_at),
-            _when(k.expires_at),
-            _when(k.last_used_at),
+            *(when(moments[column]) for column in dates),
             _key_state(k),
         )
-    _stdout().print(table)
+    console.print(table)
 
 
 @keys_app.command("revoke")

@@ -21,28 +21,26 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from meldpunt import registry
-from meldpunt.cli_output import fail as _fail
-from meldpunt.cli_output import stderr as _stderr
-from meldpunt.cli_output import stdout as _stdout
+from meldpunt.cli.common import fail as _fail
+from meldpunt.cli.common import group, is_narrow, registry_session
+from meldpunt.cli.common import stderr as _stderr
+from meldpunt.cli.common import stdout as _stdout
+from meldpunt.cli.common import table as _table
 from meldpunt.registry import (
     HashSetInfo,
     ImportProgress,
     ImportSummary,
     ItemStatus,
-    RegistryError,
     SetKind,
     SetSummary,
 )
 
 __all__ = ["sets_app"]
 
-sets_app = typer.Typer(
-    help="Hash sets: the registry of known material (create, import, export, show, withdraw).",
-    no_args_is_help=True,
-    add_completion=False,
+sets_app = group(
+    "Hash sets: the registry of known material (create, import, export, show, withdraw)."
 )
 
 
@@ -71,19 +69,6 @@ class ExportFormat(StrEnum):
 class VicProfile(StrEnum):
     vics = "vics"
     us = "us"
-
-
-@contextmanager
-def registry_session() -> Iterator[Session]:
-    """A session on the configured database (migrated first); registry errors end the command."""
-    from meldpunt.store import init_db, session_scope
-
-    init_db()
-    try:
-        with session_scope() as session:
-            yield session
-    except RegistryError as exc:
-        _fail(str(exc))
 
 
 def _set_record(info: HashSetInfo, summary: SetSummary | None = None) -> dict[str, Any]:
@@ -156,29 +141,41 @@ def list_command(
     if output_format is ListFormat.json:
         print(json.dumps([_set_record(s.set, s) for s in summaries], indent=2))
         return
-    table = Table(title="hash sets")
-    for column in ("name", "kind", "state", "active", "items", "default category", "PDQ", "source"):
-        table.add_column(
-            column, justify="right" if column in ("active", "items", "PDQ") else "left"
-        )
+    console = _stdout()
+    # A narrow terminal leaves out the columns that `sets show` has too.
+    narrow = is_narrow(console)
+    caption = "all items and the source: meldpunt sets show NAME" if narrow else None
+    table = _table("hash sets", caption)
+    table.add_column("name", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("active", justify="right", no_wrap=True)
+    if not narrow:
+        table.add_column("items", justify="right", no_wrap=True)
+    table.add_column("category", overflow="fold")
+    table.add_column("PDQ", justify="right", no_wrap=True)
+    if not narrow:
+        table.add_column("source")
     for s in summaries:
         info = s.set
+        items = [] if narrow else [str(s.items)]
+        source = [] if narrow else [info.source_org or ""]
         table.add_row(
             info.name,
             info.kind,
             info.state,
             str(s.active_items),
-            str(s.items),
+            *items,
             info.default_category or "",
             str(info.pdq_threshold),
-            info.source_org or "",
+            *source,
         )
-    _stdout().print(table)
+    console.print(table)
 
 
 def _counts_table(title: str, counts: dict[str, int]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(title.split(" by ")[-1])
+    table = _table(title)
+    table.add_column(title.split(" by ")[-1], overflow="fold")
     table.add_column("count", justify="right")
     for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
         table.add_row(key, str(count))
@@ -242,7 +239,7 @@ def _progress_bar(total: int, show: bool) -> Iterator[Callable[[ImportProgress],
 
 def _print_summary(summary: ImportSummary) -> None:
     console = _stdout()
-    table = Table(title=f"import into {summary.set_name} ({summary.format})", title_justify="left")
+    table = _table(f"import into {summary.set_name} ({summary.format})")
     for column in ("records", "added", "updated", "unchanged", "rejected"):
         table.add_column(column, justify="right")
     columns = ("records", "added", "updated", "unchanged", "rejected")

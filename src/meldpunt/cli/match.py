@@ -10,16 +10,24 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from meldpunt.cli_output import stdout
-from meldpunt.cli_registry import registry_session
+from meldpunt.cli.common import (
+    group,
+    hash_many,
+    hash_options,
+    is_narrow,
+    iter_files,
+    registry_session,
+    stdout,
+    table,
+    with_progress,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from meldpunt.registry.matching import MatchAnswer, Matcher
 
-index_app = typer.Typer(help="The in-memory index of the registry and its snapshots.",
-                        no_args_is_help=True)  # fmt: skip
+index_app = group("The in-memory index of the registry and its snapshots.")
 
 
 def snapshot_dir() -> Path:
@@ -49,11 +57,17 @@ def _record(
 
 
 def _print_table(records: list[dict[str, object]], key: str) -> None:
-    from rich.table import Table
-
-    table = Table()
-    for column in (key, "known", "set", "category", "signal", "distance", "note"):
-        table.add_column(column, overflow="fold")
+    console = stdout()
+    # A narrow terminal gets the first match in one column that wraps: set, category, signal
+    # type and distance.
+    narrow = is_narrow(console)
+    shown = table()
+    shown.add_column(key, overflow="fold")
+    shown.add_column("known", no_wrap=True)
+    columns = ("match",) if narrow else ("set", "category", "signal", "distance")
+    for column in columns:
+        shown.add_column(column, justify="right" if column == "distance" else "left")
+    shown.add_column("note")
     for record in records:
         matches = record.get("matches") or []
         assert isinstance(matches, list)
@@ -65,16 +79,18 @@ def _print_table(records: list[dict[str, object]], key: str) -> None:
         if len(matches) > 1:
             notes.append(f"{len(matches) - 1} more matches")
         first = matches[0] if matches else {}
-        table.add_row(
+        found = [
+            str(first.get(name, "")) for name in ("set", "category", "signal_type", "distance")
+        ]
+        if narrow:
+            found = [f"{found[0]}, {found[1]}, {found[2]} at {found[3]}" if first else ""]
+        shown.add_row(
             str(record[key]),
             "[red]known[/red]" if record["known"] else "unknown",
-            str(first.get("set", "")),
-            str(first.get("category", "")),
-            str(first.get("signal_type", "")),
-            str(first.get("distance", "")),
+            *found,
             "; ".join(notes),
         )
-    stdout().print(table)
+    console.print(shown)
 
 
 def _signal_queries(signals: list[str], signals_file: Path | None) -> Iterator[tuple[str, object]]:
@@ -124,7 +140,6 @@ def match_command(
     """Match files (hashed here) or hash values against the local registry."""
     import os
 
-    from meldpunt.cli import _hash_options, _with_progress, hash_many, iter_files
     from meldpunt.config import get_settings
     from meldpunt.registry import InvalidInput, category_filter
     from meldpunt.registry.matching import Query
@@ -160,9 +175,9 @@ def match_command(
             else:
                 emit(_record("signal", label, None, str(query)))
         files = list(iter_files(paths or []))
-        options = _hash_options(exact=False, dihedral=dihedral, exif=True)
+        options = hash_options(exact=False, dihedral=dihedral, exif=True)
         results = hash_many(files, options, jobs or os.cpu_count() or 1)
-        for result in _with_progress(results, len(files), sys.stderr.isatty()):
+        for result in with_progress(results, len(files), sys.stderr.isatty()):
             query = Query.of_signals(result.digests, result.pdq)
             answer = matcher.match(query, categories=wanted, min_quality=min_quality)
             emit(_record("path", result.path, answer, result.error))

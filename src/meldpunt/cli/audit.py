@@ -10,15 +10,12 @@ from typing import Annotated
 
 import typer
 
-from meldpunt.cli_output import stdout as _stdout
+from meldpunt.cli.common import group
+from meldpunt.cli.common import stdout as _stdout
 
 __all__ = ["audit_app"]
 
-audit_app = typer.Typer(
-    help="The tamper-evident audit log: verify the chain and the rows it covers.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+audit_app = group("The tamper-evident audit log: verify the chain and the rows it covers.")
 
 
 @audit_app.command("verify")
