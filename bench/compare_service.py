@@ -26,6 +26,10 @@ def _values(runs: list[dict], key: str, field: str) -> list[float]:
     return [float(run[key][field]) for run in runs if key in run]
 
 
+def _spread(values: list[float]) -> str:
+    return f"{min(values):,.0f}-{max(values):,.0f}" if len(values) > 1 else f"{values[0]:,.0f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("before", nargs="+", type=Path)
@@ -45,7 +49,7 @@ def main() -> None:
             continue
         ratio = statistics.mean(new) / statistics.mean(old)
         rows.append((label, statistics.mean(old), statistics.mean(new)))
-        shown = [f"{min(v):,.0f}-{max(v):,.0f}" if len(v) > 1 else f"{v[0]:,.0f}" for v in (old, new)]
+        shown = [_spread(v) for v in (old, new)]
         print(f"| {label} | {shown[0]} | {shown[1]} | {ratio:.2f}x |")
     for key, label in (("single", "single p99 ms"),):
         old, new = _values(before, key, "p99_ms"), _values(after, key, "p99_ms")
