@@ -4,10 +4,12 @@ only, never the others that shared its transaction (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 from sqlalchemy import func, select
 
+import meldpunt.api.writer as writer_module
 from meldpunt import checks, registry
 from meldpunt.api.writer import Writer
 from meldpunt.store import make_sessionmaker
@@ -59,3 +61,33 @@ def test_a_single_failing_request_gets_its_error(engine, session, settings):
         assert len(writer.submit(a.id, [new_hit(police.id, item)]).result(timeout=30)) == 1
     finally:
         writer.stop()
+
+
+def test_a_flush_before_reading_waits_for_one_in_progress(engine, session, settings, monkeypatch):
+    # The writer's own flush took the counts and is committing them when a reader (GET
+    # /v1/stats) flushes too: the reader's flush must wait, not find nothing and read too early.
+    org = checks.create_org(session, "platform-a", "platform")
+    session.commit()
+    writer = Writer(make_sessionmaker(engine))
+    inside, release = threading.Event(), threading.Event()
+    real_record_check = writer_module.record_check
+
+    def slow_record_check(*args, **kwargs):
+        inside.set()
+        release.wait(timeout=30)
+        return real_record_check(*args, **kwargs)
+
+    monkeypatch.setattr(writer_module, "record_check", slow_record_check)
+    writer.count(org.id, 5)
+    first = threading.Thread(target=writer.flush_counts)
+    first.start()
+    assert inside.wait(timeout=30)
+    second = threading.Thread(target=writer.flush_counts)
+    second.start()
+    second.join(timeout=0.2)
+    assert second.is_alive()  # waits for the flush in progress instead of returning at once
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    (stats,) = checks.org_stats(session, org.id)
+    assert stats.checks == 1 and stats.items == 5

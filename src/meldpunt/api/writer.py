@@ -38,6 +38,7 @@ class Writer:
         self._counts: Counter[int] = Counter()
         self._items: Counter[int] = Counter()
         self._counts_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         # One thread does every write, so that on SQLite writers never wait on each other.
         self._thread = threading.Thread(target=self._run, name="meldpunt-writer", daemon=True)
 
@@ -127,6 +128,12 @@ class Writer:
         return written
 
     def flush_counts(self) -> None:
+        """Write the counts so far. Flushes run one at a time, so a reader that flushes before
+        reading (``GET /v1/stats``) sees counts that another flush took but had not committed."""
+        with self._flush_lock:
+            self._flush_counts()
+
+    def _flush_counts(self) -> None:
         with self._counts_lock:
             counts, items = self._counts, self._items
             self._counts, self._items = Counter(), Counter()
