@@ -12,8 +12,10 @@ set and category.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -144,18 +146,41 @@ def create_org(
 
 
 def _set_disabled(session: Session, ref: OrgRef, disabled: bool, actor: str) -> OrgInfo:
+    def change(row: Organisation) -> None:
+        row.disabled_at = now() if disabled else None
+
+    action = "checks.org.disabled" if disabled else "checks.org.enabled"
+    return _change_org(
+        session, ref, bool_of=lambda row: row.disabled_at is not None, wanted=disabled,
+        change=change, action=action, actor=actor, details={},
+    )  # fmt: skip
+
+
+def _change_org(
+    session: Session,
+    ref: OrgRef,
+    *,
+    bool_of: Callable[[Organisation], bool],
+    wanted: bool,
+    change: Callable[[Organisation], None],
+    action: str,
+    actor: str,
+    details: dict[str, Any],
+) -> OrgInfo:
+    """Turn one of an organisation's switches (flushed, not committed; audited when it
+    changes anything)."""
     begin_write(session)
     row = load_org_row(session, ref)
-    if (row.disabled_at is not None) == disabled:
+    if bool_of(row) == wanted:
         return _info(row)
-    row.disabled_at = now() if disabled else None
+    change(row)
     session.flush()
     audit.record(
         session,
         actor=actor,
-        action="checks.org.disabled" if disabled else "checks.org.enabled",
+        action=action,
         subject=("organisation", row.id),
-        details={"name": row.name},
+        details={"name": row.name, **details},
     )
     return _info(row)
 
@@ -174,17 +199,12 @@ def set_show_distances(
 ) -> OrgInfo:
     """Allow (or stop) PDQ distances in the organisation's check answers (flushed, not
     committed; audited). The service's key cache picks it up within its seconds."""
-    begin_write(session)
-    row = load_org_row(session, ref)
-    if bool(row.show_distances) == allowed:
-        return _info(row)
-    row.show_distances = allowed
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="checks.org.distances_shown" if allowed else "checks.org.distances_hidden",
-        subject=("organisation", row.id),
-        details={"name": row.name, "show_distances": allowed},
-    )
-    return _info(row)
+
+    def show(row: Organisation) -> None:
+        row.show_distances = allowed
+
+    action = "checks.org.distances_shown" if allowed else "checks.org.distances_hidden"
+    return _change_org(
+        session, ref, bool_of=lambda row: bool(row.show_distances), wanted=allowed, change=show,
+        action=action, actor=actor, details={"show_distances": allowed},
+    )  # fmt: skip

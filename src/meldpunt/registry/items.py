@@ -168,8 +168,6 @@ def _clean_reason(reason: str | None) -> str:
     text = (reason or "").strip()
     if not text:
         raise InvalidInput("a withdrawal needs a reason (why the entry is taken back)")
-    if len(text) > MAX_REASON:
-        raise InvalidInput(f"the reason is longer than {MAX_REASON} characters")
     try:
         return check_text(text, "the reason", max_length=MAX_REASON, multiline=True)
     except TextError as exc:
