@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("triage",),
     ("exchange",),
     ("worker",),
+    ("sim",),  # the simulated internet: hosters, their names and networks, a mail sink
     ("demo",),
     ("api",),
     ("web",),
@@ -101,6 +102,7 @@ NETWORK_MODULES = (
 NETWORK_NAMES = frozenset({"asyncio.open_connection", "asyncio.open_unix_connection"})
 NETWORK_ALLOWED = {
     "meldpunt.reports.fetcher": "the safe fetcher: checks every address it connects to",
+    "meldpunt.reports.smtp": "sends mail, only to the relay the settings name",
     # Binds a socket and closes it, to say a port is taken before `make run` installs anything.
     "meldpunt.cli.ports": "connects nowhere: tells whether the service's port is free",
 }

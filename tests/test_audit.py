@@ -2,11 +2,12 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from meldpunt import audit
 from meldpunt.clock import FrozenClock, use_clock
+from meldpunt.store.models import AuditEvent
 
 START = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -143,3 +144,25 @@ def test_concurrent_writers_keep_one_valid_chain(engine):
         result = audit.verify(session)
     assert result.ok, result
     assert result.count == writers * events_each
+
+
+def test_record_many_makes_the_chain_that_one_by_one_would(db_url):
+    from meldpunt.store import init_db, make_engine, make_sessionmaker
+
+    init_db(db_url)
+    sessions = make_sessionmaker(make_engine(db_url))
+    with sessions() as session, session.begin():
+        audit.record(session, actor="a", action="first")
+        written = audit.record_many(
+            session,
+            [audit.Entry("b", "many", ("url_item", n), {"n": n}) for n in range(50)],
+        )
+        audit.record(session, actor="c", action="last")
+    assert written == 50
+    with sessions() as session:
+        result = audit.verify(session)
+        assert result.ok, result
+        actions = session.scalars(
+            select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(52)
+        ).all()
+    assert actions[0] == "last" and actions[-1] == "first" and set(actions[1:-1]) == {"many"}

@@ -223,6 +223,101 @@ class Settings(BaseSettings):
         ),
     )
 
+    resolver_hosts_file: Path | None = Field(
+        default=None,
+        description=(
+            "A name table (lines of 'address name...', like /etc/hosts) the resolver reads "
+            "before DNS; the simulation writes one."
+        ),
+    )
+
+    # --- the hotline: intake, grading, notice-and-takedown ---
+    hotline_name: str = Field(
+        default="meldpunt", min_length=1, max_length=200,
+        description="Who notifies: the name notices and receipts are signed with.",
+    )  # fmt: skip
+    hotline_country: str = Field(
+        default="NL", pattern=r"^[A-Z]{2}$",
+        description="The hotline's country: a hoster abroad gets a forward record, not a notice.",
+    )  # fmt: skip
+    hotline_set: str = Field(
+        default="hotline", min_length=1, max_length=200,
+        description="The registry set that new material graded illegal is added to.",
+    )  # fmt: skip
+    hotline_second_analyst: bool = Field(
+        default=False, description="Grades of new material need a second analyst to agree."
+    )
+    hotline_max_children: int = Field(
+        default=50, ge=0, le=1000,
+        description="Pictures and videos of one reported page that become items of their own.",
+    )  # fmt: skip
+    hotline_fetch_attempts: int = Field(
+        default=5, ge=1, le=100, description="Fetches of a new item before it is given up."
+    )
+    hotline_fetch_retry_minutes: float = Field(
+        default=10.0, gt=0, allow_inf_nan=False,
+        description="First wait before a failed fetch is tried again (doubling after).",
+    )  # fmt: skip
+    hotline_report_urls: int = Field(
+        default=1000, ge=1, le=100_000, description="URLs one report (or API call) may name."
+    )
+    report_form_per_hour: float = Field(
+        default=20.0, ge=0, allow_inf_nan=False,
+        description="Reports an address may send through the public form an hour (0: no limit).",
+    )  # fmt: skip
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", max_length=500,
+        description="Where the service is reached from outside: status and answer links use it.",
+    )  # fmt: skip
+    link_secret: str | None = Field(
+        default=None, min_length=32,
+        description=(
+            "Key that signs the links in notices (hosters' answers); unset: one is made and "
+            "kept in data_dir."
+        ),
+    )  # fmt: skip
+    takedown_group_seconds: int = Field(
+        default=120, ge=0, le=7 * 24 * 3600,
+        description="An abuse contact's default grouping window: items ready in it share a notice.",
+    )  # fmt: skip
+    takedown_first_check_minutes: float = Field(
+        default=15.0, gt=0, allow_inf_nan=False, description="First re-check after a notice."
+    )
+    takedown_check_minutes: float = Field(
+        default=60.0, gt=0, allow_inf_nan=False, description="Re-checks of online items after that."
+    )
+    takedown_offline_misses: int = Field(
+        default=3, ge=1, le=100, description="Consecutive misses that make an item offline."
+    )
+    takedown_miss_spacing_minutes: float = Field(
+        default=3.0, ge=0, allow_inf_nan=False,
+        description="Misses count only this far apart (the next check after a miss comes then).",
+    )  # fmt: skip
+    takedown_renotice_hours: float = Field(
+        default=24.0, gt=0, allow_inf_nan=False,
+        description="Still online this long after the last notice: a re-notice.",
+    )  # fmt: skip
+    takedown_escalation_hours: float = Field(
+        default=24.0, gt=0, allow_inf_nan=False,
+        description="Still online this long after the first notice: escalation to the authority.",
+    )  # fmt: skip
+    smtp_host: str = Field(default="127.0.0.1", description="The mail relay notices go through.")
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = Field(
+        default="meldpunt@localhost", max_length=320, description="Sender of notices."
+    )
+    smtp_starttls: bool = Field(default=False, description="Use STARTTLS with the relay.")
+    smtp_username: str | None = Field(default=None)
+    smtp_password: str | None = Field(default=None)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600, allow_inf_nan=False)
+    smtp_retry_minutes: float = Field(
+        default=5.0, gt=0, allow_inf_nan=False,
+        description="First wait before a failed send is tried again (doubling, at most a day).",
+    )  # fmt: skip
+    smtp_attempts: int = Field(
+        default=12, ge=1, le=1000, description="Sends of a notice before it is marked failed."
+    )
+
     @field_validator("fetch_allow_networks")
     @classmethod
     def _check_networks(cls, value: list[str]) -> list[str]:

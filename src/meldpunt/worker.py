@@ -1,64 +1,84 @@
 """The worker: claims due work from the database and runs it.
 
-Today that is the re-checks of hits' public URLs (``meldpunt.checks.rechecks``). Every piece of
-waiting work is a row with a due time, so any number of workers (the thread in ``meldpunt
-serve``, separate ``meldpunt worker`` processes) can share one database, and a restart loses
-nothing.
+Every piece of waiting work is a row with a due time, so any number of workers (the thread in
+``meldpunt serve``, separate ``meldpunt worker`` processes) can share one database, and a
+restart loses nothing. A round runs each step in turn until none has anything due:
+
+- the re-checks of hits' public URLs (``checks.rechecks``);
+- the hotline's steps, in the order an item moves through them (``STEPS``).
+
+Each step takes the ``HotlineContext`` and a batch size and returns how much it did.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-
-from sqlalchemy.orm import Session, sessionmaker
+from collections.abc import Callable
 
 from meldpunt.checks.rechecks import run_rechecks
-from meldpunt.reports.fetcher import FetchPolicy
+from meldpunt.reports.context import HotlineContext
 
-__all__ = ["WorkerThread", "run_once", "run_worker"]
+__all__ = ["STEPS", "Step", "WorkerThread", "run_once", "run_worker"]
 
 log = logging.getLogger(__name__)
 
+Step = Callable[[HotlineContext, int], int]
 
-def run_once(sessions: sessionmaker[Session], policy: FetchPolicy, *, limit: int = 50) -> int:
-    """Run what is due now, in batches of ``limit``, until nothing is; returns how much ran."""
+
+def _hit_rechecks(context: HotlineContext, limit: int) -> int:
+    return run_rechecks(context.sessions, context.fetch_policy, limit=limit)
+
+
+#: The steps of a round, in order.
+STEPS: list[tuple[str, Step]] = [
+    ("hit re-checks", _hit_rechecks),
+]
+
+
+def run_once(context: HotlineContext, *, limit: int = 50, rounds: int = 1000) -> int:
+    """Run what is due now until nothing is (at most ``rounds`` passes over the steps, so that
+    work that keeps making work cannot hold the caller for ever); returns how much ran."""
     total = 0
-    while True:
-        done = run_rechecks(sessions, policy, limit=limit)
+    for _ in range(rounds):
+        done = 0
+        for _name, step in STEPS:
+            done += step(context, limit)
         total += done
-        if done < limit:
-            return total
+        if not done:
+            break
+    return total
 
 
 def run_worker(
-    sessions: sessionmaker[Session],
-    policy: FetchPolicy,
+    context: HotlineContext,
     *,
     poll_seconds: float = 5.0,
     stop_event: threading.Event,
     limit: int = 50,
 ) -> None:
-    """Run due work every ``poll_seconds`` until ``stop_event`` is set. A failing round is
-    logged and retried at the next poll: the work it claimed becomes due again by itself."""
+    """Run due work every ``poll_seconds`` until ``stop_event`` is set. A failing step is
+    logged and the round goes on: the work it claimed becomes due again by itself."""
     while not stop_event.is_set():
-        try:
-            run_once(sessions, policy, limit=limit)
-        except Exception:
-            log.exception("worker round failed; trying again in %s s", poll_seconds)
+        for name, step in STEPS:
+            if stop_event.is_set():
+                return
+            try:
+                while step(context, limit) >= limit and not stop_event.is_set():
+                    pass  # a full batch: there may be more
+            except Exception:
+                log.exception("worker step %s failed; trying again in %s s", name, poll_seconds)
         stop_event.wait(poll_seconds)
 
 
 class WorkerThread:
     """``run_worker`` in a daemon thread, as the service runs it beside the API."""
 
-    def __init__(
-        self, sessions: sessionmaker[Session], policy: FetchPolicy, *, poll_seconds: float = 5.0
-    ) -> None:
+    def __init__(self, context: HotlineContext, *, poll_seconds: float = 5.0) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=run_worker,
-            args=(sessions, policy),
+            args=(context,),
             kwargs={"poll_seconds": poll_seconds, "stop_event": self._stop},
             name="meldpunt-worker",
             daemon=True,

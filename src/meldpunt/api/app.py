@@ -17,8 +17,9 @@ from starlette.types import ASGIApp
 
 from meldpunt import __version__
 from meldpunt.checks.probing import ProbeDetector, active_throttles
+from meldpunt.config import get_settings
 from meldpunt.registry.matching import open_matcher
-from meldpunt.reports.fetcher import FetchPolicy
+from meldpunt.reports.context import HotlineContext
 from meldpunt.store import init_db, make_engine, make_sessionmaker
 from meldpunt.web import router as web_router
 from meldpunt.worker import WorkerThread
@@ -100,7 +101,10 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         load=lambda session: open_matcher(session, snapshots),
     )
 
-    worker = WorkerThread(sessions, FetchPolicy.from_settings()) if config.run_worker else None
+    hotline = HotlineContext(
+        sessions, settings=config.project or get_settings(), use_matcher=follower.use
+    )
+    worker = WorkerThread(hotline) if config.run_worker else None
 
     probing = ProbeDetector(config.probing)
 
@@ -145,6 +149,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         decode_budget=DecodeBudget(config.decode_budget_bytes),
         parse_limiter=anyio.CapacityLimiter(config.max_parallel_parses),
         probing=probing,
+        hotline=hotline,
     )
     app.state.service = service
     app.add_middleware(Timing, histogram=service.metrics.latency)

@@ -26,6 +26,8 @@ from .schemas import json_body_limit
 from .writer import Writer
 
 if TYPE_CHECKING:  # the key checks use this module, so it may not import theirs at run time
+    from meldpunt.reports.context import HotlineContext
+
     from .auth import FailureLimiter, KeyCache, TtlCache
 
 __all__ = ["Metrics", "ServiceSettings", "ServiceState", "service_of"]
@@ -56,6 +58,8 @@ class ServiceSettings:
     metrics_token: str | None = None  # GET /metrics with this bearer token; None: loopback only
     metrics_org_labels: bool = False  # counters labelled by organisation name
     probing: ProbingPolicy = field(default_factory=ProbingPolicy)
+    #: The project settings the hotline's worker, routes and pages read (None: ``get_settings()``).
+    project: Settings | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> ServiceSettings:
@@ -65,6 +69,7 @@ class ServiceSettings:
             "snapshot_dir": str(Path(s.data_dir) / "index"),
             "pdq_min_quality": s.pdq_min_quality,
             "max_body_bytes": s.max_body_bytes or json_body_limit(),
+            "project": s,
         }
         for name in (
             "max_upload_pixels",
@@ -166,6 +171,8 @@ class ServiceState:
     parse_limiter: anyio.CapacityLimiter
     #: probing of the lists through answers, per key (throttles, alerts)
     probing: ProbeDetector
+    #: what the hotline's work needs: settings, fetch policy, mail relay, link key, matcher
+    hotline: HotlineContext
 
 
 def service_of(where: HTTPConnection | ASGIApp) -> ServiceState:

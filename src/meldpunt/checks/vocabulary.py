@@ -33,15 +33,20 @@ class OrgKind(StrEnum):
     hotline = "hotline"
     authority = "authority"
     partner = "partner"
+    flagger = "flagger"  # a trusted flagger: reports URLs to the hotline by API
+    hoster = "hoster"  # a hosting provider that answers the hotline's notices by API
 
 
 class Role(StrEnum):
-    """What a key may do: a platform checks and reports outcomes, an analyst curates the sets and
-    reviews, an admin does everything."""
+    """What a key may do: a platform checks and reports outcomes, an analyst curates the sets,
+    reviews and grades reports, an admin does everything; a flagger reports URLs and reads its
+    own reports; a hoster answers the notices sent to it."""
 
     platform = "platform"
     analyst = "analyst"
     admin = "admin"
+    flagger = "flagger"
+    hoster = "hoster"
 
 
 class Outcome(StrEnum):

@@ -104,22 +104,21 @@ def worker_command(
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between rounds.")] = 5.0,
     once: Annotated[bool, typer.Option(help="Run what is due now, then stop.")] = False,
 ) -> None:
-    """Run due work (re-checks of hits' public URLs) in this process, beside or instead of the
-    worker thread of `meldpunt serve`."""
+    """Run due work (the hotline's fetches, notices and re-checks; re-checks of hits' public
+    URLs) in this process, beside or instead of the worker thread of `meldpunt serve`."""
     import threading
 
-    from meldpunt.reports.fetcher import FetchPolicy
+    from meldpunt.reports.context import HotlineContext
     from meldpunt.store import get_engine, init_db, make_sessionmaker
     from meldpunt.worker import run_once, run_worker
 
     init_db()
-    sessions = make_sessionmaker(get_engine())
-    policy = FetchPolicy.from_settings()
+    context = HotlineContext(make_sessionmaker(get_engine()))
     if once:
-        print(f"ran {run_once(sessions, policy)} re-check(s)")
+        print(f"ran {run_once(context)} piece(s) of work")
         return
     stop = threading.Event()
     try:
-        run_worker(sessions, policy, poll_seconds=poll_seconds, stop_event=stop)
+        run_worker(context, poll_seconds=poll_seconds, stop_event=stop)
     except KeyboardInterrupt:
         stop.set()

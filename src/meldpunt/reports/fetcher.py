@@ -16,9 +16,12 @@ import hashlib
 import http.client
 import io
 import ipaddress
+import os
 import socket
 import ssl
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
@@ -35,9 +38,11 @@ __all__ = [
     "FetchResult",
     "FetchTimedOut",
     "FetchUnresolvable",
+    "NameTable",
     "check_address",
     "fetch",
     "resolve",
+    "resolve_host",
 ]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -78,6 +83,8 @@ class FetchPolicy:
     max_redirects: int = 3
     ca_file: str | None = None  # PEM: certificate authorities trusted instead of the system's
     user_agent: str = f"meldpunt/{__version__} (+hotline re-check)"
+    #: Names looked up here before DNS (the simulation's hosters; an operator's overrides).
+    names: NameTable | None = field(default=None, compare=False)
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> FetchPolicy:
@@ -93,6 +100,7 @@ class FetchPolicy:
             total_seconds=s.fetch_total_seconds,
             max_bytes=s.fetch_max_bytes,
             ca_file=s.fetch_ca_file,
+            names=NameTable(s.resolver_hosts_file) if s.resolver_hosts_file else None,
         )
 
 
@@ -106,6 +114,9 @@ class FetchResult:
     sha256: str  # of the bytes read
     truncated: bool = False  # the body was longer than max_bytes
     error: str | None = None  # the answer came, but reading its body failed
+    #: The bytes read, in memory only (at most ``max_bytes``): the caller hashes them and lets
+    #: them go; nothing of meldpunt writes them anywhere.
+    body: bytes = field(default=b"", repr=False)
 
 
 def _unwrap(ip: IPAddress) -> list[IPAddress]:
@@ -145,8 +156,65 @@ def check_address(address: str, policy: FetchPolicy, *, host: str | None = None)
     return ip
 
 
+class NameTable:
+    """Host names and their addresses from a file in the shape of ``/etc/hosts`` (``address
+    name...`` per line, ``#`` comments), read again whenever the file changes, so that a
+    simulation can move a name to another hoster or take it away while meldpunt runs. A name
+    that is not in the table is resolved by DNS; a missing file is an empty table."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._names: dict[str, list[str]] = {}
+
+    def _load(self) -> dict[str, list[str]]:
+        try:
+            info = self.path.stat()
+        except OSError:
+            return {}
+        stamp = (info.st_mtime_ns, info.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                names: dict[str, list[str]] = {}
+                try:
+                    text = self.path.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    return self._names
+                for line in text.splitlines():
+                    words = line.split("#", 1)[0].split()
+                    if len(words) < 2:
+                        continue
+                    try:
+                        address = str(ipaddress.ip_address(words[0]))
+                    except ValueError:
+                        continue
+                    for name in words[1:]:
+                        names.setdefault(name.lower().rstrip("."), []).append(address)
+                self._names, self._stamp = names, stamp
+            return self._names
+
+    def lookup(self, host: str) -> list[str] | None:
+        """The table's addresses of ``host``, or None when the table does not name it."""
+        return self._load().get(host.lower().rstrip("."))
+
+
+def resolve_host(host: str, port: int, policy: FetchPolicy) -> list[str]:
+    """The addresses of ``host``: the policy's name table first, then ``resolve`` (DNS). This is
+    meldpunt's one resolver; attribution uses it too, so it sees what the fetcher connects to."""
+    if policy.names is not None:
+        found = policy.names.lookup(host)
+        if found is not None:
+            return found
+    try:
+        return [str(ipaddress.ip_address(host.strip("[]")))]
+    except ValueError:
+        return resolve(host, port)
+
+
 def resolve(host: str, port: int) -> list[str]:
-    """The addresses of ``host`` (tests replace this to run a simulated internet on loopback)."""
+    """The addresses of ``host`` by DNS (tests replace this to run a simulated internet on
+    loopback)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
@@ -245,7 +313,7 @@ class _PinnedConnection(http.client.HTTPConnection):
 def _connect(
     scheme: str, host: str, port: int, policy: FetchPolicy, deadline: _Deadline
 ) -> socket.socket:
-    addresses = resolve(host, port)
+    addresses = resolve_host(host, port, policy)
     if not addresses:
         raise FetchUnresolvable(f"{host} does not resolve")
     checked = [check_address(a, policy, host=host) for a in addresses]  # all of them, first
@@ -374,6 +442,7 @@ def fetch(url: str, policy: FetchPolicy, *, method: str = "GET") -> FetchResult:
                 sha256=hashlib.sha256(body).hexdigest(),
                 truncated=truncated,
                 error=error,
+                body=body,
             )
         finally:
             response.close()

@@ -34,6 +34,14 @@ __all__ = [
     "ProbingAlert",
     "RegistryChange",
     "Subscription",
+    "AbuseContact",
+    "AsnPrefix",
+    "ItemEvent",
+    "Notice",
+    "NoticeItem",
+    "Report",
+    "ReportUrl",
+    "UrlItem",
 ]
 
 
@@ -174,8 +182,8 @@ class RegistryChange(Base):
 
 # --- checks: organisations, their keys and subscriptions, hits and their follow-up ----------------
 
-ORG_KINDS = ("platform", "hotline", "authority", "partner")
-KEY_ROLES = ("platform", "analyst", "admin")
+ORG_KINDS = ("platform", "hotline", "authority", "partner", "flagger", "hoster")
+KEY_ROLES = ("platform", "analyst", "admin", "flagger", "hoster")
 HIT_OUTCOMES = ("blocked", "removed", "reported", "false_positive", "other")
 RECHECK_STATUSES = ("pending", "gone", "online", "error")
 REVIEW_RESOLUTIONS = ("confirmed", "rejected")
@@ -317,3 +325,234 @@ class ProbingAlert(Base):
     reason: Mapped[str] = mapped_column(String(40))  # 'close_queries' | 'near_threshold'
     details: Mapped[str] = mapped_column(Text)  # JSON: what was seen
     throttled_until: Mapped[datetime]
+
+
+# --- the hotline: reports, the URLs they name, their timelines ------------------------------------
+
+REPORT_KINDS = ("csam", "ncii", "other")
+REPORT_SOURCES = ("form", "flagger", "import")
+URL_STATES = (
+    "received", "queued", "review", "police", "contact_needed", "ready", "noticed", "escalated",
+    "forwarded", "offline", "not_illegal", "ignored", "failed",
+)  # fmt: skip
+GRADES = ("illegal", "not_illegal", "ignore", "police")
+MEDIA_KINDS = ("page", "image", "video", "other")
+CONTACT_KINDS = ("hoster", "police")
+NOTICE_KINDS = ("notice", "renotice", "police")
+NOTICE_STATUSES = ("open", "sent", "failed")
+
+
+class Report(Base):
+    """One report: from the public form, a trusted flagger or an import. It names URLs
+    (``report_urls``); each URL is one ``UrlItem``, shared by every report that names it while
+    it is open."""
+
+    __tablename__ = "reports"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", REPORT_KINDS), name="kind"),
+        CheckConstraint(_one_of("source", REPORT_SOURCES), name="source"),
+        Index("ix_reports_org_flagger_ref", "org_id", "flagger_ref"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    #: What the reporter is shown and quotes (random, says nothing about other reports).
+    ref: Mapped[str] = mapped_column(String(20), unique=True)
+    #: SHA-256 of the secret in the reporter's private status link.
+    status_token_hash: Mapped[str | None] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(10))
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    flagger_ref: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(10))
+    note: Mapped[str | None] = mapped_column(Text)
+    reporter_name: Mapped[str | None] = mapped_column(String(200))
+    reporter_email: Mapped[str | None] = mapped_column(String(320))
+    good_faith: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class UrlItem(Base):
+    """A reported URL (or a picture or video found on a reported page) and everything the hotline
+    learned and did about it. Its timeline is ``item_events``.
+
+    Work that waits is a due time here: ``due_at`` (fetch, or a retry), ``next_check_at``
+    (re-check while online), ``renotice_at`` and ``escalation_at``. ``lease_until`` is a
+    worker's claim. ``open_key`` is the normalised URL's digest while the item is open and NULL
+    once it is final, so one open item per URL (a unique index)."""
+
+    __tablename__ = "url_items"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", URL_STATES), name="state"),
+        CheckConstraint(_one_of("kind", REPORT_KINDS), name="kind"),
+        CheckConstraint(_one_of("grade", GRADES), name="grade"),
+        CheckConstraint(_one_of("proposed_grade", GRADES), name="proposed_grade"),
+        CheckConstraint(_one_of("media", MEDIA_KINDS), name="media"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)  # normalised
+    url_key: Mapped[str] = mapped_column(String(64), index=True)  # SHA-256 of ``url``
+    open_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    parent_id: Mapped[int | None] = mapped_column(_BIG_FK, ForeignKey("url_items.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # work that waits
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # what was fetched: hashes only, never the bytes
+    media: Mapped[str | None] = mapped_column(String(10))
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    sha1: Mapped[str | None] = mapped_column(String(40))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    # the grade: by a registry match or by analysts
+    grade: Mapped[str | None] = mapped_column(String(20))
+    category: Mapped[str | None] = mapped_column(String(40))
+    graded_by: Mapped[str | None] = mapped_column(String(200))
+    graded_at: Mapped[datetime | None]
+    match_set_id: Mapped[int | None] = mapped_column(ForeignKey("hash_sets.id"))
+    match_entry_id: Mapped[int | None] = mapped_column(_BIG_FK)  # no FK: outlives the entry
+    match_distance: Mapped[int | None] = mapped_column(Integer)
+    proposed_grade: Mapped[str | None] = mapped_column(String(20))
+    proposed_category: Mapped[str | None] = mapped_column(String(40))
+    proposed_by: Mapped[str | None] = mapped_column(String(200))
+    # where it is hosted, as attributed
+    ip: Mapped[str | None] = mapped_column(String(45))
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    network_owner: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(2))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_contacts.id"), index=True)
+    attributed_at: Mapped[datetime | None]
+    # notices, re-checks, escalation
+    first_seen_at: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    first_notice_at: Mapped[datetime | None]
+    last_notice_at: Mapped[datetime | None]
+    renotices: Mapped[int] = mapped_column(Integer, default=0)
+    next_check_at: Mapped[datetime | None] = mapped_column(index=True)
+    misses: Mapped[int] = mapped_column(Integer, default=0)
+    last_miss_at: Mapped[datetime | None]
+    renotice_at: Mapped[datetime | None] = mapped_column(index=True)
+    escalation_at: Mapped[datetime | None] = mapped_column(index=True)
+    escalated_at: Mapped[datetime | None]
+    offline_at: Mapped[datetime | None]
+
+
+class ReportUrl(Base):
+    """A URL as one report named it, and the item it became (or was linked to)."""
+
+    __tablename__ = "report_urls"
+    __table_args__ = (UniqueConstraint("report_id", "item_id", name="uq_report_urls_report_item"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    report_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("reports.id"))
+    item_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("url_items.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    url_given: Mapped[str] = mapped_column(Text)
+    referer: Mapped[str | None] = mapped_column(Text)
+
+
+class ItemEvent(Base):
+    """One line of an item's timeline. The disputable ones also go through the audit log."""
+
+    __tablename__ = "item_events"
+    __table_args__ = (
+        Index("ix_item_events_item_at", "item_id", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("url_items.id"))
+    at: Mapped[datetime]
+    event: Mapped[str] = mapped_column(String(30))
+    actor: Mapped[str] = mapped_column(String(200))
+    details: Mapped[str | None] = mapped_column(Text)  # JSON
+
+
+# --- takedown: where material is hosted, who to tell, what was sent -------------------------------
+
+
+class AsnPrefix(Base):
+    """One network of the operator's IP-to-ASN table (``meldpunt attribution load``)."""
+
+    __tablename__ = "asn_prefixes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prefix: Mapped[str] = mapped_column(String(49), unique=True)  # CIDR
+    asn: Mapped[int] = mapped_column(BigInteger, index=True)
+    org: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(2))
+
+
+class AbuseContact(Base):
+    """An abuse desk in the curated directory. It applies to a network (``asn``), a network owner
+    (``org``) or host names (``domain``: the name and everything under it, for resellers and
+    CDNs; a domain rule wins over the network's). Notices go only to approved contacts."""
+
+    __tablename__ = "abuse_contacts"
+    __table_args__ = (CheckConstraint(_one_of("kind", CONTACT_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(10), default="hoster")
+    email: Mapped[str | None] = mapped_column(String(320))
+    asn: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    org: Mapped[str | None] = mapped_column(String(200), index=True)
+    domain: Mapped[str | None] = mapped_column(String(255), index=True)
+    country: Mapped[str | None] = mapped_column(String(2))
+    approved: Mapped[bool] = mapped_column(Boolean, default=False)
+    group_seconds: Mapped[int] = mapped_column(Integer, default=120)
+    hold_weekends: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The organisation whose ``hoster`` keys may answer this contact's notices by API.
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Notice(Base):
+    """One message to one abuse contact about one or more items (``notice_items``). It collects
+    items while ``open`` until ``due_at`` (the contact's grouping window), then the worker sends
+    it; failures move ``due_at`` on with backoff. ``message_id`` is fixed before the first
+    attempt, so a message sent again after a crash is recognisably the same one."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", NOTICE_KINDS), name="kind"),
+        CheckConstraint(_one_of("status", NOTICE_STATUSES), name="status"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("abuse_contacts.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(10), index=True)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime | None] = mapped_column(index=True)
+    lease_until: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    answer: Mapped[str | None] = mapped_column(Text)
+
+
+class NoticeItem(Base):
+    __tablename__ = "notice_items"
+
+    notice_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("notices.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        _BIG_FK, ForeignKey("url_items.id"), primary_key=True, index=True
+    )
