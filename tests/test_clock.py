@@ -90,3 +90,38 @@ def test_monotonic_follows_the_current_clock_and_perf_does_not():
         assert clock.monotonic() - before == 3600.0
         # perf() is the machine's counter, for latency figures: an hour of test time is not in it
         assert clock.perf() - perf_before < 3600.0
+
+
+def test_scaled_clock_runs_faster_than_real_time_from_its_start():
+    from meldpunt.clock import ScaledClock
+
+    scaled = ScaledClock(3600.0, START)  # an hour a second
+    first, mono = scaled.now(), scaled.monotonic()
+    assert first >= START and first - START < timedelta(hours=3)  # a busy machine's pause
+    scaled.sleep(1800)  # half an hour of its time: half a second of ours
+    later = scaled.now()
+    assert timedelta(minutes=29) < later - first < timedelta(hours=6)
+    assert 29 * 60 < scaled.monotonic() - mono < 6 * 3600
+    assert later.tzinfo is not None and later.utcoffset() == timedelta(0)
+    assert isinstance(scaled, Clock)
+
+
+def test_scaled_clock_starts_now_by_default_and_can_keep_monotonic_real():
+    from meldpunt.clock import ScaledClock
+
+    before = SystemClock().now()
+    scaled = ScaledClock(1000.0, scale_monotonic=False)
+    assert scaled.now() - before < timedelta(seconds=30)
+    mono = scaled.monotonic()
+    real = SystemClock().monotonic()
+    assert abs(mono - real) < 1.0  # the machine's counter, not a scaled one
+    with use_clock(scaled):
+        assert clock.now() >= before
+
+
+@pytest.mark.parametrize("speed", [0, -1, float("inf"), float("nan")])
+def test_scaled_clock_refuses_a_speed_that_is_no_positive_number(speed):
+    from meldpunt.clock import ScaledClock
+
+    with pytest.raises(ValueError, match="speed"):
+        ScaledClock(speed)

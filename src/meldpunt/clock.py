@@ -30,6 +30,7 @@ __all__ = [
     "Clock",
     "ControllableClock",
     "FrozenClock",
+    "ScaledClock",
     "SystemClock",
     "as_utc",
     "get_clock",
@@ -128,6 +129,51 @@ class FrozenClock:
 
 #: The same class under the name that says what tests do with it.
 ControllableClock = FrozenClock
+
+
+class ScaledClock:
+    """Real time, faster: ``speed`` simulated seconds pass for every real second, from ``start``
+    (default: the real time now). ``meldpunt demo`` runs the service and the simulation on one,
+    so that a day of notices, re-checks and re-notices passes in minutes.
+
+    ``monotonic()`` runs at the same speed, so durations measured by it are simulated durations
+    too; ``scale_monotonic=False`` keeps it real (what people wait on, such as a signed-in page's
+    idle time, then lasts as long as it says). ``sleep(s)`` waits ``s / speed`` real seconds.
+    Real elapsed time is read from the machine's monotonic counter, so changing the system's
+    wall clock does not make it jump.
+    """
+
+    def __init__(
+        self, speed: float, start: datetime | None = None, *, scale_monotonic: bool = True
+    ) -> None:
+        if not speed > 0 or speed == float("inf"):
+            raise ValueError(f"a clock's speed must be a positive number, got {speed!r}")
+        self.speed = float(speed)
+        self.scale_monotonic = scale_monotonic
+        self._base = time.monotonic()
+        self._start = datetime.now(UTC) if start is None else _require_aware(start)
+
+    @property
+    def start(self) -> datetime:
+        return self._start
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._base
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._elapsed() * self.speed)
+
+    def monotonic(self) -> float:
+        if self.scale_monotonic:
+            return self._elapsed() * self.speed
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.speed)
+
+    def __repr__(self) -> str:
+        return f"ScaledClock(speed={self.speed:g}, start={self._start.isoformat()})"
 
 
 def _require_aware(moment: datetime) -> datetime:
