@@ -1,0 +1,174 @@
+"""The simulation's tables for meldpunt: its IP-to-ASN table and its abuse directory.
+
+Each hoster is its own AS (a private 32-bit number) and network owner, with its one address
+as its network. Its abuse desk is ``abuse@hN.sim.test``, which the mail sink delivers to it.
+Drawn from the seed: most contacts approved, a few unapproved and a few missing (so that
+meldpunt's "contact needed" queue has work), and one police contact.
+
+``write_tables`` writes them as files (``asn.csv`` in the ``start,end,asn,org`` shape of public
+IP-to-ASN data, ``asn-countries.csv`` beside it, ``directory.csv``); ``load_tables`` puts them
+into meldpunt's database.
+"""
+
+from __future__ import annotations
+
+import csv
+import ipaddress
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from meldpunt import audit, clock
+from meldpunt.sim.internet import DOMAIN, Internet
+from meldpunt.store.models import AbuseContact, AsnPrefix
+
+__all__ = [
+    "POLICE_EMAIL",
+    "POLICE_NAME",
+    "Contact",
+    "Network",
+    "TableFiles",
+    "contacts",
+    "load_tables",
+    "networks",
+    "write_tables",
+]
+
+POLICE_NAME = "Sim police (child abuse unit)"
+POLICE_EMAIL = f"police@politie.{DOMAIN}"
+UNAPPROVED = 0.05  # share of hosters whose contact is in the directory but not approved
+MISSING = 0.03  # share of hosters with no contact at all
+
+
+@dataclass(frozen=True)
+class Network:
+    start: str
+    end: str
+    asn: int
+    org: str
+    country: str
+
+    @property
+    def prefixes(self) -> list[str]:
+        first, last = ipaddress.ip_address(self.start), ipaddress.ip_address(self.end)
+        return [str(net) for net in ipaddress.summarize_address_range(first, last)]
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    kind: str  # hoster, police
+    email: str
+    asn: int | None
+    org: str | None
+    country: str
+    approved: bool
+
+
+def networks(internet: Internet) -> list[Network]:
+    return [
+        Network(h.address, h.address, h.asn, h.org, h.country) for h in internet.hosters.values()
+    ]
+
+
+def contacts(internet: Internet, *, home: str = "NL") -> list[Contact]:
+    """The directory: the police contact, then one contact per hoster that has one."""
+    rng = random.Random(f"directory:{internet.seed}")
+    found = [Contact(POLICE_NAME, "police", POLICE_EMAIL, None, None, home, True)]
+    for hoster in internet.hosters.values():
+        draw = rng.random()
+        if draw < MISSING:
+            continue
+        found.append(
+            Contact(
+                name=f"{hoster.org} abuse desk",
+                kind="hoster",
+                email=hoster.abuse_email,
+                asn=hoster.asn,
+                org=hoster.org,
+                country=hoster.country,
+                approved=draw >= MISSING + UNAPPROVED,
+            )
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    asn: Path
+    countries: Path
+    directory: Path
+
+
+def write_tables(internet: Internet, folder: Path, *, home: str = "NL") -> TableFiles:
+    folder.mkdir(parents=True, exist_ok=True)
+    files = TableFiles(folder / "asn.csv", folder / "asn-countries.csv", folder / "directory.csv")
+    rows = networks(internet)
+    with files.asn.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["start", "end", "asn", "org"])
+        writer.writerows([n.start, n.end, n.asn, n.org] for n in rows)
+    with files.countries.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["asn", "country"])
+        writer.writerows([n.asn, n.country] for n in rows)
+    with files.directory.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["name", "kind", "email", "asn", "org", "country", "approved"])
+        for c in contacts(internet, home=home):
+            writer.writerow(
+                [c.name, c.kind, c.email, c.asn or "", c.org or "", c.country, int(c.approved)]
+            )
+    return files
+
+
+def load_tables(
+    session: Session, internet: Internet, *, home: str = "NL", actor: str = "sim"
+) -> tuple[int, int]:
+    """Put the simulation's networks and contacts into meldpunt's tables (replacing rows of the
+    same prefix or name); returns (networks, contacts) written."""
+    now = clock.now()
+    nets = networks(internet)
+    by_prefix = {
+        row.prefix: row
+        for row in session.scalars(
+            select(AsnPrefix).where(AsnPrefix.prefix.in_([p for n in nets for p in n.prefixes]))
+        )
+    }
+    written = 0
+    for net in nets:
+        for prefix in net.prefixes:
+            row = by_prefix.get(prefix) or AsnPrefix(prefix=prefix)
+            row.asn, row.org, row.country = net.asn, net.org, net.country
+            session.add(row)
+            written += 1
+    wanted = contacts(internet, home=home)
+    existing = {
+        row.name: row
+        for row in session.scalars(
+            select(AbuseContact).where(AbuseContact.name.in_([c.name for c in wanted]))
+        )
+    }
+    entries: list[audit.Entry] = []
+    for contact in wanted:
+        saved = existing.get(contact.name)
+        if saved is None:
+            saved = AbuseContact(name=contact.name, created_at=now, group_seconds=120)
+        saved.kind, saved.email, saved.asn = contact.kind, contact.email, contact.asn
+        saved.org, saved.country = contact.org, contact.country
+        saved.approved, saved.updated_at = contact.approved, now
+        session.add(saved)
+        session.flush()
+        entries.append(
+            audit.Entry(
+                actor,
+                "directory.contact_saved",
+                ("abuse_contact", saved.id),
+                {"email": contact.email, "asn": contact.asn, "approved": contact.approved},
+            )
+        )
+    audit.record_many(session, entries)
+    return written, len(wanted)
