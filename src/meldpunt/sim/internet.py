@@ -36,7 +36,7 @@ from meldpunt.sim.behaviour import Behaviour, BehaviourKind, draw_behaviours
 from meldpunt.sim.loop import LoopThread
 from meldpunt.sim.names import write_name_table
 from meldpunt.sim.pictures import PictureStore
-from meldpunt.sim.serving import HttpServers, page
+from meldpunt.sim.serving import Body, HttpServers, page
 
 __all__ = [
     "DOMAIN",
@@ -216,7 +216,7 @@ class Internet:
 
     # --- serving ---------------------------------------------------------------------------------
 
-    def answer(self, number: int, host: str, target: str) -> tuple[int, str, bytes]:
+    def answer(self, number: int, host: str, target: str) -> tuple[int, str, Body]:
         """What hoster ``number`` answers for ``Host: host`` and ``target`` (status, type, body)."""
         name = host.rsplit(":", 1)[0].lower().rstrip(".") if host else ""
         path = target.split("?", 1)[0].split("#", 1)[0]
@@ -231,8 +231,11 @@ class Internet:
             if resource is None or path in site.removed:
                 return 404, "text/plain", b"not found\n"
         if resource.picture is not None:
-            picture = self.pictures.get(resource.picture)
-            return 200, picture.content_type, picture.body
+            wanted = resource.picture
+            kind = self.pictures.content_type(wanted)
+            if self.pictures.ready(wanted):
+                return 200, kind, self.pictures.get(wanted).body
+            return 200, kind, lambda: self.pictures.get(wanted).body
         return 200, "text/html; charset=utf-8", page(site.host, list(resource.links))
 
     # --- content ---------------------------------------------------------------------------------

@@ -43,18 +43,19 @@ def sample_photos() -> tuple[Picture, ...]:
     return tuple(Picture(path.read_bytes(), "image/jpeg") for path in sorted(SAMPLES.glob("*.jpg")))
 
 
-def generated_picture(seed: int, number: int, size: int = 192) -> Picture:
+def generated_picture(seed: int, number: int, size: int = 160) -> Picture:
     """Picture ``number`` of ``seed``: deterministic, benign, ``size`` pixels square."""
     rng = np.random.default_rng([seed & 0xFFFFFFFF, number])
     # A diagonal gradient between two random colours.
     ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
     weight = (ramp[:, None] * rng.uniform(0.2, 1.0) + ramp[None, :] * rng.uniform(0.2, 1.0)) / 2
     low, high = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    pixels = low[None, None, :] + (high - low)[None, None, :] * weight[:, :, None]
+    pixels = (low[None, None, :] + (high - low)[None, None, :] * weight[:, :, None]).astype(
+        np.float32
+    )
     # Blocky noise gives every picture its own texture (and PDQ plenty to work with).
-    blocks = rng.normal(0.0, 40.0, (size // 16, size // 16, 3)).astype(np.float32)
-    pixels += np.kron(blocks, np.ones((16, 16, 1), dtype=np.float32))
-    pixels += rng.normal(0.0, 6.0, pixels.shape).astype(np.float32)
+    blocks = rng.standard_normal((size // 16, size // 16, 3), dtype=np.float32) * 40.0
+    pixels += blocks.repeat(16, axis=0).repeat(16, axis=1)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
     for _ in range(int(rng.integers(3, 7))):
@@ -67,7 +68,10 @@ def generated_picture(seed: int, number: int, size: int = 192) -> Picture:
             draw.rectangle((x0, y0, x1, y1), fill=colour)
     out = io.BytesIO()
     kind = _type_of(number)
-    image.save(out, "PNG" if kind == "image/png" else "JPEG", quality=85)
+    if kind == "image/png":
+        image.save(out, "PNG", compress_level=1)
+    else:
+        image.save(out, "JPEG", quality=85)
     return Picture(out.getvalue(), kind)
 
 
@@ -79,7 +83,7 @@ class PictureStore:
     """Pictures by number: numbers below the count of sample photos are the photos, the rest
     generated from ``seed``. Thread-safe; keeps at most ``capacity`` generated pictures."""
 
-    def __init__(self, seed: int, *, capacity: int = 4096, size: int = 192) -> None:
+    def __init__(self, seed: int, *, capacity: int = 4096, size: int = 160) -> None:
         self.seed = seed
         self.size = size
         self.capacity = capacity
@@ -106,6 +110,10 @@ class PictureStore:
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
         return made
+
+    def ready(self, number: int) -> bool:
+        """Whether picture ``number`` is made already (a photo, or generated and cached)."""
+        return number < len(self._samples) or number in self._cache
 
     def content_type(self, number: int) -> str:
         """Picture ``number``'s type, without making it."""

@@ -3,6 +3,8 @@ event loop, answering HTTP/1.1 GET and HEAD, one request per connection (``Conne
 
 What to answer is not decided here: ``answer(number, host, target)`` gives the status, the
 content type and the body for a request that reached hoster ``number`` with ``Host: host``.
+A body that is a function is made in a worker thread (a picture not made yet), so that the loop
+goes on serving everyone else meanwhile.
 A hoster that is down has no server on its address: connections to it are refused.
 """
 
@@ -15,9 +17,10 @@ from collections.abc import Callable, Iterable
 
 from meldpunt.sim.loop import LoopThread
 
-__all__ = ["Answer", "HttpServers", "page"]
+__all__ = ["Answer", "Body", "HttpServers", "page"]
 
-Answer = Callable[[int, str, str], tuple[int, str, bytes]]
+Body = bytes | Callable[[], bytes]
+Answer = Callable[[int, str, str], tuple[int, str, Body]]
 
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 _READ_SECONDS = 10.0
@@ -106,7 +109,11 @@ class HttpServers:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_SECONDS)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
                 return
-            status, content_type, body, head_only = self._respond(number, head)
+            status, content_type, made, head_only = self._respond(number, head)
+            if callable(made):
+                body = await asyncio.get_running_loop().run_in_executor(None, made)
+            else:
+                body = made
             self.requests[status] += 1
             header = (
                 f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
@@ -122,7 +129,7 @@ class HttpServers:
         finally:
             writer.close()
 
-    def _respond(self, number: int, head: bytes) -> tuple[int, str, bytes, bool]:
+    def _respond(self, number: int, head: bytes) -> tuple[int, str, Body, bool]:
         lines = head.decode("latin-1").split("\r\n")
         words = lines[0].split()
         if len(words) != 3 or not words[2].startswith("HTTP/"):
