@@ -15,9 +15,15 @@ T = TypeVar("T")
 
 class LoopThread:
     def __init__(self, name: str = "meldpunt-sim") -> None:
-        self.loop = asyncio.new_event_loop()
+        self._loop: asyncio.AbstractEventLoop | None = None  # made by start()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("the event loop runs only once start() was called")
+        return self._loop
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -26,6 +32,7 @@ class LoopThread:
     def start(self) -> None:
         if not self._started:
             self._started = True
+            self._loop = asyncio.new_event_loop()
             self._thread.start()
 
     def on_loop(self) -> bool:
