@@ -292,7 +292,7 @@ def test_the_simulation_writes_settings_and_loads_its_tables(tmp_path, db_url):
             in (tmp_path / "sim" / "meldpunt-sim.env").read_text()
         )
         assert sim.files is not None
-        assert sim.files.asn.read_text().splitlines()[0] == "start,end,asn,org"
+        assert sim.files.asn.read_text().splitlines()[0] == "start,end,asn,org,country"
         for _ in range(2):  # loading again replaces, never doubles
             with Session(engine) as session, session.begin():
                 assert sim.load_tables(session) == (60, len(contacts(sim.internet)))

@@ -6,8 +6,8 @@ Drawn from the seed: most contacts approved, a few unapproved and a few missing 
 meldpunt's "contact needed" queue has work), and one police contact.
 
 ``write_tables`` writes them as files (``asn.csv`` in the ``start,end,asn,org`` shape of public
-IP-to-ASN data, ``asn-countries.csv`` beside it, ``directory.csv``); ``load_tables`` puts them
-into meldpunt's database.
+IP-to-ASN data with a country column, ``directory.csv`` in the directory's export shape);
+``load_tables`` puts them into meldpunt's database.
 """
 
 from __future__ import annotations
@@ -96,32 +96,35 @@ def contacts(internet: Internet, *, home: str = "NL") -> list[Contact]:
     return found
 
 
+#: The directory file's columns: those of ``meldpunt``'s directory export.
+DIRECTORY_FIELDS = (
+    "name", "kind", "email", "asn", "network_owner", "domain", "country", "approved",
+    "group_seconds", "hold_weekends", "organisation", "note",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TableFiles:
-    asn: Path
-    countries: Path
-    directory: Path
+    asn: Path  # start,end,asn,org,country
+    directory: Path  # DIRECTORY_FIELDS
 
 
 def write_tables(internet: Internet, folder: Path, *, home: str = "NL") -> TableFiles:
+    """The networks as ``asn.csv`` (the ``start,end,asn,org`` ranges of public IP-to-ASN data,
+    with a country column) and the contacts as ``directory.csv`` (the directory's own CSV)."""
     folder.mkdir(parents=True, exist_ok=True)
-    files = TableFiles(folder / "asn.csv", folder / "asn-countries.csv", folder / "directory.csv")
-    rows = networks(internet)
+    files = TableFiles(folder / "asn.csv", folder / "directory.csv")
     with files.asn.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["start", "end", "asn", "org"])
-        writer.writerows([n.start, n.end, n.asn, n.org] for n in rows)
-    with files.countries.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["asn", "country"])
-        writer.writerows([n.asn, n.country] for n in rows)
+        writer.writerow(["start", "end", "asn", "org", "country"])
+        writer.writerows([n.start, n.end, n.asn, n.org, n.country] for n in networks(internet))
     with files.directory.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["name", "kind", "email", "asn", "org", "country", "approved"])
+        writer.writerow(DIRECTORY_FIELDS)
         for c in contacts(internet, home=home):
-            writer.writerow(
-                [c.name, c.kind, c.email, c.asn or "", c.org or "", c.country, int(c.approved)]
-            )
+            note = "the simulation's police" if c.kind == "police" else "simulated hoster"
+            writer.writerow([c.name, c.kind, c.email, c.asn or "", c.org or "", "", c.country,
+                             "true" if c.approved else "false", "", "false", "", note])  # fmt: skip
     return files
 
 
