@@ -51,7 +51,7 @@ class Simulation:
         self.loop = LoopThread()
         self.internet = Internet(
             self.folder,
-            hosters=hosters,
+            hosters=hosters,  # unless internet_options give the behaviours one by one
             seed=seed,
             port=port,
             home=home,
