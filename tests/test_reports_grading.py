@@ -83,6 +83,7 @@ def report(session, *urls: str, kind: str = "csam") -> list[int]:
 
 def item_of(session, item_id: int) -> UrlItem:
     session.rollback()  # a new transaction: what the worker committed since
+    session.expire_all()
     return items.get_item(session, item_id)
 
 
