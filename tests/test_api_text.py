@@ -43,6 +43,7 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/hits/{hit_id}/outcome"): (
         "platform", {"outcome": "other", "report_id": "r-1", "reason": "kept for the police"}
     ),
+    ("POST", "/v1/items/{item_id}/grade"): ("analyst", {"grade": "illegal", "category": "csam"}),
     ("POST", "/v1/check"): (
         "platform",
         {"items": [{"signals": [{"type": "md5", "value": "KNOWN"}], "ref": "upload-1",
@@ -101,6 +102,18 @@ def a_hit(world: World) -> int:
     return int(answer["results"][0]["matches"][0]["hit_id"])
 
 
+def a_queued_item(world: World) -> int:
+    """A hotline item waiting for a grade (the first one: ``concrete`` names item 1)."""
+    from meldpunt.reports import items
+
+    with world.session() as session:
+        item, _ = items.open_item(session, "http://pictures.example/1.jpg", kind="csam",
+                                  actor="test")  # fmt: skip
+        items.move(session, item, "queued", actor="test")
+        session.commit()
+        return item.id
+
+
 def assert_json_error(response: httpx.Response, status: int, where: Any) -> None:
     assert response.status_code == status, (where, response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json"), where
@@ -112,6 +125,7 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
         with world.client(None) as anonymous:
             spec = anonymous.get("/openapi.json").json()
         hit_id = a_hit(world)
+        assert a_queued_item(world) == 1
         clients = {role: world.client(role) for role in ("platform", "analyst", "admin")}
         tried = 0
         for (method, path), operation in (

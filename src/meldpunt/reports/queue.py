@@ -41,6 +41,7 @@ from meldpunt.store.models import UrlItem
 __all__ = [
     "ILLEGAL_CATEGORIES",
     "WAITING",
+    "children_counts",
     "counts",
     "describe",
     "add_to_hotline_set",
@@ -90,6 +91,16 @@ def counts(session: Session, states: Sequence[str] = tuple(ItemState)) -> dict[s
     )
     found = {str(state): int(n) for state, n in rows}
     return {str(state): found.get(str(state), 0) for state in states}
+
+
+def children_counts(session: Session, parent_ids: Sequence[int]) -> dict[int, int]:
+    """How many child items (pictures and videos found on them) each page has."""
+    rows = session.execute(
+        select(UrlItem.parent_id, func.count())
+        .where(UrlItem.parent_id.in_(list(parent_ids)))
+        .group_by(UrlItem.parent_id)
+    )
+    return {int(parent): int(n) for parent, n in rows if parent is not None}
 
 
 def _check(grade_: str, category: str | None) -> tuple[Grade, str | None]:

@@ -53,6 +53,7 @@ SECURITY_HEADERS = {
 #: The navigation: (label, path, roles that see it).
 NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Dashboard", "/ui/", frozenset({Role.analyst, Role.admin})),
+    ("Queue", "/ui/queue", frozenset({Role.analyst, Role.admin})),
     ("Sets", "/ui/sets", frozenset({Role.analyst, Role.admin})),
     ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
     ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
