@@ -258,7 +258,11 @@ def _record_page(session: Session, item: UrlItem, out: _Outcome, cap: int) -> li
         note = items.move(session, item, ItemState.ignored, actor=ACTOR, event=Event.fetched,
                           details=details)  # fmt: skip
     elif created + linked == 0:
-        details["reason"] = "a page without pictures or videos"
+        details["reason"] = (
+            "a page without pictures or videos"
+            if cap > 0
+            else "pages' pictures and videos are not followed (hotline_max_children is 0)"
+        )
         note = items.move(session, item, ItemState.ignored, actor=ACTOR, event=Event.fetched,
                           details=details)  # fmt: skip
     else:  # the page itself waits for an analyst; its media are items of their own
