@@ -37,6 +37,11 @@ ROUTES = {
     ("PUT", "/v1/orgs/{name}/subscription"): {"admin"},
     ("PATCH", "/v1/orgs/{name}"): {"admin"},
     ("GET", "/v1/probing-alerts"): {"admin"},
+    ("GET", "/v1/items"): {"analyst", "admin"},
+    ("GET", "/v1/items/{item_id}"): {"analyst", "admin"},
+    ("POST", "/v1/items/{item_id}/grade"): {"analyst", "admin"},
+    ("POST", "/v1/items/{item_id}/police-cleared"): {"analyst", "admin"},
+    ("GET", "/v1/items/{item_id}/preview"): {"analyst", "admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 

@@ -67,7 +67,9 @@ ACTOR = "worker"
 
 
 def hash_options(settings: Settings) -> HashOptions:
-    """How fetched pictures are hashed: with their orientation hashes, under the image limits."""
+    """How fetched pictures are hashed: with their orientation hashes, under the image limits;
+    the fetch threads share the decoding budget, so a batch of large pictures together never
+    needs more memory than ``decode_budget_bytes`` (a larger one keeps its digests, no PDQ)."""
     return HashOptions(
         dihedral=True,
         exif_transpose=settings.exif_transpose,
@@ -75,7 +77,7 @@ def hash_options(settings: Settings) -> HashOptions:
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
-            max_decode_bytes=settings.decode_budget_bytes,
+            max_decode_bytes=settings.decode_budget_bytes // FETCH_THREADS,
         ),
     )
 
