@@ -71,7 +71,7 @@ def _views(session: Session, rows: Sequence[tuple[Notice, AbuseContact]]) -> lis
             .join(UrlItem, UrlItem.id == NoticeItem.item_id)
             .where(NoticeItem.notice_id.in_(ids))
             .order_by(UrlItem.id)
-        ).tuples():
+        ):
             members[notice_id].append(item)
     views = []
     for notice, contact in rows:
@@ -139,7 +139,7 @@ def list_notices(
         .limit(limit)
         .offset(max(0, offset))
     )
-    return _views(session, list(session.execute(query).tuples()))
+    return _views(session, list(session.execute(query)))
 
 
 def count_notices(session: Session) -> dict[str, int]:
@@ -147,7 +147,7 @@ def count_notices(session: Session) -> dict[str, int]:
     counts = dict.fromkeys(NOTICE_STATUSES, 0)
     for status, count in session.execute(
         select(Notice.status, func.count()).group_by(Notice.status)
-    ).tuples():
+    ):
         counts[status] = int(count)
     return counts
 

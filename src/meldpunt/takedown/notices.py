@@ -187,7 +187,7 @@ def _put_in_notices(
                 NoticeItem.notice_id.in_(set(notice_ids.values())),
                 NoticeItem.item_id.in_([item.id for item, _ in placed]),
             )
-        ).tuples()
+        )
     )
     for item, contact_id in placed:
         pair = (notice_ids[contact_id], item.id)
@@ -384,7 +384,7 @@ def _facts(session: Session, rows: Sequence[UrlItem]) -> list[ItemFacts]:
     if entries:
         for entry_id, raw, scheme in session.execute(
             select(Item.id, Item.category_raw, Item.category_scheme).where(Item.id.in_(entries))
-        ).tuples():
+        ):
             if raw and scheme == "industry":
                 classes[entry_id] = raw
     return [
@@ -423,7 +423,7 @@ def _earlier(session: Session, notice: Notice, item_ids: Sequence[int]) -> list[
             Notice.kind.in_((NoticeKind.notice, NoticeKind.renotice)),
             Notice.sent_at.is_not(None),
         )
-    ).tuples()
+    )
     latest: dict[int, Earlier] = {}
     for item_id, notice_id, sent_at, message_id in rows:
         assert sent_at is not None
