@@ -22,8 +22,15 @@ MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
 def context_for(
-    sessions: sessionmaker[Session], settings: Settings, relay: Relay, **changes: Any
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    relay: Relay,
+    *,
+    secret: bytes | None = b"k" * 32,
+    **changes: Any,
 ) -> HotlineContext:
+    """A context that mails through ``relay``; ``secret=None``: the installation's link key
+    (made in ``data_dir``, as the service has it)."""
     values = {
         "hotline_name": "Meldpunt Test",
         "smtp_from": "notices@hotline.example",
@@ -31,7 +38,7 @@ def context_for(
         **changes,
     }
     return HotlineContext(
-        sessions, settings=settings.model_copy(update=values), relay=relay, secret=b"k" * 32
+        sessions, settings=settings.model_copy(update=values), relay=relay, secret=secret
     )
 
 

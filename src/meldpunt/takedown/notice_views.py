@@ -160,4 +160,4 @@ def get_notice(session: Session, notice_id: int) -> NoticeView:
     ).first()
     if row is None:
         raise NotFound(f"no notice {notice_id}")
-    return _views(session, [row.tuple()])[0]
+    return _views(session, [(row[0], row[1])])[0]

@@ -181,14 +181,15 @@ def _put_in_notices(
         if isinstance(value, AbuseContact):
             chosen[contact_id] = _new_notice(session, value, kind, now, settings.smtp_from)
     notice_ids = {c: n.id for c, n in chosen.items()}
-    present = set(
-        session.execute(
+    present: set[tuple[int, int]] = {
+        (notice_id, item_id)
+        for notice_id, item_id in session.execute(
             select(NoticeItem.notice_id, NoticeItem.item_id).where(
                 NoticeItem.notice_id.in_(set(notice_ids.values())),
                 NoticeItem.item_id.in_([item.id for item, _ in placed]),
             )
         )
-    )
+    }
     for item, contact_id in placed:
         pair = (notice_ids[contact_id], item.id)
         if pair not in present:
