@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from meldpunt import audit, clock, errors
 from meldpunt.reports import items
 from meldpunt.reports.errors import Conflict, InvalidInput, NotFound
-from meldpunt.reports.vocabulary import FINAL_STATES, Event
+from meldpunt.reports.vocabulary import Event, ItemState
 from meldpunt.store.models import AbuseContact, Notice, NoticeItem, UrlItem
 from meldpunt.takedown.vocabulary import NoticeKind, NoticeStatus
 from meldpunt.text import check_text
@@ -52,6 +52,8 @@ __all__ = [
     "sign_token",
 ]
 
+#: The states whose items the re-checks watch: "removed" brings their next check forward.
+_WATCHED = (ItemState.noticed, ItemState.escalated, ItemState.forwarded)
 #: How long the link in a notice works (each re-notice brings a new one).
 LINK_DAYS = 30
 MAX_NOTE = 2000
@@ -219,7 +221,7 @@ def record_answers(
         details: dict[str, Any] = {"notice_id": notice_id, "answer": answer}
         if text:
             details["note"] = text[:500]
-        if answer == Answer.removed and row.state not in FINAL_STATES:
+        if answer == Answer.removed and row.state in _WATCHED:
             # Believed only when a re-check finds it gone: check now, decide nothing here.
             row.next_check_at = now
             row.updated_at = now
