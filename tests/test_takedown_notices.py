@@ -28,7 +28,7 @@ from meldpunt.reports import items
 from meldpunt.reports.context import HotlineContext
 from meldpunt.store import init_db, make_engine, make_sessionmaker
 from meldpunt.store.models import AuditEvent, Notice, UrlItem
-from meldpunt.takedown import notices
+from meldpunt.takedown import notices, sending
 from meldpunt.takedown.answers import read_token
 from meldpunt.takedown.notices import backoff, hold_until, retry_notice, run_notices
 from notice_support import (
@@ -303,15 +303,15 @@ def test_a_crash_after_the_relay_took_the_message_sends_the_same_message_again(
     with world.sessions() as s:
         item = ready_item(s, "http://a.example/1.jpg", add_contact(s, "hoster-a", group_seconds=0))
         s.commit()
-    real = notices._mark_sent
+    real = sending._mark_sent
 
     def crash(*args: Any) -> None:
         raise RuntimeError("killed between the relay's 250 and the commit")
 
-    monkeypatch.setattr(notices, "_mark_sent", crash)
+    monkeypatch.setattr(sending, "_mark_sent", crash)
     with pytest.raises(RuntimeError):
         world.run()
-    monkeypatch.setattr(notices, "_mark_sent", real)
+    monkeypatch.setattr(sending, "_mark_sent", real)
     assert len(world.sink.received()) == 1
     assert world.run() == 0  # still claimed by the dead worker
     world.later(minutes=6)  # its lease ends
@@ -557,7 +557,7 @@ def test_a_notice_claimed_by_one_sender_takes_no_new_items(world: World):
         s.commit()
     world.run()
     world.later(minutes=1)
-    claimed, _ = notices._claim_notices(world.context, 10, world.clock.now())
+    claimed, _ = sending._claim_notices(world.context, 10, world.clock.now())
     assert len(claimed) == 1
     with world.sessions() as s:
         late = ready_item(s, "http://a.example/late.jpg", s.get(type(a), a.id))
