@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +54,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a URL may carry as they are; everything else is percent-encoded once.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 def normalise_url(raw: str) -> str:
@@ -90,6 +92,8 @@ def normalise_url(raw: str) -> str:
         try:
             host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
+            host = ""
+        if not _HOST_NAME.fullmatch(host):  # no spaces, quotes, '<' ... in a host name
             raise InvalidInput(f"{value[:100]!r}: the host name is not valid") from None
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = quote(parts.path or "/", safe=_SAFE_PATH)
