@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import String, Table, any_, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -266,6 +266,28 @@ def _insert_report(session: Session, values: dict[str, Any]) -> Report:
     raise RuntimeError("no unused report reference found")  # pragma: no cover
 
 
+# On PostgreSQL a thousand rows go as arrays, a handful of parameters: psycopg spends far longer
+# preparing a statement of ten thousand parameters than the server takes to run it.
+_PG_INSERT_ITEMS = text(
+    "INSERT INTO url_items (url, url_key, open_key, host, kind, state, created_at, updated_at,"
+    " due_at, attempts, renotices, misses)"
+    " SELECT t.url, t.key, t.key, t.host, :kind, :state, :now, :now, :now, 0, 0, 0"
+    " FROM unnest(CAST(:urls AS text[]), CAST(:keys AS text[]), CAST(:hosts AS text[]))"
+    " AS t(url, key, host) ORDER BY t.key"
+    " ON CONFLICT (open_key) DO NOTHING RETURNING id, open_key"
+)
+_PG_INSERT_LINKS = text(
+    "INSERT INTO report_urls (report_id, item_id, position, url_given, referer)"
+    " SELECT :report_id, t.item, t.position, t.given, t.referer"
+    " FROM unnest(CAST(:items AS bigint[]), CAST(:positions AS integer[]),"
+    " CAST(:given AS text[]), CAST(:referers AS text[])) AS t(item, position, given, referer)"
+)
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.connection().dialect.name == "postgresql"
+
+
 def open_items(
     session: Session, urls: Sequence[str], *, kind: str
 ) -> dict[str, tuple[int, str, bool]]:
@@ -274,15 +296,17 @@ def open_items(
     per chunk and one insert; a URL another transaction opened meanwhile is linked to its item."""
     keys = {items.url_key(url): url for url in urls}
     found: dict[str, tuple[int, str, bool]] = {}
+    postgres = _is_postgres(session)
 
     def look_up(wanted: Sequence[str]) -> None:
-        for chunk in _chunks(wanted):
-            rows = session.execute(
-                select(UrlItem.id, UrlItem.open_key, UrlItem.state).where(
-                    UrlItem.open_key.in_(chunk)
-                )
-            )
-            for item_id, key, state in rows:
+        columns = select(UrlItem.id, UrlItem.open_key, UrlItem.state)
+        if postgres:
+            chosen = bindparam("keys", list(wanted), type_=postgresql.ARRAY(String))
+            queries = [columns.where(UrlItem.open_key == any_(chosen))]
+        else:
+            queries = [columns.where(UrlItem.open_key.in_(c)) for c in _chunks(wanted)]
+        for query in queries:
+            for item_id, key, state in session.execute(query):
                 found[keys[str(key)]] = (item_id, state, False)
 
     look_up(list(keys))
@@ -290,37 +314,82 @@ def open_items(
     missing = sorted(key for key, url in keys.items() if url not in found)
     if missing:
         now = clock.now()
-        dialect = session.connection().dialect.name
-        table: Table = UrlItem.__table__  # type: ignore[assignment]
-        insert_row = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = (
-            insert_row(table)
-            .on_conflict_do_nothing(index_elements=["open_key"])
-            .returning(table.c.id, table.c.open_key)
-        )
-        rows = [
-            {
-                "url": keys[key],
-                "url_key": key,
-                "open_key": key,
-                "host": items.host_of(keys[key]),
-                "kind": kind,
-                "state": str(ItemState.received),
-                "created_at": now,
-                "updated_at": now,
-                "due_at": now,
-                "attempts": 0,
-                "renotices": 0,
-                "misses": 0,
-            }
-            for key in missing
-        ]
-        for item_id, key in session.execute(statement, rows):
-            found[keys[key]] = (item_id, str(ItemState.received), True)
+        received = str(ItemState.received)
+        if postgres:
+            made = session.execute(
+                _PG_INSERT_ITEMS,
+                {
+                    "kind": kind,
+                    "state": received,
+                    "now": now,
+                    "keys": missing,
+                    "urls": [keys[k] for k in missing],
+                    "hosts": [items.host_of(keys[k]) for k in missing],
+                },  # fmt: skip
+            )
+        else:
+            table: Table = UrlItem.__table__  # type: ignore[assignment]
+            statement = (
+                sqlite.insert(table)
+                .on_conflict_do_nothing(index_elements=["open_key"])
+                .returning(table.c.id, table.c.open_key)
+            )
+            made = session.execute(
+                statement,
+                [
+                    {
+                        "url": keys[key],
+                        "url_key": key,
+                        "open_key": key,
+                        "host": items.host_of(keys[key]),
+                        "kind": kind,
+                        "state": received,
+                        "created_at": now,
+                        "updated_at": now,
+                        "due_at": now,
+                        "attempts": 0,
+                        "renotices": 0,
+                        "misses": 0,
+                    }  # fmt: skip
+                    for key in missing
+                ],
+            )
+        for item_id, key in made:
+            found[keys[key]] = (item_id, received, True)
         lost = [key for key in missing if keys[key] not in found]
         if lost:  # opened by another report between the lookup and the insert
             look_up(lost)
     return found
+
+
+def _link(
+    session: Session, report_id: int, prepared: Sequence[PreparedUrl], item_ids: Sequence[int]
+) -> None:
+    if _is_postgres(session):
+        session.execute(
+            _PG_INSERT_LINKS,
+            {
+                "report_id": report_id,
+                "items": list(item_ids),
+                "positions": [p.position for p in prepared],
+                "given": [p.given for p in prepared],
+                "referers": [p.referer for p in prepared],
+            },  # fmt: skip
+        )
+        return
+    session.execute(
+        insert(ReportUrl),
+        [
+            {
+                "report_id": report_id,
+                "item_id": item_id,
+                "position": p.position,
+                "url_given": p.given,
+                "referer": p.referer,
+            }  # fmt: skip
+            for p, item_id in zip(prepared, item_ids, strict=True)
+        ],
+    )
 
 
 def submit_report(
@@ -377,19 +446,7 @@ def submit_report(
         },
     )
     opened = open_items(session, [p.url for p in prepared], kind=kind)
-    session.execute(
-        insert(ReportUrl),
-        [
-            {
-                "report_id": report.id,
-                "item_id": opened[p.url][0],
-                "position": p.position,
-                "url_given": p.given,
-                "referer": p.referer,
-            }
-            for p in prepared
-        ],
-    )
+    _link(session, report.id, prepared, [opened[p.url][0] for p in prepared])
     receipt_urls: list[ReceiptUrl] = []
     notes: list[items.Note] = []
     details = {"report": report.ref, "report_id": report.id, "source": str(source)}
