@@ -37,6 +37,8 @@ ROUTES = {
     ("PUT", "/v1/orgs/{name}/subscription"): {"admin"},
     ("PATCH", "/v1/orgs/{name}"): {"admin"},
     ("GET", "/v1/probing-alerts"): {"admin"},
+    ("POST", "/v1/reports"): {"admin"},  # and flagger (tests/test_api_reports.py)
+    ("GET", "/v1/reports/{report_id}"): {"admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 
@@ -47,6 +49,7 @@ def concrete(path: str) -> str:
         .replace("{name}", "police")
         .replace("{key_id}", "999999")
         .replace("{item_id}", "999999")
+        .replace("{report_id}", "999999")
     )
 
 
