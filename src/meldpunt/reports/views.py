@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -56,6 +57,7 @@ STATE_WORDS: dict[str, str] = {
     ItemState.ignored: "Closed: nothing to act on was found",
     ItemState.failed: "Closed: the address could not be reached",
 }
+_REF = re.compile(r"MP-[0-9A-Z]{4}-[0-9A-Z]{4}")
 _INTAKE_EVENTS = frozenset({Event.received, Event.linked})
 _CHUNK = 500
 
@@ -174,12 +176,17 @@ def _view(session: Session, report: Report, *, staff: bool) -> ReportView:
                    reporter_email=report.reporter_email, good_faith=report.good_faith)  # fmt: skip
 
 
+def _by_ref(session: Session, ref: str) -> Report | None:
+    ref = ref.strip().upper()
+    if not _REF.fullmatch(ref):  # not looked up: no report could have it
+        return None
+    return session.scalars(select(Report).where(Report.ref == ref)).first()
+
+
 def report_status(session: Session, ref: str, token: str) -> ReportView:
     """What the reporter's private status link shows, or NotFound (for an unknown reference and
     a wrong token alike)."""
-    report = None
-    if len(ref) <= 20 and ref.isascii() and ref.isprintable():
-        report = session.scalars(select(Report).where(Report.ref == ref.upper())).first()
+    report = _by_ref(session, ref)
     expected = report.status_token_hash if report is not None else None
     # Compared even when there is no report, so that the time taken says nothing either.
     matches = hmac.compare_digest(hash_token(token), expected or "0" * 64)
@@ -207,7 +214,7 @@ def report_by_id(session: Session, report_id: int) -> ReportView:
 def report_details(session: Session, ref: str) -> ReportView:
     """A report with everything it says and every event of its items (for the hotline's
     staff: the command line and the analysts' pages)."""
-    report = session.scalars(select(Report).where(Report.ref == ref.strip().upper())).first()
+    report = _by_ref(session, ref)
     if report is None:
         raise NotFound(f"no report {ref[:40]!r}")
     return _view(session, report, staff=True)
