@@ -247,7 +247,6 @@ def test_a_thousand_urls_take_a_few_statements(engine, session, settings, clock)
         u.item_id for u in already.urls}  # fmt: skip
     # The report, its lookups (two chunks), one insert of items, one of links, the timeline,
     # the audit chain (report and items): no statement per URL.
-    print(len(statements), statements, took)
     assert len(statements) <= 20, statements
     assert took < 5, f"1,000 URLs took {took:.2f} s"
     assert session.scalar(select(func.count()).select_from(UrlItem)) == 1000

@@ -16,6 +16,7 @@ from meldpunt.config import get_settings, load_settings
 from meldpunt.reports.context import link_secret
 from meldpunt.web.pages_report import AddressLimiter, _signature, form_token, form_token_ok
 from service import World, running
+from test_web_pages import browser  # noqa: F401 (the headless Chromium fixture)
 from web_support import csrf_of, sign_in
 
 _TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
@@ -211,3 +212,24 @@ def test_analysts_see_the_reports_and_import_files(world):
     with sign_in(world, "platform") as platform:
         assert platform.get("/ui/reports").status_code == 403
         assert platform.get("/ui/reports/import").status_code == 403
+
+
+def test_a_browser_without_javascript_sends_a_report(tmp_path, settings, browser):  # noqa: F811
+    database = f"sqlite:///{tmp_path / 'browser.db'}"
+    with running(database, loopback=True, run_worker=False, project=get_settings()) as world:
+        context = browser.new_context(java_script_enabled=False)
+        page = context.new_page()
+        try:
+            page.goto(f"{world.url}/report")
+            page.fill("#urls", "https://pics.example/a.jpg\nhttps://pics.example/b.jpg")
+            page.check("input[name=kind][value=csam]")
+            page.fill("#note", "seen on a forum")
+            page.check("input[name=good_faith]")
+            page.click("button[type=submit]")
+            assert page.locator("h1").inner_text() == "Thank you: your report was received"
+            link = page.locator("p.secret").inner_text()
+            assert page.locator("img").count() == 0
+            page.goto(link.replace("http://127.0.0.1:8000", world.url))
+            assert page.locator("td", has_text="Received: waiting to be checked").count() == 2
+        finally:
+            context.close()
