@@ -54,7 +54,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a URL may carry as they are; everything else is percent-encoded once.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
-_OTHER_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?![0-9]|$)")
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+-]*):(?!\d)")
 _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
@@ -74,11 +74,9 @@ def normalise_url(raw: str) -> str:
     if len(value) > MAX_URL:
         raise InvalidInput(f"the URL is longer than {MAX_URL} characters")
     if "://" not in value:
-        other = _OTHER_SCHEME.match(value)  # 'mailto:a@b.example', not 'example.com:8080/'
-        if other:
-            raise InvalidInput(
-                f"only http and https URLs can be reported, not {other.group(1).lower()!r}"
-            )
+        other = _SCHEME.match(value)
+        if other:  # 'javascript:...', 'mailto:...' (but 'localhost:8080/x' is a host)
+            raise InvalidInput(f"only http and https URLs can be reported, not {other[1]!r}")
         value = "http://" + value  # what people paste: 'example.com/page'
     try:
         parts = urlsplit(value)
