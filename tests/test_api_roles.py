@@ -39,6 +39,9 @@ ROUTES = {
     ("GET", "/v1/probing-alerts"): {"admin"},
     ("POST", "/v1/reports"): {"admin"},  # and flagger (tests/test_api_reports.py)
     ("GET", "/v1/reports/{report_id}"): {"admin"},
+    ("GET", "/v1/notices"): {"analyst", "admin", "hoster"},
+    ("GET", "/v1/notices/{notice_id}"): {"analyst", "admin", "hoster"},
+    ("POST", "/v1/notices/{notice_id}/answer"): {"hoster"},
 }
 ROLES = ("platform", "analyst", "admin")
 
@@ -50,6 +53,7 @@ def concrete(path: str) -> str:
         .replace("{key_id}", "999999")
         .replace("{item_id}", "999999")
         .replace("{report_id}", "999999")
+        .replace("{notice_id}", "999999")
     )
 
 

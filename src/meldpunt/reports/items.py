@@ -74,9 +74,9 @@ def normalise_url(raw: str) -> str:
     if len(value) > MAX_URL:
         raise InvalidInput(f"the URL is longer than {MAX_URL} characters")
     if "://" not in value:
-        other = _SCHEME.match(value)
-        if other:  # 'javascript:...', 'mailto:...' (but 'localhost:8080/x' is a host)
-            raise InvalidInput(f"only http and https URLs can be reported, not {other[1]!r}")
+        named = _SCHEME.match(value)
+        if named:  # 'javascript:...', 'mailto:...' (but 'localhost:8080/x' is a host)
+            raise InvalidInput(f"only http and https URLs can be reported, not {named[1]!r}")
         value = "http://" + value  # what people paste: 'example.com/page'
     try:
         parts = urlsplit(value)
