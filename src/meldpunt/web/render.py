@@ -57,6 +57,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Sets", "/ui/sets", frozenset({Role.analyst, Role.admin})),
     ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
     ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
+    ("Reports", "/ui/reports", frozenset({Role.analyst, Role.admin})),
     ("Notices", "/ui/notices", frozenset({Role.analyst, Role.admin})),
     ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),
