@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from meldpunt.checks.rechecks import run_rechecks
 from meldpunt.reports.context import HotlineContext
+from meldpunt.reports.grading import run_fetches
+from meldpunt.takedown.notices import run_notices
 
 __all__ = ["STEPS", "Step", "WorkerThread", "run_once", "run_worker"]
 
@@ -33,6 +35,8 @@ def _hit_rechecks(context: HotlineContext, limit: int) -> int:
 #: The steps of a round, in order.
 STEPS: list[tuple[str, Step]] = [
     ("hit re-checks", _hit_rechecks),
+    ("fetches", run_fetches),
+    ("notices", run_notices),
 ]
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a URL may carry as they are; everything else is percent-encoded once.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+-]*):(?!\d)")
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 def normalise_url(raw: str) -> str:
@@ -71,6 +74,9 @@ def normalise_url(raw: str) -> str:
     if len(value) > MAX_URL:
         raise InvalidInput(f"the URL is longer than {MAX_URL} characters")
     if "://" not in value:
+        named = _SCHEME.match(value)
+        if named:  # 'javascript:...', 'mailto:...' (but 'localhost:8080/x' is a host)
+            raise InvalidInput(f"only http and https URLs can be reported, not {named[1]!r}")
         value = "http://" + value  # what people paste: 'example.com/page'
     try:
         parts = urlsplit(value)
@@ -90,6 +96,8 @@ def normalise_url(raw: str) -> str:
         try:
             host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
+            host = ""
+        if not _HOST_NAME.fullmatch(host):  # no spaces, quotes, '<' ... in a host name
             raise InvalidInput(f"{value[:100]!r}: the host name is not valid") from None
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = quote(parts.path or "/", safe=_SAFE_PATH)
