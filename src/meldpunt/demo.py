@@ -1,5 +1,5 @@
 """Benign demo data for `make run`: a set made from the bundled sample photos, a platform, a
-hotline and their keys.
+hotline and their keys; and the simulated internet beside the service (``start_simulation``).
 
 Running it again reuses all of it: the set's items are the same items (adding them again
 changes nothing), and the two keys are the ones made the first time. Keys are stored hashed, so
@@ -17,10 +17,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from meldpunt import checks, registry
+from meldpunt import checks, clock, registry
+from meldpunt.config import Settings, get_settings, reset_settings
 from meldpunt.signals import FileSignals
-from meldpunt.store import init_db, session_scope
+from meldpunt.sim.live import LiveSimulation
+from meldpunt.store import get_engine, init_db, make_sessionmaker, session_scope
 
+#: Simulated seconds per real second in the demo: a day in ten minutes.
+DEMO_SPEED = 144.0
 DEMO_SET = "demo-benign-samples"
 DEMO_ORG = "demo-platform"
 DEMO_HOTLINE = "demo-hotline"
@@ -112,3 +116,45 @@ def _write_keys(path: Path, keys: dict[str, str]) -> None:
         handle.write("\n")
     os.chmod(temporary, 0o600)  # an older file of that name may have had another mode
     os.replace(temporary, path)
+
+
+@dataclass
+class DemoSimulation:
+    """The simulation running beside the demo's service, on a ``ScaledClock``."""
+
+    live: LiveSimulation
+    speed: float
+    settings: Settings
+
+    def stop(self) -> None:
+        self.live.stop()
+
+
+def start_simulation(
+    data_dir: Path, *, speed: float = DEMO_SPEED, hosters: int = 12, urls: int = 6,
+    report_hours: float = 3.0,
+) -> DemoSimulation:  # fmt: skip
+    """Start the simulated internet for the demo and point this process's meldpunt at it.
+
+    The process's clock becomes a ``ScaledClock`` at ``speed`` (monotonic time stays real, so
+    that a signed-in page is not signed out after a few real minutes), the simulation's
+    settings (its name table, the loopback network for the fetcher, its mail sink as relay)
+    go into this process's environment, so the service started next reads them, and reports
+    keep arriving: ``urls`` over every ``report_hours`` simulated hours, most of them of
+    pictures the registry knows, which the service's worker fetches, recognises, notices and
+    re-checks until the hosters take them down. New material waits in the analysts' queue."""
+    clock.set_clock(clock.ScaledClock(speed, scale_monotonic=False))
+    init_db()
+    live = LiveSimulation(
+        data_dir / "sim" / "demo",
+        make_sessionmaker(get_engine()),
+        get_settings(),
+        hosters=hosters,
+        urls=urls,
+        report_hours=report_hours,
+        continuous=True,
+    )
+    live.start()
+    os.environ.update(live.sim.environment())
+    reset_settings()
+    return DemoSimulation(live, speed, get_settings())

@@ -23,9 +23,19 @@ def demo_command(
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service.")] = True,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    sim: Annotated[
+        bool,
+        typer.Option(
+            "--sim/--no-sim", help="Run the simulated internet beside the service (with --serve)."
+        ),
+    ] = True,
+    speed: Annotated[
+        float, typer.Option(min=1.0, max=100000.0, help="Simulated seconds per real second.")
+    ] = 144.0,
 ) -> None:
     """Load the benign demo set, a demo platform and hotline, print their keys and a check,
-    then serve. Run again, it reuses all of them."""
+    then serve, with the simulated internet beside it: hosters on 127.0.0.x, reports arriving,
+    notices to a mail sink, a day passing in ten minutes. Run again, it reuses all of them."""
     if serve:
         _need_free_port(host, port, f"make run PORT={port + 1} (meldpunt demo --port {port + 1})")
     from meldpunt.config import get_settings
@@ -73,8 +83,27 @@ Check a file:
       -H 'Authorization: Bearer {demo.key}' \\
       -F file=@{files[0]}
 """)
-    if serve:
+    if not serve:
+        return
+    if not sim:
         serve_command(host=host, port=port, workers=1)
+        return
+    from meldpunt.demo import start_simulation
+
+    running = start_simulation(data_dir, speed=speed)
+    internet = running.live.sim.internet
+    minutes = 24 * 60 / speed
+    print(f"""Simulated internet: {len(internet.hosters)} hosters on 127.0.0.2... port \
+{internet.port}, notices to a mail sink on port {running.live.sim.sink.port}.
+Time runs {speed:g} times as fast: a day passes in {minutes:.0f} minutes.
+Reports arrive by themselves; pictures the registry knows are fetched, recognised,
+noticed and re-checked until their hosters take them down; new ones wait for you
+in the analysts' queue. Watch them at {url}/ui/
+""")
+    try:
+        serve_command(host=host, port=port, workers=1)
+    finally:
+        running.stop()
 
 
 def serve_command(
