@@ -2,9 +2,10 @@
 when reports of them arrive, all drawn from the seed.
 
 A reported URL is a picture, or (``page_share``) a page showing one to three pictures, which
-meldpunt finds and follows as items of their own. A picture is *known* (``known_share``) when
-the scenario put its hashes in the registry before the reports came: the bundled sample photos
-first, then generated pictures. Every URL has a picture of its own, so known and new never mix.
+meldpunt finds and follows as items of their own. A picture is *known* (``known_share``; a
+page's pictures all or none) when the scenario put its hashes in the registry before the
+reports came: the bundled sample photos first, then generated pictures. A page is never known
+(the registry holds pictures). Every URL has a picture of its own, so known and new never mix.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def make_plan(
         if rng.random() < page_share:
             shown = [picture(known) for _ in range(rng.randint(1, 3))]
             page, children = internet.add_page(hoster, shown, tag=tag)
-            plan.urls[page] = PlannedUrl(page, hoster, known)
+            plan.urls[page] = PlannedUrl(page, hoster, False)  # a page itself is never known
             for child, number in zip(children, shown, strict=True):
                 plan.urls[child] = PlannedUrl(child, hoster, known, number, parent=page)
             order.append(page)
