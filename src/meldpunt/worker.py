@@ -18,6 +18,8 @@ from collections.abc import Callable
 
 from meldpunt.checks.rechecks import run_rechecks
 from meldpunt.reports.context import HotlineContext
+from meldpunt.takedown.attribution import run_attributions
+from meldpunt.takedown.lifecycle import run_lifecycle
 
 __all__ = ["STEPS", "Step", "WorkerThread", "run_once", "run_worker"]
 
@@ -33,6 +35,8 @@ def _hit_rechecks(context: HotlineContext, limit: int) -> int:
 #: The steps of a round, in order.
 STEPS: list[tuple[str, Step]] = [
     ("hit re-checks", _hit_rechecks),
+    ("attribution", run_attributions),  # after grading, before notices
+    ("re-checks", run_lifecycle),  # after notices
 ]
 
 
