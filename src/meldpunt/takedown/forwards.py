@@ -57,7 +57,7 @@ def list_forwards(
         query = query.where(ItemEvent.at >= since)
     if limit is not None:
         query = query.limit(limit)
-    found = list(session.execute(query).tuples())
+    found = [(row[0], row[1]) for row in session.execute(query)]
     item_ids = sorted({item.id for _event, item in found})
     actions: dict[int, list[tuple[datetime, str, int]]] = {}
     for start in range(0, len(item_ids), 1000):
