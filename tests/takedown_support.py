@@ -67,7 +67,9 @@ class Hoster:
                     status, body = owner.pages.get(path, (404, b"not here"))
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(body)))
-                    self.send_header("Content-Type", "image/jpeg" if status == 200 else "text/plain")
+                    self.send_header(
+                        "Content-Type", "image/jpeg" if status == 200 else "text/plain"
+                    )
                     self.end_headers()
                     self.wfile.write(body)
                 finally:
@@ -165,3 +167,11 @@ def mark_noticed(session: Session, item: UrlItem, settings: Settings) -> None:
     note = items.move(session, item, ItemState.noticed, actor="worker", event=Event.notice)
     items.note(session, [note] if note else [])
     session.flush()
+
+
+def no_dns(host: str, port: int) -> list[str]:
+    """Stands in for DNS in the tests (which never leave loopback): a name the name table does
+    not hold does not resolve."""
+    from meldpunt.reports.fetcher import FetchUnresolvable
+
+    raise FetchUnresolvable(f"{host} does not resolve (no DNS in the tests)")

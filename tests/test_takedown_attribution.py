@@ -14,12 +14,12 @@ from sqlalchemy import select
 
 from meldpunt import clock as meldpunt_clock
 from meldpunt.clock import FrozenClock, use_clock
-from meldpunt.reports import items
+from meldpunt.reports import fetcher, items
 from meldpunt.reports.errors import Conflict, InvalidInput, NotFound
 from meldpunt.store.models import AsnPrefix, AuditEvent, ItemEvent, UrlItem
 from meldpunt.takedown import asn, directory, forwards
 from meldpunt.takedown.attribution import retry_attribution, run_attributions
-from takedown_support import TABLE, Names, context, ready_item
+from takedown_support import TABLE, Names, context, no_dns, ready_item
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -28,6 +28,11 @@ T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 def clock():
     with use_clock(FrozenClock(T0)) as frozen:
         yield frozen
+
+
+@pytest.fixture(autouse=True)
+def dns(monkeypatch):
+    monkeypatch.setattr(fetcher, "resolve", no_dns)
 
 
 @pytest.fixture
@@ -74,7 +79,10 @@ def test_csv_ranges_become_prefixes_ipv4_and_ipv6_with_bad_lines_reported(sessio
 
 def test_public_data_set_shapes_without_header(session, clock):
     # iptoasn.com's TSV: start, end, asn, country, description
-    tsv = ["1.0.0.0\t1.0.0.255\t13335\tUS\tCLOUDFLARENET", "1.0.4.0\t1.0.7.255\t38803\tAU\tGTELECOM"]
+    tsv = [
+        "1.0.0.0\t1.0.0.255\t13335\tUS\tCLOUDFLARENET",
+        "1.0.4.0\t1.0.7.255\t38803\tAU\tGTELECOM",
+    ]
     assert asn.load_table(session, tsv, "csv").taken == 2
     # DB-IP's ip-to-asn CSV: start, end, asn, org (quoted when it has a comma)
     dbip = ['1.0.16.0,1.0.31.255,2519,"ARTERIA Networks, Corp."']
@@ -149,7 +157,9 @@ def test_domain_rule_beats_asn_beats_org(session, clock):
     add = directory.add_contact
     add(session, "network owner", actor="t", org="Polder Hosting B.V.", email="a@owner.example")
     add(session, "network", actor="t", asn=64500, email="abuse@as64500.example")
-    add(session, "reseller", actor="t", domain="*.Reseller.Example.", email="abuse@reseller.example")
+    add(
+        session, "reseller", actor="t", domain="*.Reseller.Example.", email="abuse@reseller.example"
+    )
     add(session, "reseller's customer", actor="t", domain="shop.reseller.example",
         email="abuse@shop.example")  # fmt: skip
 
@@ -355,7 +365,9 @@ def test_forward_records_export(engine, session, settings, names, clock):
     rows = list(csv.DictReader(io.StringIO(forwards.export_forwards(session, None, "csv"))))
     assert rows[0]["hosting_country"] == "DE" and "forwarded" in rows[0]["actions"]
     assert tuple(rows[0]) == forwards.FIELDS
-    assert json.loads(forwards.export_forwards(session, T0 + timedelta(seconds=1)))["forwards"] == []
+    assert (
+        json.loads(forwards.export_forwards(session, T0 + timedelta(seconds=1)))["forwards"] == []
+    )
     with pytest.raises(InvalidInput):
         forwards.export_forwards(session, None, "xml")
 
