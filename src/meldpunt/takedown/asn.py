@@ -49,6 +49,7 @@ __all__ = [
     "load_table",
     "lookup",
     "parse_table",
+    "sim_table",
     "table_for",
 ]
 
@@ -252,6 +253,12 @@ def parse_table(
 
 def _rowcount(result: Result[Any]) -> int:
     return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def sim_table() -> Path:
+    """The small table shipped for the simulated internet (127.0.0.0/8 split among simulated
+    networks; ``meldpunt attribution load --sim``)."""
+    return Path(__file__).parent / "data" / "sim-asn.csv"
 
 
 def _fingerprint(session: Session) -> tuple[int, int]:
