@@ -33,6 +33,7 @@ from .follower import IndexFollower
 from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
+from .routes_takedown import router as takedown_router
 from .schemas import check_request_schemas
 from .state import Metrics, ServiceSettings, ServiceState, service_of
 from .writer import Writer
@@ -186,6 +187,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(check_router)
     app.include_router(admin_router)
+    app.include_router(takedown_router)
     app.include_router(docs_router)
     app.include_router(web_router)
     return app

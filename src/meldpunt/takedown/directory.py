@@ -301,7 +301,7 @@ def add_contact(
     domain: str | None = None,
     country: str | None = None,
     approved: bool = False,
-    group_seconds: int | None = None,
+    group_seconds: int | str | None = None,
     hold_weekends: bool = False,
     organisation: int | str | None = None,
     note: str | None = None,
@@ -526,9 +526,9 @@ def import_contacts(session: Session, data: str, fmt: str, *, actor: str) -> Imp
                     for flag in ("approved", "hold_weekends"):
                         changes[flag] = _flag(changes.get(flag, False), flag)
                     seconds = changes.pop("group_seconds", None)
-                    add_contact(session, name, actor=actor,
-                                group_seconds=None if seconds in (None, "") else _seconds(seconds),
-                                **changes)  # fmt: skip
+                    if seconds == "":
+                        seconds = None
+                    add_contact(session, name, actor=actor, group_seconds=seconds, **changes)
                     result.added += 1
                 else:
                     if changes.get("group_seconds") in (None, ""):
