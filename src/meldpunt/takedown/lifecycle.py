@@ -67,7 +67,7 @@ from meldpunt.reports.vocabulary import Event, ItemState, Media
 from meldpunt.signals import SignalError, hamming, pdq_signal
 from meldpunt.store.models import UrlItem
 from meldpunt.takedown.asn import AsnTable, table_for
-from meldpunt.takedown.attribution import Location, attribute, locate
+from meldpunt.takedown.attribution import Location, attribute, locate_many
 from meldpunt.takedown.directory import Directory
 
 __all__ = [
@@ -78,6 +78,7 @@ __all__ = [
     "WATCH_DAYS",
     "WATCH_HOURS",
     "Verdict",
+    "check_all",
     "judge",
     "run_lifecycle",
 ]
@@ -174,11 +175,20 @@ def judge(target: Target, policy: FetchPolicy) -> Verdict:
     return Verdict("online", f"{status}, {detail}")
 
 
-def _check(target: Target, policy: FetchPolicy, table: AsnTable) -> Verdict:
-    found = judge(target, policy)
-    if found.verdict != "online":
-        return found
-    return Verdict(found.verdict, found.detail, locate(target.url, target.host, policy, table))
+def check_all(targets: Sequence[Target], policy: FetchPolicy, table: AsnTable) -> list[Verdict]:
+    """``judge`` each target, several at once on the process's bounded pool; where a target is
+    online, add where its host points now (each host looked up once)."""
+    if len(targets) == 1:
+        verdicts = [judge(targets[0], policy)]
+    else:
+        verdicts = list(_executor().map(lambda t: judge(t, policy), targets))
+    online = [
+        (t.url, t.host) for t, v in zip(targets, verdicts, strict=True) if v.verdict == "online"
+    ]
+    where = iter(locate_many(online, policy, table))
+    return [
+        Verdict(v.verdict, v.detail, next(where)) if v.verdict == "online" else v for v in verdicts
+    ]
 
 
 @dataclass(frozen=True)
@@ -397,7 +407,9 @@ def run_lifecycle(context: HotlineContext, limit: int) -> int:
         if not items.any_due(session, UrlItem.next_check_at, where):
             return 0
     policy = context.fetch_policy
-    lease = max(LEASE, timedelta(seconds=3 * policy.total_seconds))
+    # long enough for a batch of fetches that all take the longest a fetch may take
+    rounds = -(-limit // CHECK_THREADS) + 1
+    lease = max(LEASE, timedelta(seconds=rounds * policy.total_seconds))
     with context.sessions() as session:
         table = table_for(session)
         claimed = items.claim(session, UrlItem.next_check_at, where, limit=limit, lease=lease)
@@ -408,11 +420,7 @@ def run_lifecycle(context: HotlineContext, limit: int) -> int:
         session.commit()
     if not targets:
         return 0
-    if len(targets) == 1:
-        verdicts = [_check(targets[0], policy, table)]
-    else:
-        verdicts = list(_executor().map(lambda t: _check(t, policy, table), targets))
-    found = {t.id: v for t, v in zip(targets, verdicts, strict=True)}
+    found = {t.id: v for t, v in zip(targets, check_all(targets, policy, table), strict=True)}
     with context.sessions() as session:
         items.begin_write(session)
         query = select(UrlItem).where(UrlItem.id.in_(list(found))).order_by(UrlItem.id)
