@@ -37,6 +37,15 @@ ROUTES = {
     ("PUT", "/v1/orgs/{name}/subscription"): {"admin"},
     ("PATCH", "/v1/orgs/{name}"): {"admin"},
     ("GET", "/v1/probing-alerts"): {"admin"},
+    ("GET", "/v1/items"): {"analyst", "admin"},
+    ("GET", "/v1/items/{item_id}"): {"analyst", "admin"},
+    ("POST", "/v1/items/{item_id}/grade"): {"analyst", "admin"},
+    ("POST", "/v1/items/{item_id}/police-cleared"): {"analyst", "admin"},
+    ("GET", "/v1/items/{item_id}/preview"): {"analyst", "admin"},
+    ("GET", "/v1/notices"): {"analyst", "admin", "hoster"},
+    ("GET", "/v1/notices/{notice_id}"): {"analyst", "admin", "hoster"},
+    ("POST", "/v1/notices/{notice_id}/answer"): {"hoster"},
+    ("GET", "/v1/forwards"): {"analyst", "admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 
@@ -47,6 +56,7 @@ def concrete(path: str) -> str:
         .replace("{name}", "police")
         .replace("{key_id}", "999999")
         .replace("{item_id}", "999999")
+        .replace("{notice_id}", "999999")
     )
 
 

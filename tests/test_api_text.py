@@ -13,6 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from meldpunt import checks, clock
+from meldpunt.store.models import Notice, NoticeItem
+from notice_support import add_contact, ready_item
 from service import World, running
 from web_support import csrf_of, sign_in
 
@@ -42,6 +45,12 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ),
     ("POST", "/v1/hits/{hit_id}/outcome"): (
         "platform", {"outcome": "other", "report_id": "r-1", "reason": "kept for the police"}
+    ),
+    ("POST", "/v1/items/{item_id}/grade"): ("analyst", {"grade": "illegal", "category": "csam"}),
+    ("POST", "/v1/notices/{notice_id}/answer"): (
+        "hoster",
+        {"answers": [{"url": "http://hoster.example/1.jpg", "answer": "other",
+                      "note": "kept for the police"}], "note": "see above"},
     ),
     ("POST", "/v1/check"): (
         "platform",
@@ -85,9 +94,33 @@ def with_value(body: Any, path: str, change: Any) -> Any:
     return {**body, head: with_value(body[head], rest, change)}
 
 
-def concrete(path: str, hit_id: int) -> str:
+def concrete(path: str, hit_id: int, notice_id: int = 1) -> str:
     name = "platform-a" if path.startswith("/v1/orgs/") else "police"
-    return path.replace("{name}", name).replace("{hit_id}", str(hit_id)).replace("{item_id}", "1")
+    path = path.replace("{name}", name).replace("{hit_id}", str(hit_id)).replace("{item_id}", "1")
+    return path.replace("{notice_id}", str(notice_id))
+
+
+def a_notice(world: World) -> tuple[str, int]:
+    """A hoster's key, and a notice sent to that hoster's abuse contact."""
+    with world.session() as s:
+        checks.create_org(s, "hoster-a", "hoster")
+        _, key = checks.create_key(s, "hoster-a", "hoster")
+        contact = add_contact(s, "desk-a", org_id=checks.get_org(s, "hoster-a").id)
+        item = ready_item(s, "http://hoster.example/1.jpg", contact, state="noticed")
+        notice = Notice(
+            contact_id=contact.id,
+            kind="notice",
+            status="sent",
+            attempts=1,
+            created_at=clock.now(),
+            sent_at=clock.now(),
+            message_id="<n-1@x>",
+        )
+        s.add(notice)
+        s.flush()
+        s.add(NoticeItem(notice_id=notice.id, item_id=item.id))
+        s.commit()
+        return key, notice.id
 
 
 def known_body(world: World, body: dict[str, Any]) -> dict[str, Any]:
@@ -101,6 +134,18 @@ def a_hit(world: World) -> int:
     return int(answer["results"][0]["matches"][0]["hit_id"])
 
 
+def a_queued_item(world: World) -> int:
+    """A hotline item waiting for a grade (the first one: ``concrete`` names item 1)."""
+    from meldpunt.reports import items
+
+    with world.session() as session:
+        item, _ = items.open_item(session, "http://pictures.example/1.jpg", kind="csam",
+                                  actor="test")  # fmt: skip
+        items.move(session, item, "queued", actor="test")
+        session.commit()
+        return item.id
+
+
 def assert_json_error(response: httpx.Response, status: int, where: Any) -> None:
     assert response.status_code == status, (where, response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json"), where
@@ -112,7 +157,10 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
         with world.client(None) as anonymous:
             spec = anonymous.get("/openapi.json").json()
         hit_id = a_hit(world)
+        assert a_queued_item(world) == 1
+        hoster_key, notice_id = a_notice(world)
         clients = {role: world.client(role) for role in ("platform", "analyst", "admin")}
+        clients["hoster"] = world.client(None, headers={"Authorization": f"Bearer {hoster_key}"})
         tried = 0
         for (method, path), operation in (
             ((m.upper(), p), op) for p, ops in spec["paths"].items() for m, op in ops.items()
@@ -130,7 +178,9 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
             for field in sorted(fields):
                 for bad in BAD:
                     sent = with_value(body, field, lambda old, bad=bad: f"{old[:2]}{bad}{old[2:]}")
-                    response = clients[role].request(method, concrete(path, hit_id), json=sent)
+                    response = clients[role].request(
+                        method, concrete(path, hit_id, notice_id), json=sent
+                    )
                     where = (method, path, field, bad)
                     tried += 1
                     if path == "/v1/check":
@@ -141,15 +191,14 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
                     else:
                         assert_json_error(response, 422, where)
         assert tried >= 4 * 20
-        for client in clients.values():
-            client.close()
         # The bodies themselves are fine: each route accepts its own.
         for (method, path), (role, body) in BODIES.items():
             if path == "/v1/check":
                 body = known_body(world, body)
-            with world.client(role) as client:
-                response = client.request(method, concrete(path, hit_id), json=body)
+            response = clients[role].request(method, concrete(path, hit_id, notice_id), json=body)
             assert response.status_code < 300, (method, path, response.text[:300])
+        for client in clients.values():
+            client.close()
 
 
 def test_names_in_paths_and_queries_that_no_set_can_have_are_not_found(db_url):

@@ -257,3 +257,45 @@ def test_https_checks_the_certificate_against_the_name_in_the_url(tls_site, monk
     # a certificate authority the policy does not trust: refused, not fetched
     with pytest.raises(FetchFailed, match="certificate verify failed"):
         fetch(f"https://content.example:{port}/ok", LOOPBACK)
+
+
+def test_the_body_comes_back_in_memory(site):
+    base, _ = site
+    assert fetch(f"{base}/ok", LOOPBACK).body == b"hello"
+    big = fetch(f"{base}/big", dataclasses.replace(LOOPBACK, max_bytes=1000))
+    assert big.body == BIG[:1000] and big.truncated
+    assert "hello" not in repr(fetch(f"{base}/ok", LOOPBACK))  # bytes never end up in logs
+
+
+def test_a_name_table_answers_before_dns_and_follows_its_file(site, tmp_path, monkeypatch):
+    base, seen = site
+    port = int(base.rsplit(":", 1)[1])
+
+    def no_dns(host, port_):
+        raise FetchUnresolvable(f"{host} does not resolve")
+
+    monkeypatch.setattr(fetcher, "resolve", no_dns)
+    table = tmp_path / "hosts"
+    table.write_text("# the simulation's names\n127.0.0.2 site.sim.test alias.sim.test\nnonsense\n")
+    policy = dataclasses.replace(LOOPBACK, names=fetcher.NameTable(table))
+    assert fetch(f"http://site.sim.test:{port}/ok", policy).body == b"hello"
+    assert seen[-1]["host"] == f"site.sim.test:{port}"
+    assert fetcher.resolve_host("ALIAS.sim.test.", port, policy) == ["127.0.0.2"]
+    # The name moves to another address, then goes: the table is read again each time.
+    table.write_text("127.0.0.3 site.sim.test\n")
+    assert fetcher.resolve_host("site.sim.test", port, policy) == ["127.0.0.3"]
+    table.write_text("")
+    with pytest.raises(FetchUnresolvable):
+        fetch(f"http://site.sim.test:{port}/ok", policy)
+    table.unlink()  # a missing table is an empty one
+    assert fetcher.resolve_host("127.0.0.9", port, policy) == ["127.0.0.9"]
+
+
+def test_the_policy_reads_the_name_table_setting(settings, monkeypatch, tmp_path):
+    from meldpunt.config import load_settings
+
+    table = tmp_path / "hosts"
+    table.write_text("127.0.0.2 a.sim.test\n")
+    policy = FetchPolicy.from_settings(load_settings(resolver_hosts_file=str(table)))
+    assert policy.names is not None and policy.names.lookup("a.sim.test") == ["127.0.0.2"]
+    assert FetchPolicy.from_settings(load_settings()).names is None

@@ -12,9 +12,11 @@ import pytest
 from sqlalchemy import select
 
 from imaging import jpeg, photo
+from mail_sink import MailSink
+from meldpunt import registry, worker
 from meldpunt.clock import FrozenClock, use_clock
 from meldpunt.reports import fetcher, items
-from meldpunt.signals import pdq_signal
+from meldpunt.signals import digest_bytes, pdq_signal
 from meldpunt.store.models import AuditEvent, UrlItem
 from meldpunt.takedown import asn, directory, lifecycle
 from meldpunt.takedown.attribution import run_attributions
@@ -341,3 +343,45 @@ def test_two_workers_never_re_check_one_item_at_once(world):
     assert all(world.polder.hits[p] == 1 for p in paths), world.polder.hits
     assert max(world.polder.most_at_once.values()) == 1
     assert all(world.item(i).next_check_at == world.clock.now() + timedelta(hours=1) for i in ids)
+
+
+def test_known_material_from_report_to_offline_through_the_worker(engine, session, settings,
+                                                                  tmp_path, clock):  # fmt: skip
+    """The worker's steps in their order: fetch and grade (a registry match), attribute, notice
+    by mail, re-check until three misses make the item offline."""
+    police = registry.create_set(session, "police", default_category="csam_baseline")
+    registry.add_item(session, police, [("pdq", pdq_signal(PICTURE).hash),
+                                        ("md5", digest_bytes(PICTURE).md5)])  # fmt: skip
+    asn.load_table(session, TABLE.splitlines(), "csv")
+    directory.add_contact(session, "Polder", actor="t", asn=64500, email="abuse@polder.test",
+                          approved=True)  # fmt: skip
+    session.commit()
+    names = Names(tmp_path / "names")
+    names.point("known.test", "127.0.0.5")
+    with hosting("127.0.0.5") as polder, MailSink() as sink:
+        polder.pages["/known.jpg"] = (200, PICTURE)
+        ctx = context(engine, settings, names)
+        ctx.relay = sink.relay
+        url = f"http://known.test:{polder.port}/known.jpg"
+        item, _ = items.open_item(session, items.normalise_url(url), kind="csam", actor="public")
+        session.commit()
+        worker.run_once(ctx)
+        clock.advance(timedelta(seconds=settings.takedown_group_seconds))
+        worker.run_once(ctx)
+        (message,) = sink.wait_for(1)
+        assert message["To"] == "abuse@polder.test"
+        session.commit()
+        row = session.get(UrlItem, item.id, populate_existing=True)
+        assert row.state == "noticed" and row.asn == 64500
+        clock.advance(timedelta(minutes=settings.takedown_first_check_minutes))
+        worker.run_once(ctx)
+        polder.pages["/known.jpg"] = (404, b"")
+        for minutes in (60, 3, 3):
+            clock.advance(timedelta(minutes=minutes))
+            worker.run_once(ctx)
+    session.commit()
+    row = session.get(UrlItem, item.id, populate_existing=True)
+    assert row.state == "offline"
+    events = [e.event for e in items.timeline(session, item.id)]
+    assert events == ["fetched", "graded", "attributed", "notice", "checked", "checked",
+                      "checked", "offline"]  # fmt: skip

@@ -1,5 +1,6 @@
 """Reports and the safe URL fetcher: the one place where meldpunt talks to the network."""
 
+from meldpunt.reports.errors import Conflict, InvalidInput, NotFound, ReportsError
 from meldpunt.reports.fetcher import (
     FetchError,
     FetchFailed,
@@ -13,6 +14,10 @@ from meldpunt.reports.fetcher import (
 )
 
 __all__ = [
+    "Conflict",
+    "InvalidInput",
+    "NotFound",
+    "ReportsError",
     "FetchError",
     "FetchFailed",
     "FetchPolicy",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -53,6 +54,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Characters a URL may carry as they are; everything else is percent-encoded once.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
+_SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+-]*):(?!\d)")
 
 
 def normalise_url(raw: str) -> str:
@@ -71,6 +73,9 @@ def normalise_url(raw: str) -> str:
     if len(value) > MAX_URL:
         raise InvalidInput(f"the URL is longer than {MAX_URL} characters")
     if "://" not in value:
+        named = _SCHEME.match(value)
+        if named:  # 'javascript:...', 'mailto:...' (but 'localhost:8080/x' is a host)
+            raise InvalidInput(f"only http and https URLs can be reported, not {named[1]!r}")
         value = "http://" + value  # what people paste: 'example.com/page'
     try:
         parts = urlsplit(value)

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from meldpunt import checks, registry
 from meldpunt.api.state import service_of
 from meldpunt.registry.matching import MatchAnswer, picture_query
+from meldpunt.reports import queue
 
 from .auth import Analyst, AnyUser, CsrfChecked, HitsReader, actor
 from .queries import today
@@ -32,6 +33,7 @@ def dashboard(request: Request, session: AnyUser) -> Response:
     with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
         reviews = len(checks.review_queue(db))
+        waiting = sum(queue.counts(db, queue.WAITING).values())
         orgs = len(checks.list_orgs(db)) if admin else None
         figures = today(db) if admin else None
         overdue = sum(s.overdue for s in checks.org_stats(db)) if admin else None
@@ -39,6 +41,7 @@ def dashboard(request: Request, session: AnyUser) -> Response:
     return page(request, "dashboard.html", sets=len(summaries),
                 active_sets=sum(s.set.active for s in summaries),
                 entries=sum(s.active_items for s in summaries), reviews=reviews, orgs=orgs,
+                waiting=waiting,
                 today=figures, overdue=overdue, index=follower.status(),
                 ready=follower.ready)  # fmt: skip
 

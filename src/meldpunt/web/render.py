@@ -53,11 +53,13 @@ SECURITY_HEADERS = {
 #: The navigation: (label, path, roles that see it).
 NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Dashboard", "/ui/", frozenset({Role.analyst, Role.admin})),
+    ("Queue", "/ui/queue", frozenset({Role.analyst, Role.admin})),
     ("Sets", "/ui/sets", frozenset({Role.analyst, Role.admin})),
     ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
     ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
     ("Contacts", "/ui/contacts", frozenset({Role.analyst, Role.admin})),
     ("Contact needed", "/ui/contact-needed", frozenset({Role.analyst, Role.admin})),
+    ("Notices", "/ui/notices", frozenset({Role.analyst, Role.admin})),
     ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),
     ("Probing", "/ui/probing", frozenset({Role.admin})),
