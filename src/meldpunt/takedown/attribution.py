@@ -222,7 +222,8 @@ def run_attributions(context: HotlineContext, limit: int) -> int:
         if not items.any_due(session, UrlItem.due_at, where):
             return 0
     with context.sessions() as session:
-        table = table_for(session)
+        table = table_for(session)  # its own transaction: a claim must begin with its write
+    with context.sessions() as session:
         claimed = items.claim(session, UrlItem.due_at, where, limit=limit, lease=LEASE)
         targets = {row.id: (row.url, row.host) for row in claimed}
         session.commit()

@@ -411,7 +411,8 @@ def run_lifecycle(context: HotlineContext, limit: int) -> int:
     rounds = -(-limit // CHECK_THREADS) + 1
     lease = max(LEASE, timedelta(seconds=rounds * policy.total_seconds))
     with context.sessions() as session:
-        table = table_for(session)
+        table = table_for(session)  # its own transaction: a claim must begin with its write
+    with context.sessions() as session:
         claimed = items.claim(session, UrlItem.next_check_at, where, limit=limit, lease=lease)
         targets = [
             Target(r.id, r.url, r.host, r.media, r.sha256, r.pdq) for r in claimed
