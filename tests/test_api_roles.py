@@ -42,6 +42,8 @@ ROUTES = {
     ("POST", "/v1/items/{item_id}/grade"): {"analyst", "admin"},
     ("POST", "/v1/items/{item_id}/police-cleared"): {"analyst", "admin"},
     ("GET", "/v1/items/{item_id}/preview"): {"analyst", "admin"},
+    ("POST", "/v1/reports"): {"admin"},  # and flagger (tests/test_api_reports.py)
+    ("GET", "/v1/reports/{report_id}"): {"admin"},
     ("GET", "/v1/notices"): {"analyst", "admin", "hoster"},
     ("GET", "/v1/notices/{notice_id}"): {"analyst", "admin", "hoster"},
     ("POST", "/v1/notices/{notice_id}/answer"): {"hoster"},
@@ -56,6 +58,7 @@ def concrete(path: str) -> str:
         .replace("{name}", "police")
         .replace("{key_id}", "999999")
         .replace("{item_id}", "999999")
+        .replace("{report_id}", "999999")
         .replace("{notice_id}", "999999")
     )
 

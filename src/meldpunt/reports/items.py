@@ -55,6 +55,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~"
 _SAFE_QUERY = _SAFE_PATH + "?"
 _SCHEME = re.compile(r"([a-zA-Z][a-zA-Z0-9+-]*):(?!\d)")
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 
 
 def normalise_url(raw: str) -> str:
@@ -95,6 +96,8 @@ def normalise_url(raw: str) -> str:
         try:
             host = host.encode("idna").decode("ascii").lower()
         except UnicodeError:
+            host = ""
+        if not _HOST_NAME.fullmatch(host):  # no spaces, quotes, '<' ... in a host name
             raise InvalidInput(f"{value[:100]!r}: the host name is not valid") from None
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
     path = quote(parts.path or "/", safe=_SAFE_PATH)

@@ -57,6 +57,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Sets", "/ui/sets", frozenset({Role.analyst, Role.admin})),
     ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
     ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
+    ("Reports", "/ui/reports", frozenset({Role.analyst, Role.admin})),
     ("Contacts", "/ui/contacts", frozenset({Role.analyst, Role.admin})),
     ("Contact needed", "/ui/contact-needed", frozenset({Role.analyst, Role.admin})),
     ("Notices", "/ui/notices", frozenset({Role.analyst, Role.admin})),
