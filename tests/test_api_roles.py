@@ -47,6 +47,7 @@ ROUTES = {
     ("GET", "/v1/notices"): {"analyst", "admin", "hoster"},
     ("GET", "/v1/notices/{notice_id}"): {"analyst", "admin", "hoster"},
     ("POST", "/v1/notices/{notice_id}/answer"): {"hoster"},
+    ("GET", "/v1/forwards"): {"analyst", "admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 

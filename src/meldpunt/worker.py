@@ -19,6 +19,8 @@ from collections.abc import Callable
 from meldpunt.checks.rechecks import run_rechecks
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.grading import run_fetches
+from meldpunt.takedown.attribution import run_attributions
+from meldpunt.takedown.lifecycle import run_lifecycle
 from meldpunt.takedown.notices import run_notices
 
 __all__ = ["STEPS", "Step", "WorkerThread", "run_once", "run_worker"]
@@ -36,7 +38,9 @@ def _hit_rechecks(context: HotlineContext, limit: int) -> int:
 STEPS: list[tuple[str, Step]] = [
     ("hit re-checks", _hit_rechecks),
     ("fetches", run_fetches),
+    ("attribution", run_attributions),  # after grading, before notices
     ("notices", run_notices),
+    ("re-checks", run_lifecycle),  # after notices
 ]
 
 

@@ -36,6 +36,7 @@ from .routes_check import router as check_router
 from .routes_items import router as items_router
 from .routes_notices import router as notices_router
 from .routes_reports import router as reports_router
+from .routes_takedown import router as takedown_router
 from .schemas import check_request_schemas
 from .state import Metrics, ServiceSettings, ServiceState, service_of
 from .writer import Writer
@@ -192,6 +193,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(items_router)
     app.include_router(reports_router)
     app.include_router(notices_router)
+    app.include_router(takedown_router)
     app.include_router(docs_router)
     app.include_router(web_router)
     return app

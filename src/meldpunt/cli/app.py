@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from meldpunt import __version__
-from meldpunt.cli import audit, checks, match, registry, reports, service, sim
+from meldpunt.cli import audit, checks, match, registry, reports, service, sim, takedown
 from meldpunt.cli.common import (
     group,
     hash_many,
@@ -118,6 +118,9 @@ app.add_typer(checks.subscriptions_app, name="subscriptions")
 app.add_typer(match.index_app, name="index")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(reports.reports_app, name="reports")
+app.add_typer(takedown.attribution_app, name="attribution")
+app.add_typer(takedown.contacts_app, name="contacts")
+app.add_typer(takedown.forwards_app, name="forwards")
 app.add_typer(sim.sim_app, name="sim")
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FetchError",
+    "FetchConnectionRefused",
     "FetchFailed",
     "FetchPolicy",
     "FetchRefused",
@@ -64,6 +65,11 @@ class FetchRefused(FetchError):
 
 class FetchFailed(FetchError):
     """The network failed: no connection, a timeout, a broken answer. Worth trying later."""
+
+
+class FetchConnectionRefused(FetchFailed):
+    """Every address of the host refused the connection: the host answers, nothing listens
+    there (a re-check counts it as a miss, unlike a timeout)."""
 
 
 class FetchUnresolvable(FetchFailed):
@@ -318,6 +324,7 @@ def _connect(
         raise FetchUnresolvable(f"{host} does not resolve")
     checked = [check_address(a, policy, host=host) for a in addresses]  # all of them, first
     problems: list[str] = []
+    refused = 0
     for ip in checked:
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -335,10 +342,14 @@ def _connect(
             if deadline.passed():
                 raise deadline.expired() from None
             problems.append(f"{ip}: {exc}")
+            refused += isinstance(exc, ConnectionRefusedError)
         except FetchTimedOut:
             sock.close()
             raise
-    raise FetchFailed(f"cannot connect to {host} port {port} ({'; '.join(problems)})")
+    message = f"cannot connect to {host} port {port} ({'; '.join(problems)})"
+    if refused == len(checked):
+        raise FetchConnectionRefused(message)
+    raise FetchFailed(message)
 
 
 def _host_header(host: str, port: int, scheme: str) -> str:

@@ -88,6 +88,7 @@ class Event(StrEnum):
     police_cleared = "police_cleared"
     attributed = "attributed"
     contact_needed = "contact_needed"
+    retried = "retried"  # an analyst asked for the attribution again (contact_needed -> ready)
     forwarded = "forwarded"
     notice = "notice"
     renotice = "renotice"

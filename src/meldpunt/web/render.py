@@ -58,6 +58,8 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Check a file", "/ui/check", frozenset({Role.analyst, Role.admin})),
     ("Reviews", "/ui/reviews", frozenset({Role.analyst, Role.admin})),
     ("Reports", "/ui/reports", frozenset({Role.analyst, Role.admin})),
+    ("Contacts", "/ui/contacts", frozenset({Role.analyst, Role.admin})),
+    ("Contact needed", "/ui/contact-needed", frozenset({Role.analyst, Role.admin})),
     ("Notices", "/ui/notices", frozenset({Role.analyst, Role.admin})),
     ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),

@@ -13,7 +13,16 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from . import auth, pages_main, pages_notices, pages_orgs, pages_queue, pages_report, pages_sets
+from . import (
+    auth,
+    pages_main,
+    pages_notices,
+    pages_orgs,
+    pages_queue,
+    pages_report,
+    pages_sets,
+    pages_takedown,
+)
 from .render import PageError, PageRoute
 
 __all__ = ["STATIC", "router"]
@@ -28,6 +37,7 @@ router.include_router(pages_orgs.router)
 router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
 router.include_router(pages_notices.router)
+router.include_router(pages_takedown.router)
 
 fallback = APIRouter(route_class=PageRoute, include_in_schema=False)
 
