@@ -8,7 +8,6 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
@@ -44,7 +43,6 @@ def moments(url: dict, event: str) -> list[datetime]:
 
 def test_a_scenario_over_two_days(db_url, settings, engine, tmp_path):
     """One scenario (about ten seconds), checked for each rule in turn."""
-    pytest.importorskip("meldpunt.takedown.attribution", reason="attribution is not on main yet")
     config = ScenarioConfig(
         seed=3, urls=18, days=2, start=START, behaviours=HOSTERS, abroad=0.0, page_share=0.0,
         police_share=0.0, not_illegal_share=0.0, known_share=0.5,
@@ -149,6 +147,31 @@ def check_a_hoster_down_for_hours_looks_offline_then_its_content_comes_back(reco
         assert {"down", "up"} <= events
         kinds = [e["event"] for e in url["events"]]
         assert "offline" in kinds and kinds.index("offline") < kinds.index("reopened")
+
+
+def test_items_without_an_approved_contact_wait_until_the_directory_is_fixed(
+    db_url, settings, engine, tmp_path
+):
+    config = ScenarioConfig(
+        seed=6, urls=6, days=0.75, start=START, behaviours=(Behaviour(B.removes, 15),) * 6,
+        abroad=0.0, page_share=0.0, known_share=1.0, contact_hours=6.0,
+    )  # fmt: skip
+    result = run_scenario(config, make_sessionmaker(engine), settings, folder=tmp_path / "sim")
+    record = result.as_json()
+    lacking = {h["name"] for h in record["hosters"] if h["contact"] != "approved"}
+    assert lacking  # the seed draws hosters without an approved contact
+    for url in record["urls"]:
+        kinds = [e["event"] for e in url["events"]]
+        if url["hoster"] not in lacking:
+            assert "contact_needed" not in kinds and url["state"] == "offline"
+            continue
+        waited = moments(url, "contact_needed")[0]
+        (retried,) = moments(url, "retried")
+        assert timedelta(hours=6) <= retried - waited <= timedelta(hours=6, minutes=5)
+        assert moments(url, "notice")[0] >= retried and url["state"] == "offline"
+    assert record["summary"]["analyst"]["contacts_fixed"] == len(
+        [u for u in record["urls"] if u["hoster"] in lacking]
+    )
 
 
 def test_meldpunt_sim_scenario_prints_one_json_object(cli_db, tmp_path):

@@ -64,7 +64,7 @@ KNOWN_CATEGORY = "csam_baseline"
 #: The timeline events a scenario's output shows (re-checks that found nothing new are left out).
 SCENARIO_EVENTS = (
     "received", "fetched", "fetch_failed", "graded", "police", "police_cleared", "attributed",
-    "contact_needed", "forwarded", "notice", "renotice", "answered", "escalation_due",
+    "contact_needed", "retried", "forwarded", "notice", "renotice", "answered", "escalation_due",
     "offline", "reopened", "moved",
 )  # fmt: skip
 
@@ -82,6 +82,7 @@ class ScenarioConfig:
     abroad: float = 0.1  # share of hosters in another country (forwarded, not noticed)
     analyst_minutes: float = 30.0
     police_hours: float = 4.0
+    contact_hours: float = 6.0  # until the analyst fixes a missing or unapproved contact
     police_share: float = 0.05  # of new material, graded "first police"
     not_illegal_share: float = 0.05  # of new material, graded not illegal
     check_step_seconds: float = 300.0
@@ -206,6 +207,8 @@ def run_scenario(
                 police_hours=config.police_hours,
                 police_share=config.police_share,
                 not_illegal_share=config.not_illegal_share,
+                internet=sim.internet,
+                contact_hours=config.contact_hours,
             )
             steps = _drive(config, sim, plan, context, analyst, frozen, start, end, progress)
             return _result(config, sim, plan, sessions, start, frozen.now(), steps, analyst)
@@ -384,7 +387,11 @@ def _result(
         "states": dict(sorted(states.items())),
         "mail": dict(sorted(mail.items())),
         "duplicate_mails": sim.sink.duplicates,
-        "analyst": {"graded": analyst.graded, "police_cleared": analyst.cleared},
+        "analyst": {
+            "graded": analyst.graded,
+            "police_cleared": analyst.cleared,
+            "contacts_fixed": analyst.contacts_fixed,
+        },
         "requests": {str(k): v for k, v in sorted(internet.requests.items())},
     }
     return ScenarioResult(config, start, end, hosters, urls, summary)

@@ -130,7 +130,9 @@ class Simulation:
 
     def load_tables(self, session: Session) -> tuple[int, int]:
         """The networks and contacts into meldpunt's database (the caller commits)."""
-        return load_tables(session, self.internet, home=self.home)
+        if self.files is None:
+            raise RuntimeError("the simulation writes its tables when it starts")
+        return load_tables(session, self.files)
 
     def _write_hints(self) -> None:
         lines = ["# meldpunt settings for the simulation in this folder", ""]

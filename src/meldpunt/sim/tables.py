@@ -18,12 +18,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from meldpunt import audit, clock
 from meldpunt.sim.internet import DOMAIN, Internet
-from meldpunt.store.models import AbuseContact, AsnPrefix
+from meldpunt.takedown import asn, directory
 
 __all__ = [
     "POLICE_EMAIL",
@@ -128,50 +126,16 @@ def write_tables(internet: Internet, folder: Path, *, home: str = "NL") -> Table
     return files
 
 
-def load_tables(
-    session: Session, internet: Internet, *, home: str = "NL", actor: str = "sim"
-) -> tuple[int, int]:
-    """Put the simulation's networks and contacts into meldpunt's tables (replacing rows of the
-    same prefix or name); returns (networks, contacts) written."""
-    now = clock.now()
-    nets = networks(internet)
-    by_prefix = {
-        row.prefix: row
-        for row in session.scalars(
-            select(AsnPrefix).where(AsnPrefix.prefix.in_([p for n in nets for p in n.prefixes]))
-        )
-    }
-    written = 0
-    for net in nets:
-        for prefix in net.prefixes:
-            row = by_prefix.get(prefix) or AsnPrefix(prefix=prefix)
-            row.asn, row.org, row.country = net.asn, net.org, net.country
-            session.add(row)
-            written += 1
-    wanted = contacts(internet, home=home)
-    existing = {
-        row.name: row
-        for row in session.scalars(
-            select(AbuseContact).where(AbuseContact.name.in_([c.name for c in wanted]))
-        )
-    }
-    entries: list[audit.Entry] = []
-    for contact in wanted:
-        saved = existing.get(contact.name)
-        if saved is None:
-            saved = AbuseContact(name=contact.name, created_at=now, group_seconds=120)
-        saved.kind, saved.email, saved.asn = contact.kind, contact.email, contact.asn
-        saved.org, saved.country = contact.org, contact.country
-        saved.approved, saved.updated_at = contact.approved, now
-        session.add(saved)
-        session.flush()
-        entries.append(
-            audit.Entry(
-                actor,
-                "directory.contact_saved",
-                ("abuse_contact", saved.id),
-                {"email": contact.email, "asn": contact.asn, "approved": contact.approved},
-            )
-        )
-    audit.record_many(session, entries)
-    return written, len(wanted)
+def load_tables(session: Session, files: TableFiles, *, actor: str = "sim") -> tuple[int, int]:
+    """Load the table files into meldpunt's database through its own loaders (the IP-to-ASN
+    table merged, ``takedown.asn.load_table``; the contacts added or updated by name,
+    ``takedown.directory.import_contacts``), in the session's transaction. Returns (networks,
+    contacts) taken; raises ``ValueError`` when a line was refused (a fault of this module)."""
+    loaded = asn.load_table(session, files.asn, "csv", replace=False, actor=actor)
+    if loaded.bad:
+        raise ValueError(f"{files.asn}: {loaded.bad} line(s) refused: {loaded.problems[:3]}")
+    text = files.directory.read_text(encoding="utf-8")
+    imported = directory.import_contacts(session, text, "csv", actor=actor)
+    if imported.problems:
+        raise ValueError(f"{files.directory}: {imported.problems[:3]}")
+    return loaded.taken, imported.added + imported.updated
