@@ -213,3 +213,61 @@ def test_the_live_simulation_files_its_reports_when_their_time_comes(db_url, set
                 assert connection.scalar(select(func.count()).select_from(UrlItem)) == 10
             settings_file = Path(live.sim.folder) / "meldpunt-sim.toml"
             assert "resolver_hosts_file" in settings_file.read_text()
+
+
+def test_meldpunt_sim_runs_until_interrupted_and_tells_meldpunt_how_to_reach_it(settings, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MELDPUNT_DATA_DIR": str(tmp_path / "var"), "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "meldpunt.cli", "sim", "--hosters", "5", "--reports", "3"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C ends the simulation" in line:
+                break
+        text = "".join(lines)
+        assert "export MELDPUNT_FETCH_ALLOW_NETWORKS='[\"127.0.0.0/8\"]'" in text, text
+        hints = tmp_path / "var" / "sim" / "live" / "meldpunt-sim.toml"
+        assert "resolver_hosts_file" in hints.read_text()
+        names = tmp_path / "var" / "sim" / "live" / "names.hosts"
+        assert "127.0.0.6 h5.sim.test" in names.read_text()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_demo_runs_the_simulation_on_a_scaled_clock(settings, tmp_path):
+    import os
+
+    from meldpunt import clock
+    from meldpunt.demo import start_simulation
+
+    before_clock, before_env = clock.get_clock(), dict(os.environ)
+    try:
+        running = start_simulation(tmp_path / "var", speed=600.0, hosters=3, urls=2)
+        try:
+            scaled = clock.get_clock()
+            assert isinstance(scaled, clock.ScaledClock) and scaled.speed == 600.0
+            assert not scaled.scale_monotonic  # signed-in pages keep real time
+            assert running.settings.smtp_port == running.live.sim.sink.port
+            assert running.settings.fetch_allow_networks == ["127.0.0.0/8"]
+            assert running.settings.resolver_hosts_file == running.live.sim.internet.names_path
+        finally:
+            running.stop()
+    finally:
+        clock.set_clock(before_clock)
+        os.environ.clear()
+        os.environ.update(before_env)
+        from meldpunt.config import reset_settings
+
+        reset_settings()
