@@ -7,6 +7,7 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -156,6 +157,17 @@ def test_a_hoster_that_moves_points_its_name_at_another_hoster(tmp_path, frozen)
         frozen.advance(timedelta(minutes=10))
         net.run_due()
         assert fetch(url, rules).status == 404
+
+
+def test_a_name_that_goes_leaves_the_name_table(tmp_path):
+    with make(tmp_path, Behaviour(B.ignores), Behaviour(B.ignores)) as net:
+        url = net.add_picture(2, 6)
+        assert NameTable(net.names_path).lookup("h2.sim.test") == ["127.0.0.3"]
+        net.drop_name("h2.sim.test")
+        table = NameTable(net.names_path)
+        assert table.lookup("h2.sim.test") is None and table.lookup("h1.sim.test") == ["127.0.0.2"]
+        assert net.owner(url) is None and net.serving(url) is None
+        assert net.answer(2, "h2.sim.test", urlsplit(url).path)[0] == 404
 
 
 def test_a_hoster_that_goes_down_refuses_connections_for_a_while(tmp_path, frozen):

@@ -90,16 +90,6 @@ class Hoster:
     def abuse_email(self) -> str:
         return f"abuse@{self.domain}"
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "address": self.address,
-            "asn": self.asn,
-            "org": self.org,
-            "country": self.country,
-            "behaviour": self.behaviour.describe(),
-        }
-
 
 @dataclass(frozen=True)
 class Resource:
@@ -274,12 +264,14 @@ class Internet:
             site = self.sites.get((parts.hostname or "").lower())
             if site is None or parts.path not in site.paths or parts.path in site.removed:
                 return None
-            return None if site.hoster in self._down else site.hoster
+            if site.hoster not in self.hosters or site.hoster in self._down:
+                return None  # its name is gone, or its hoster is down
+            return site.hoster
 
     def owner(self, url: str) -> int | None:
         """The hoster whose site ``url`` is on now (whether or not it still serves it)."""
         site = self.sites.get((urlsplit(url).hostname or "").lower())
-        return None if site is None else site.hoster
+        return None if site is None or site.hoster not in self.hosters else site.hoster
 
     # --- names -----------------------------------------------------------------------------------
 
@@ -304,7 +296,7 @@ class Internet:
         with self._lock:
             site = self.sites.get(host)
             if site is not None:
-                site.hoster = 0
+                site.hoster = 0  # nobody: hosters are numbered from 1
                 self.write_names()
 
     # --- notices and behaviours ------------------------------------------------------------------
