@@ -338,3 +338,20 @@ def test_the_directory_has_unapproved_and_missing_contacts_to_exercise_contact_n
     assert 900 < len(found) < 995  # about 3% have none
     assert 20 < unapproved < 90  # about 5% are not approved
     assert contacts(net) == contacts(Internet(tmp_path, hosters=1000, seed=8))
+
+
+def test_a_plan_goes_round_the_hosters_and_may_bound_its_pictures(tmp_path):
+    from meldpunt.sim.plan import NEW_PICTURES, make_plan
+
+    with make(tmp_path, *[Behaviour(B.ignores)] * 4) as net:
+        plan = make_plan(net, seed=1, urls=40, start=START, tag="t", page_share=0.0,
+                         report_hours=1.0, pictures=3)  # fmt: skip
+        reported = plan.reported()
+        assert len(reported) == 40 and {u.hoster for u in reported} == {1, 2, 3, 4}
+        assert set(plan.known_pictures) <= {0, 1, 2}
+        new = {u.picture for u in reported if not u.known}
+        assert new and new <= {NEW_PICTURES, NEW_PICTURES + 1, NEW_PICTURES + 2}
+        assert sum(len(r.urls) for r in plan.reports) == 40
+        assert all(START <= r.at <= START + timedelta(hours=1) for r in plan.reports)
+        again = make_plan(net, seed=1, urls=40, start=START, tag="u", page_share=0.0)
+        assert len({u.picture for u in again.reported()}) == 40  # unbounded: one each

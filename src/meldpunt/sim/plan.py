@@ -5,7 +5,8 @@ A reported URL is a picture, or (``page_share``) a page showing one to three pic
 meldpunt finds and follows as items of their own. A picture is *known* (``known_share``; a
 page's pictures all or none) when the scenario put its hashes in the registry before the
 reports came: the bundled sample photos first, then generated pictures. A page is never known
-(the registry holds pictures). Every URL has a picture of its own, so known and new never mix.
+(the registry holds pictures). Every URL has a picture of its own unless ``pictures`` bounds
+them; known and new never mix.
 """
 
 from __future__ import annotations
@@ -64,9 +65,12 @@ def make_plan(
     page_share: float = 0.15,
     report_hours: float = 2.0,
     per_report: int = 4,
+    pictures: int | None = None,
 ) -> Plan:
     """Put ``urls`` reported URLs on ``internet``'s hosters and plan reports naming them, which
-    arrive over the first ``report_hours`` from ``start``."""
+    arrive over the first ``report_hours`` from ``start``. ``pictures`` bounds the distinct
+    pictures of each kind (known, new), which then recur at several URLs (for large runs: the
+    registry is seeded with fewer pictures, the hosters make fewer); None: one per URL."""
     rng = random.Random(f"plan:{seed}")
     plan = Plan()
     numbers = sorted(internet.hosters)
@@ -77,9 +81,11 @@ def make_plan(
         nonlocal known_next, new_next
         if known:
             known_next += 1
-            return known_next - 1
+            drawn = known_next - 1
+            return drawn if pictures is None else drawn % pictures
         new_next += 1
-        return new_next - 1
+        drawn = new_next - 1 - NEW_PICTURES
+        return NEW_PICTURES + (drawn if pictures is None else drawn % pictures)
 
     order: list[str] = []
     for index in range(urls):

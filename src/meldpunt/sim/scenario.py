@@ -78,6 +78,7 @@ class ScenarioConfig:
     start: datetime | None = None  # None: now, to the second
     known_share: float = 0.5
     page_share: float = 0.15
+    pictures: int | None = None  # distinct pictures of each kind (None: one per URL)
     report_hours: float = 2.0  # reports arrive over this long from the start
     abroad: float = 0.1  # share of hosters in another country (forwarded, not noticed)
     analyst_minutes: float = 30.0
@@ -193,6 +194,7 @@ def run_scenario(
                 known_share=config.known_share,
                 page_share=config.page_share,
                 report_hours=config.report_hours,
+                pictures=config.pictures,
             )
             with sessions() as session, session.begin():
                 sim.load_tables(session)
