@@ -125,6 +125,10 @@ def scenario_command(
     abroad: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of hosters in another country.")
     ] = 0.1,
+    pictures: Annotated[
+        int | None,
+        typer.Option(min=1, help="Distinct pictures of each kind (default: one per URL)."),
+    ] = None,
     mix: Annotated[
         str | None,
         typer.Option(help="Behaviour weights, e.g. 'removes=3,ignores=1,moves=1' (others 0)."),
@@ -155,7 +159,7 @@ def scenario_command(
         fail(f"--start: {exc}")
     config = ScenarioConfig(
         seed=seed, hosters=hosters, urls=urls, days=days, start=begin, known_share=known,
-        abroad=abroad, mix=weights,
+        abroad=abroad, mix=weights, pictures=pictures,
     )  # fmt: skip
     settings = get_settings()
     init_db()
