@@ -60,6 +60,8 @@ def live_command(
         return
     import threading
 
+    from sqlalchemy.engine import make_url
+
     from meldpunt.config import get_settings
     from meldpunt.sim.live import LiveSimulation
     from meldpunt.store import get_engine, init_db, make_sessionmaker
@@ -85,11 +87,14 @@ def live_command(
         fail(f"the simulation cannot listen: {exc}")
     sim = live.sim
     lines = "\n".join(f"    export {name}='{value}'" for name, value in sim.environment().items())
-    print(
-        f"""Simulation: {hosters} hosters on 127.0.0.2... port {sim.internet.port}, \
+    database = make_url(settings.database_url).render_as_string(hide_password=True)
+    stop = threading.Event()
+    try:  # from here on Ctrl-C stops the simulation cleanly, even while this prints
+        print(
+            f"""Simulation: {hosters} hosters on 127.0.0.2... port {sim.internet.port}, \
 mail sink on {sim.sink.host}:{sim.sink.port}
 Name table:  {sim.internet.names_path}
-Tables:      networks and abuse contacts loaded into {settings.database_url.split("?")[0]}
+Tables:      networks and abuse contacts loaded into {database.split("?")[0]}
 Reports:     {reports} URLs over {report_hours:g} hours
 
 Run meldpunt beside it with these settings (also in {sim.folder / "meldpunt-sim.toml"}):
@@ -98,10 +103,8 @@ Run meldpunt beside it with these settings (also in {sim.folder / "meldpunt-sim.
     meldpunt serve
 
 Ctrl-C ends the simulation.""",
-        flush=True,
-    )
-    stop = threading.Event()
-    try:
+            flush=True,
+        )
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:
