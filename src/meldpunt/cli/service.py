@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -132,6 +133,25 @@ def serve_command(
 def worker_command(
     poll_seconds: Annotated[float, typer.Option(min=0.1, help="Seconds between rounds.")] = 5.0,
     once: Annotated[bool, typer.Option(help="Run what is due now, then stop.")] = False,
+    batch: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Rows a step claims at once (its lease).")
+    ] = 50,
+    clock_speed: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="Run on a fast clock: simulated seconds a real second "
+            "(simulations and tests; leases and timeouts shrink alike).",
+        ),
+    ] = None,
+    clock_origin: Annotated[
+        datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z"],
+            help="With --clock-speed: the moment (with its UTC offset) from which the "
+            "fast clock runs; workers given the same one share one clock.",
+        ),
+    ] = None,
 ) -> None:
     """Run due work (the hotline's fetches, notices and re-checks; re-checks of hits' public
     URLs) in this process, beside or instead of the worker thread of `meldpunt serve`."""
@@ -141,13 +161,18 @@ def worker_command(
     from meldpunt.store import get_engine, init_db, make_sessionmaker
     from meldpunt.worker import run_once, run_worker
 
+    if clock_speed is not None:
+        from meldpunt import clock
+
+        origin = clock_origin or clock.now()
+        clock.set_clock(clock.ScaledClock.from_origin(clock_speed, origin))
     init_db()
     context = HotlineContext(make_sessionmaker(get_engine()))
     if once:
-        print(f"ran {run_once(context)} piece(s) of work")
+        print(f"ran {run_once(context, limit=batch)} piece(s) of work")
         return
     stop = threading.Event()
     try:
-        run_worker(context, poll_seconds=poll_seconds, stop_event=stop)
+        run_worker(context, poll_seconds=poll_seconds, stop_event=stop, limit=batch)
     except KeyboardInterrupt:
         stop.set()
