@@ -18,7 +18,7 @@ from imaging import jpeg, photo
 from loopback_web import send, serve
 from meldpunt import registry, worker
 from meldpunt.clock import FrozenClock, use_clock
-from meldpunt.reports import fetcher, items
+from meldpunt.reports import fetcher, grading, items
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.fetcher import FetchPolicy, FetchUnresolvable, NameTable
 from meldpunt.reports.grading import run_fetches
@@ -329,6 +329,37 @@ def test_a_slow_host_does_not_hold_the_others(engine, session, settings, clock):
         ids = report(session, f"{base}/slow", f"{base}/a", f"{base}/b", f"{base}/c")
         assert run_fetches(context_of(engine, settings), 10) == 4
     assert [item_of(session, i).state for i in ids] == ["queued"] * 4
+
+
+def test_one_items_trouble_in_a_batch_loses_nobody_elses_result(
+    engine, session, settings, clock, monkeypatch
+):
+    """A batch is recorded in one transaction, each item in a savepoint: an item whose
+    recording fails leaves no trace and is fetched again when its lease ends."""
+    real = grading._record_media
+
+    def troubled(session_, item, out, answer, now):
+        if item.url.endswith("/bad.jpg"):
+            item.grade = "illegal"  # half-written, then a fault
+            raise RuntimeError("a fault while recording")
+        return real(session_, item, out, answer, now)
+
+    monkeypatch.setattr(grading, "_record_media", troubled)
+    routes = {"/a.jpg": picture(NEW), "/bad.jpg": picture(NEW), "/c.jpg": picture(KNOWN)}
+    with serve("127.0.0.2", routes) as (base, _):
+        a, bad, c = report(session, f"{base}/a.jpg", f"{base}/bad.jpg", f"{base}/c.jpg")
+        context = context_of(engine, settings)
+        assert run_fetches(context, 10) == 2
+        assert [item_of(session, i).state for i in (a, c)] == ["queued", "queued"]
+        left = item_of(session, bad)
+        assert (left.state, left.grade, left.sha256, left.attempts) == ("received", None, None, 0)
+        assert events_of(session, bad) == []
+        assert left.due_at is not None and left.due_at > clock.now()  # still claimed
+        clock.set(left.due_at)
+        monkeypatch.setattr(grading, "_record_media", real)
+        assert run_fetches(context, 10) == 1
+    assert item_of(session, bad).state == "queued"
+    assert [e for e, _ in events_of(session, bad)] == ["fetched"]
 
 
 def test_an_idle_worker_claims_nothing_and_items_not_yet_due_wait(engine, session, settings, clock):

@@ -288,6 +288,32 @@ def test_a_thousand_hosters_start_and_stop_quickly(tmp_path):
         fetch(url, policy(net))
 
 
+def test_answers_may_wait_as_over_a_real_network_without_holding_each_other(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from meldpunt.clock import perf
+
+    with Internet(tmp_path / "sim", hosters=2, seed=1, latency_ms=300) as net:
+        urls = [net.add_picture(1 + i % 2, 0) for i in range(8)]
+        rules = policy(net)
+        begun = perf()
+        assert fetch(urls[0], rules).status == 200
+        one = perf() - begun
+        begun = perf()
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(lambda u: fetch(u, rules).status, urls))
+        eight = perf() - begun
+        net.latency_ms = 0
+        begun = perf()
+        assert fetch(urls[1], rules).status == 200
+        none = perf() - begun
+        with pytest.raises(ValueError):
+            net.latency_ms = -1
+    assert statuses == [200] * 8
+    assert one >= 0.3 and eight < 4 * 0.3  # eight at once wait together, not one after another
+    assert none < 0.3
+
+
 def test_the_simulation_writes_settings_and_loads_its_tables(tmp_path, db_url):
     engine = make_engine(db_url)
     from meldpunt.store import init_db

@@ -14,6 +14,7 @@ is kept in a schedule on meldpunt's clock: ``run_due()`` applies what is due by 
 moment to the next. A hoster that is *down* stops listening on its address (connections are
 refused) and listens again when it is back. A *move* points the site's name at another hoster's
 address in the name table (``names.py``), and that hoster serves the same content from then on.
+``latency_ms`` holds every answer back, as a real network's round trips would (benchmarks).
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class Internet:
         behaviours: list[Behaviour] | None = None,
         pictures: PictureStore | None = None,
         loop: LoopThread | None = None,
+        latency_ms: float = 0.0,
     ) -> None:
         self.folder = Path(folder)
         self.seed = seed
@@ -169,6 +171,7 @@ class Internet:
         self._own_loop = loop is None
         addresses = {number: h.address for number, h in self.hosters.items()}
         self._http = HttpServers(self._loop, addresses, self.answer)
+        self.latency_ms = latency_ms
         self._down: set[int] = set()
         self._went_down: set[int] = set()
         self._scheduled: set[tuple[str, str]] = set()  # (host, path) with a removal to come
@@ -180,6 +183,18 @@ class Internet:
     @property
     def loop(self) -> LoopThread:
         return self._loop
+
+    @property
+    def latency_ms(self) -> float:
+        """How long every answer is held back, in milliseconds, as over a real network (0: as
+        fast as loopback goes); may be changed while the hosters serve."""
+        return self._http.latency * 1000
+
+    @latency_ms.setter
+    def latency_ms(self, value: float) -> None:
+        if not value >= 0:
+            raise ValueError(f"latency must be 0 ms or more, not {value}")
+        self._http.latency = value / 1000
 
     @property
     def requests(self) -> Counter[int]:

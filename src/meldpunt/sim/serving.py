@@ -6,6 +6,8 @@ content type and the body for a request that reached hoster ``number`` with ``Ho
 A body that is a function is made in a worker thread (a picture not made yet), so that the loop
 goes on serving everyone else meanwhile.
 A hoster that is down has no server on its address: connections to it are refused.
+``latency`` (seconds) holds every answer back that long, as a real network's round trips would,
+without holding the loop: a thousand answers can wait at once.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class HttpServers:
         self.answer = answer
         self.port = 0
         self.requests: Counter[int] = Counter()  # answers by status
+        self.latency = 0.0  # seconds every answer waits (0: none)
         self._servers: dict[int, asyncio.Server] = {}
 
     def listening(self, number: int) -> bool:
@@ -109,6 +112,8 @@ class HttpServers:
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _READ_SECONDS)
             except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
                 return
+            if self.latency > 0:
+                await asyncio.sleep(self.latency)
             status, content_type, made, head_only = self._respond(number, head)
             if callable(made):
                 body = await asyncio.get_running_loop().run_in_executor(None, made)
