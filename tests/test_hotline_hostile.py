@@ -1,0 +1,230 @@
+"""The hotline against hostile input: hosters that serve traps to the worker, and reporters,
+flaggers and hosters that send what no form expects. Bad input gets a clear error and loses
+nothing, one caller never makes another's request fail, memory and time per request are bounded.
+
+Hosters are real HTTP servers on 127.0.0.2 (``loopback_web``); every test that touches the
+database runs on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+import time
+import zlib
+from datetime import timedelta
+
+import pytest
+
+from loopback_web import send, serve
+from meldpunt import registry
+from meldpunt.clock import FrozenClock, use_clock
+from meldpunt.reports import links
+from meldpunt.reports.fetcher import FetchPolicy
+from meldpunt.reports.grading import run_fetches
+from meldpunt.signals import digest_bytes, pdq_signal
+from test_reports_grading import KNOWN, NEW, T0, context_of, events_of, item_of, picture, report
+
+
+@pytest.fixture
+def clock():
+    with use_clock(FrozenClock(T0)) as frozen:
+        yield frozen
+
+
+@pytest.fixture
+def known_set(session):
+    police = registry.create_set(session, "police", default_category="csam_baseline")
+    registry.add_item(
+        session, police, [("pdq", pdq_signal(KNOWN).hash), ("md5", digest_bytes(KNOWN).md5)]
+    )
+    session.commit()
+
+
+def page(text: str, content_type: str = "text/html; charset=utf-8"):
+    return lambda h: send(h, 200, text.encode("utf-8"), Content_Type=content_type)
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG of a few hundred bytes whose header says ``width`` x ``height``: a decompression
+    bomb as far as any decoder that trusts the header is concerned."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096, 9)) + chunk(b"IEND", b""))  # fmt: skip
+
+
+def gif_header_only(width: int, height: int) -> bytes:
+    return b"GIF89a" + struct.pack("<HH", width, height) + b"\x00\x00\x00" + b";"
+
+
+# --- hosters that serve traps ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("charset", ["zlib", "base64", "rot13", "idna", "undefined"])
+def test_a_page_whose_charset_is_no_text_encoding_is_read_as_utf8_and_holds_no_batch(
+    engine, session, settings, clock, charset
+):
+    """A charset that names a codec of bytes to bytes (or one that refuses errors="replace")
+    made the page's parse raise, which ended the whole batch: every item in it waited for its
+    lease to end, and met the same page again when it did."""
+    routes = {
+        "/page": page('<html><img src="/a.jpg"></html>', f"text/html; charset={charset}"),
+        "/new.jpg": picture(NEW),
+    }
+    with serve("127.0.0.2", routes) as (base, _):
+        page_id, picture_id = report(session, f"{base}/page", f"{base}/new.jpg")
+        assert run_fetches(context_of(engine, settings), 10) == 2
+    assert item_of(session, picture_id).state == "queued"
+    assert item_of(session, page_id).state == "queued"  # a page with a picture: for analysts
+    fetched = dict(events_of(session, page_id))["fetched"]
+    assert (fetched["children"], fetched["links"]) == (1, 1)
+
+
+def test_a_surprise_while_examining_one_item_does_not_hold_the_others(
+    engine, session, settings, clock, monkeypatch
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the page parser")
+
+    monkeypatch.setattr("meldpunt.reports.grading.media_links", broken)
+    routes = {"/page": page('<html><img src="/a.jpg"></html>'), "/new.jpg": picture(NEW)}
+    with serve("127.0.0.2", routes) as (base, _):
+        page_id, picture_id = report(session, f"{base}/page", f"{base}/new.jpg")
+        assert run_fetches(context_of(engine, settings), 10) == 2
+    assert item_of(session, picture_id).state == "queued"
+    troubled = item_of(session, page_id)
+    assert (troubled.state, troubled.attempts) == ("received", 1)  # tried again later
+    assert troubled.due_at > T0 and "RuntimeError" in troubled.last_error
+
+
+def test_markup_that_html_parser_takes_quadratic_time_over_is_parsed_at_once(
+    engine, session, settings, clock
+):
+    """``html.parser``'s ``close()`` hands over an unfinished ``</`` one character at a time,
+    each time searching the rest of the page for a ``>``: a 400 kB page took a quarter of a
+    minute of CPU (2 MB, the parser's limit: minutes), holding a fetch thread and the GIL."""
+    hostile = '<html><img src="/first.jpg">' + "</" * 200_000
+    split_tags = '<html><img src="/second.jpg"><a ' + "b=c " * 500_000  # an endless tag
+    routes = {"/slashes": page(hostile), "/tag": page(split_tags)}
+    with serve("127.0.0.2", routes) as (base, _):
+        ids = report(session, f"{base}/slashes", f"{base}/tag")
+        started = time.perf_counter()
+        assert run_fetches(context_of(engine, settings), 10) == 2
+        assert time.perf_counter() - started < 5
+    for item_id in ids:
+        fetched = dict(events_of(session, item_id))["fetched"]
+        assert fetched["children"] == 1, fetched
+
+
+def test_one_broken_link_does_not_end_the_pages_parse():
+    body = b'<html><a href="http://[/x.jpg">broken</a><img src="/ok.jpg"></html>'
+    assert links.media_links(body, "text/html", "http://pages.example/p", 10) == [
+        "http://pages.example/ok.jpg"
+    ]
+
+
+def test_a_page_of_a_million_links_nested_tags_and_links_to_itself_and_inside_the_network(
+    engine, session, settings, clock
+):
+    many = "<html>" + "".join(f'<img src="/p/{n}.jpg">' for n in range(100_000))
+    nested = "<html>" + "<div>" * 200_000 + '<img src="/deep.jpg">' + "</div>" * 200_000
+    itself = '<html><img src="/itself"><img src="/itself#top"><a href="/itself">x</a></html>'
+    inside = '<html><img src="http://10.1.2.3/a.jpg"><img src="http://[fd00::1]/b.jpg"></html>'
+    routes = {"/many": page(many), "/nested": page(nested), "/itself": page(itself),
+              "/inside": page(inside)}  # fmt: skip
+    with serve("127.0.0.2", routes) as (base, _):
+        ids = report(session, *(f"{base}/{p}" for p in ("many", "nested", "itself", "inside")))
+        context = context_of(engine, settings, hotline_max_children=20)
+        assert run_fetches(context, 10) == 4
+        many_id, nested_id, itself_id, inside_id = ids
+        assert dict(events_of(session, many_id))["fetched"]["children"] == 20  # capped
+        assert dict(events_of(session, nested_id))["fetched"]["children"] == 1
+        alone = item_of(session, itself_id)
+        assert alone.state == "ignored"  # no media: it never became its own child
+        assert run_fetches(context, 50) >= 2
+    children = dict(events_of(session, inside_id))["fetched"]["children"]
+    assert children == 2
+    from sqlalchemy import select
+
+    from meldpunt.store.models import UrlItem
+
+    session.rollback()
+    refused = session.scalars(select(UrlItem).where(UrlItem.parent_id == inside_id)).all()
+    assert {(r.state, "inside the network" in (r.last_error or "")) for r in refused} == {
+        ("failed", True)
+    }
+
+
+@pytest.mark.parametrize(
+    "bomb", [png_header_only(20_000, 20_000), gif_header_only(65_535, 65_535)], ids=["png", "gif"]
+)
+def test_a_decompression_bomb_is_refused_before_decoding_and_the_item_waits_for_analysts(
+    engine, session, settings, clock, known_set, bomb
+):
+    routes = {"/bomb": picture(bomb, "image/png"), "/known.jpg": picture(KNOWN)}
+    with serve("127.0.0.2", routes) as (base, _):
+        bomb_id, known_id = report(session, f"{base}/bomb", f"{base}/known.jpg")
+        assert run_fetches(context_of(engine, settings), 10) == 2
+    assert item_of(session, known_id).state == "ready"  # graded by its match, as ever
+    item = item_of(session, bomb_id)
+    assert (item.state, item.pdq, item.sha256 is not None) == ("queued", None, True)
+    notes = dict(events_of(session, bomb_id))["fetched"]["notes"]
+    assert "no PDQ hash" in notes[0], notes
+
+
+def test_content_type_lies_endless_bodies_exact_sizes_huge_headers_and_internal_redirects(
+    engine, session, settings, clock, known_set
+):
+    def endless(h):
+        h.send_response(200)
+        h.send_header("Content-Type", "image/jpeg")
+        h.end_headers()
+        try:
+            while True:
+                h.wfile.write(b"\xff" * 65536)
+        except OSError:
+            pass  # the fetcher hung up, as it should
+
+    def huge_header(h):
+        h.send_response(200)
+        h.send_header("X-Padding", "x" * 100_000)
+        h.end_headers()
+
+    def many_headers(h):
+        h.send_response(200)
+        for n in range(500):
+            h.send_header(f"X-{n}", "y")
+        h.end_headers()
+
+    routes = {
+        "/known-as-html": picture(KNOWN, "text/html"),  # a JPEG that calls itself a page
+        "/page-as-jpeg": picture(b'<html><img src="/x.jpg"></html>', "image/jpeg"),
+        "/endless": endless,
+        "/exact.jpg": picture(KNOWN),
+        "/huge-header": huge_header,
+        "/many-headers": many_headers,
+        "/inside": lambda h: send(h, 302, Location="http://10.0.0.1/a.jpg"),
+    }
+    policy = FetchPolicy(allow_networks=(ipaddress.ip_network("127.0.0.2/32"),),
+                         timeout_seconds=3, max_bytes=len(KNOWN))  # fmt: skip
+    with serve("127.0.0.2", routes) as (base, _):
+        paths = list(routes)
+        ids = dict(zip(paths, report(session, *(f"{base}{p}" for p in paths)), strict=True))
+        assert run_fetches(context_of(engine, settings, policy), 10) == len(paths)
+    state = {p: item_of(session, i) for p, i in ids.items()}
+    assert state["/known-as-html"].state == "ready"  # the bytes decide, not the header
+    assert (state["/page-as-jpeg"].state, state["/page-as-jpeg"].pdq) == ("queued", None)
+    endless_item = state["/endless"]
+    assert (endless_item.state, endless_item.size) == ("queued", len(KNOWN))
+    assert "larger than the fetcher's limit" in dict(events_of(session, ids["/endless"]))[
+        "fetched"]["notes"][0]  # fmt: skip
+    assert state["/exact.jpg"].state == "ready"  # exactly max_bytes: whole, hashed, matched
+    for path in ("/huge-header", "/many-headers"):  # a broken answer: tried again later
+        assert (state[path].state, state[path].attempts) == ("received", 1), path
+        assert state[path].due_at == T0 + timedelta(minutes=settings.hotline_fetch_retry_minutes)
+    assert state["/inside"].state == "failed" and "inside the network" in state[
+        "/inside"].last_error  # fmt: skip
