@@ -10,9 +10,11 @@ ones may be left out). A field with ``;`` in it is quoted (``"..."``). **JSON li
 object per line: ``url`` (required), ``referer``, ``reporter``, ``reference``, ``kind`` (one of
 ``csam``, ``ncii``, ``other``) or ``type`` (read like SCART's), ``note``.
 
-The file is read as a stream, one line at a time (a line is at most 64 KiB). A line that cannot
-be taken (no URL, a URL that is not http(s), a type that says nothing known, text with control
-characters, broken JSON) is reported with its number and skipped; every other line is taken.
+The file is read as a stream, one line at a time (a line is at most 64 KiB; it may end with LF,
+CRLF or a CR alone). A line that cannot be taken (no URL, a URL that is not http(s), a type that
+says nothing known, text with control characters, not UTF-8, broken or too deeply nested JSON)
+is reported with its number and skipped; every other line is taken. A UTF-16 or UTF-32 file is
+refused as a whole (one problem, nothing taken): every line of it would be garbled alike.
 Lines that share a reference (and kind and reporter) become one report, up to
 ``hotline_report_urls`` URLs; a line without a reference is a report of its own. Reports are
 committed every ``batch_lines`` lines, so an interrupted import keeps what it committed, and a
@@ -22,6 +24,7 @@ second run links the URLs taken before to their open items instead of opening th
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -50,6 +53,8 @@ __all__ = [
 FORMATS = ("auto", "scart", "jsonl")
 SCART_COLUMNS = ("url", "referer", "reporter", "reference", "source", "type")
 MAX_LINE = 64 * 1024
+#: Byte order marks of UTF-32 and UTF-16 (UTF-32 LE first: it begins like UTF-16 LE's).
+_WIDE_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
 DEFAULT_BATCH_LINES = 2_000
 
 # What SCART's (and people's) type column says, in lower case with runs of other characters as
@@ -141,23 +146,40 @@ class _Group:
 
 
 def _lines(stream: BinaryIO, summary: ReportImportSummary) -> Iterator[tuple[int, str | None]]:
-    """(number, text) per line; text None for a line already reported (too long, not UTF-8)."""
+    """(number, text) per line; text None for a line already reported (too long, not UTF-8).
+    Lines end with LF, CRLF or CR alone (old Mac exports); bytes that are not UTF-8 pass the
+    reading as they are (``surrogateescape``) and are reported per line."""
+    reader = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        yield from _read_lines(reader, summary)
+    finally:
+        reader.detach()  # the caller's stream stays open
+
+
+def _read_lines(
+    reader: io.TextIOWrapper, summary: ReportImportSummary
+) -> Iterator[tuple[int, str | None]]:
     number = 0
     while True:
-        raw = stream.readline(MAX_LINE + 1)
-        if not raw:
+        text = reader.readline(MAX_LINE + 1)
+        if not text:
             return
         number += 1
+        raw = text.encode("utf-8", "surrogateescape")
         summary.bytes_read += len(raw)
-        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):  # skip the rest of it
-                raw = stream.readline(MAX_LINE + 1)
-                summary.bytes_read += len(raw)
+        if len(text) > MAX_LINE and not text.endswith(("\n", "\r")):
+            while text and not text.endswith(("\n", "\r")):  # skip the rest of it
+                text = reader.readline(MAX_LINE + 1)
+                summary.bytes_read += len(text.encode("utf-8", "surrogateescape"))
             summary.problem(number, f"the line is longer than {MAX_LINE // 1024} KiB")
             yield number, None
             continue
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
+        if number == 1:
+            if raw.startswith(_WIDE_BOMS):
+                summary.problem(number, "the file is UTF-16 or UTF-32 text; save it as UTF-8")
+                return  # every line would be garbled the same way
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
         try:
             yield number, raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -311,6 +333,8 @@ def import_reports(
                     fields = json.loads(text)
                 except ValueError as exc:
                     raise InvalidInput(f"not JSON: {exc}") from None
+                except RecursionError:  # '[[[[...': 64 KiB of nesting exhausts the stack
+                    raise InvalidInput("not JSON this importer reads: nested too deep") from None
                 if not isinstance(fields, dict):
                     raise InvalidInput("not a JSON object")
             else:
