@@ -228,3 +228,149 @@ def test_content_type_lies_endless_bodies_exact_sizes_huge_headers_and_internal_
         assert state[path].due_at == T0 + timedelta(minutes=settings.hotline_fetch_retry_minutes)
     assert state["/inside"].state == "failed" and "inside the network" in state[
         "/inside"].last_error  # fmt: skip
+
+
+# --- the preview ----------------------------------------------------------------------------------
+
+
+def test_a_preview_decodes_within_the_services_shared_budget(settings):
+    """A preview decoded a hoster's picture in full before making it small: a 100-megapixel
+    PNG of 300 kB took 750 MB, outside the decode budget that uploads share, so analysts
+    asking for a few at once could take the process's memory."""
+    import io as _io
+
+    from PIL import Image
+
+    from meldpunt.api.errors import ApiError
+    from meldpunt.api.limits import DecodeBudget
+    from meldpunt.reports.preview import blurred_preview
+
+    picture_bytes = _io.BytesIO()
+    Image.new("RGB", (3000, 2000), (90, 120, 150)).save(picture_bytes, "PNG")
+    budget = DecodeBudget(60 * 1024 * 1024)
+    policy = FetchPolicy(allow_networks=(ipaddress.ip_network("127.0.0.2/32"),), timeout_seconds=3)
+    with serve("127.0.0.2", {"/big.png": picture(picture_bytes.getvalue(), "image/png")}) as (
+        base,
+        _,
+    ):
+        with budget.reserve(30 * 1024 * 1024), pytest.raises(ApiError) as busy:
+            blurred_preview(f"{base}/big.png", policy, settings, budget.reserve)
+        assert busy.value.status == 503 and busy.value.headers == {"Retry-After": "1"}
+        assert budget.in_use == 0
+        held = []
+        original = budget.reserve
+
+        def watching(cost: int):
+            held.append(cost)
+            return original(cost)
+
+        preview = blurred_preview(f"{base}/big.png", policy, settings, watching)
+    assert preview.startswith(b"\xff\xd8") and held and held[0] > 3000 * 2000 * 3
+    assert budget.in_use == 0
+
+
+# --- the pages, the form and the flaggers' API ----------------------------------------------------
+
+
+def test_pages_answer_ids_no_database_can_hold_with_a_clear_error(db_url):
+    """``item_id: int`` in the hotline's pages let 2**64 through to the database: a server
+    error (SQLite: OverflowError; PostgreSQL: out of range) instead of a clear answer."""
+    from service import running
+    from web_support import csrf_of, sign_in
+
+    huge = "99999999999999999999"
+    with running(db_url, run_worker=False) as world, sign_in(world, "analyst") as client:
+        for path in (f"/ui/items/{huge}", f"/ui/items/{huge}/preview", f"/ui/contacts/{huge}",
+                     f"/ui/items/{huge}/preview.jpg"):  # fmt: skip
+            answer = client.get(path)
+            assert 400 <= answer.status_code < 500, (path, answer.status_code)
+            assert "text/html" in answer.headers["content-type"], path
+        csrf = csrf_of(client.get("/ui/contacts").text)
+        for path in (f"/ui/items/{huge}/grade", f"/ui/items/{huge}/police-cleared",
+                     f"/ui/contact-needed/{huge}/retry", f"/ui/contacts/{huge}",
+                     f"/ui/contacts/{huge}/approve"):  # fmt: skip
+            answer = client.post(path, data={"csrf": csrf, "grade": "ignore", "name": "x"})
+            assert 400 <= answer.status_code < 500, (path, answer.status_code)
+
+
+def test_the_hotline_keeps_no_credentials_of_a_reported_url(db_url, settings):
+    """Decided: a user name and password in a reported URL are dropped, from the URL the hotline
+    fetches and notices and from the copy it keeps as given. They belong to someone (often the
+    one whose account it is), the hotline never logs in anywhere, and notices, timelines and
+    the audit log go to hosters, analysts and authorities."""
+    from sqlalchemy import select
+
+    from meldpunt.store.models import AuditEvent, ReportUrl, UrlItem
+    from service import running
+
+    with running(db_url, run_worker=False) as world, world.client("admin") as flagger:
+        forum = "http://u:s3cret@forum.example/"
+        urls = [{"url": "http://victim:s3cret@creds.example/a.jpg"},
+                {"url": "user:4711@creds.example/b.jpg"},
+                {"url": "https://creds.example/c.jpg", "referer": forum}]  # fmt: skip
+        created = flagger.post("/v1/reports", json={"kind": "csam", "urls": urls})
+        assert created.status_code == 201, created.text
+        assert [u["url"] for u in created.json()["urls"]] == [
+            "http://creds.example/a.jpg", "http://creds.example/b.jpg",
+            "https://creds.example/c.jpg"]  # fmt: skip
+        shown = flagger.get(f"/v1/reports/{created.json()['id']}").json()["urls"]
+        assert [u["given"] for u in shown][:2] == ["http://creds.example/a.jpg",
+                                                  "creds.example/b.jpg"]  # fmt: skip
+        with world.session() as s:
+            kept = [*s.scalars(select(ReportUrl.url_given)),
+                    *s.scalars(select(ReportUrl.referer)), *s.scalars(select(UrlItem.url)),
+                    *s.scalars(select(AuditEvent.details))]  # fmt: skip
+        assert not [k for k in kept if k and ("s3cret" in k or "4711" in k)]
+
+
+def test_the_form_and_the_flagger_api_take_hostile_text_and_urls_with_clear_answers(db_url):
+    """What held: every field of the form refuses control characters with the form again (400,
+    what was typed kept), never a server error; a thousand URLs of 2,048 characters go in one
+    call; repeats count once; homographs stay the host they are (IDNA); 'http://0x7f.1/' is
+    kept as given and refused by the fetcher like 127.0.0.1 (its address is checked, not its
+    spelling); a body over the limit is 413; nested JSON is a 400."""
+    import re
+
+    from meldpunt.config import load_settings
+    from service import running
+
+    project = load_settings(report_form_per_hour=1000)
+    with running(db_url, run_worker=False, project=project) as world:
+        form = world.client(None, follow_redirects=False)
+        token = re.search(r'name="form_token" value="([^"]+)"', form.get("/report").text)[1]
+        good = {"form_token": token, "urls": "https://pics.example/a.jpg", "kind": "ncii",
+                "note": "seen", "name": "Reporter", "email": "r@mail.example",
+                "good_faith": "true"}  # fmt: skip
+        for field in ("urls", "note", "name", "email", "kind", "form_token"):
+            for bad in ("\x00", "\x1b", "\x85", "\x9b"):
+                sent = {**good, field: good[field][:2] + bad + good[field][2:]}
+                answer = form.post("/report", data=sent)
+                assert answer.status_code in (400, 403), (field, bad, answer.status_code)
+                assert "text/html" in answer.headers["content-type"]
+        flagger = world.client("admin")
+        long = [f"https://long.example/{n:04d}/" + "x" * 2022 for n in range(1000)]
+        assert all(len(u) == 2048 for u in long)
+        taken = flagger.post("/v1/reports", json={"kind": "csam", "urls": long})
+        assert taken.status_code == 201 and len(taken.json()["urls"]) == 1000
+        again = flagger.post("/v1/reports", json={"kind": "csam", "urls": long[:3] * 300})
+        assert again.json()["duplicates"] == 897
+        assert {u["state"] for u in again.json()["urls"]} == {"linked"}
+        odd = flagger.post("/v1/reports", json={"kind": "csam", "urls": [
+            "https://аpple.example/1.jpg", "http://0x7f.1/2.jpg"]})  # fmt: skip
+        assert [u["url"] for u in odd.json()["urls"]] == [
+            "https://xn--pple-43d.example/1.jpg", "http://0x7f.1/2.jpg"]  # fmt: skip
+        nested = flagger.post("/v1/reports", content=b'{"kind": "csam", "urls": ' + b"[" * 50_000,
+                              headers={"content-type": "application/json"})  # fmt: skip
+        assert nested.status_code == 400
+        huge = flagger.post("/v1/reports", content=b'{"urls": ["' + b"x" * 11_000_000 + b'"]}',
+                            headers={"content-type": "application/json"})  # fmt: skip
+        assert huge.status_code == 413
+
+
+def test_a_spelling_of_a_loopback_address_is_refused_by_the_fetcher(
+    engine, session, settings, clock
+):
+    from meldpunt.reports import fetcher
+
+    with pytest.raises(fetcher.FetchRefused, match="inside the network"):
+        fetcher.fetch("http://0x7f.1:9/2.jpg", FetchPolicy(timeout_seconds=1))

@@ -217,7 +217,7 @@ def prepare_urls(
             duplicates += 1
             continue
         seen.add(url)
-        prepared.append(PreparedUrl(position, given.strip(), url, ref))
+        prepared.append(PreparedUrl(position, items.without_credentials(given.strip()), url, ref))
     return prepared, problems, duplicates
 
 
