@@ -374,3 +374,39 @@ def test_a_spelling_of_a_loopback_address_is_refused_by_the_fetcher(
 
     with pytest.raises(fetcher.FetchRefused, match="inside the network"):
         fetcher.fetch("http://0x7f.1:9/2.jpg", FetchPolicy(timeout_seconds=1))
+
+
+# --- re-checks ------------------------------------------------------------------------------------
+
+
+def test_a_recheck_decodes_within_its_share_and_a_surprise_is_one_targets_error(
+    settings, monkeypatch
+):
+    """Re-checks compared a swapped picture by its PDQ hash under no decode limit at all, on 16
+    threads: a 14,000 x 14,000 PNG of 600 kB cost a gigabyte per check, and a picture too large
+    to decode counted as "other content", a miss, on the way to "offline"."""
+    from meldpunt.takedown import lifecycle
+    from meldpunt.takedown.asn import AsnTable
+    from test_reports_grading import smaller_copy
+
+    pdq = pdq_signal(KNOWN).hash
+    routes = {"/same.jpg": picture(smaller_copy(KNOWN)),  # re-encoded: online
+              "/swapped.png": picture(png_header_only(6000, 6000), "image/png"),
+              "/other.jpg": picture(NEW)}  # fmt: skip
+    policy = FetchPolicy(allow_networks=(ipaddress.ip_network("127.0.0.2/32"),), timeout_seconds=3)
+    with serve("127.0.0.2", routes) as (base, _):
+        targets = [lifecycle.Target(n, f"{base}{path}", "127.0.0.2", "image", "0" * 64, pdq)
+                   for n, path in enumerate(routes, 1)]  # fmt: skip
+        verdicts = lifecycle.check_all(targets, policy, AsnTable())
+        assert [v.verdict for v in verdicts] == ["online", "error", "miss"], verdicts
+        assert "too large to compare" in verdicts[1].detail
+
+        def broken(*args, **kwargs):
+            raise MemoryError("a surprise")
+
+        monkeypatch.setattr(lifecycle, "pdq_signal", broken)
+        verdicts = lifecycle.check_all(targets, policy, AsnTable())
+    assert [v.verdict for v in verdicts] == ["error", "error", "error"]
+    assert "MemoryError" in verdicts[0].detail
+    options = lifecycle.compare_options(settings)  # what run_lifecycle uses: the settings'
+    assert options.limits.max_decode_bytes == settings.decode_budget_bytes // 16
