@@ -410,3 +410,22 @@ def test_a_recheck_decodes_within_its_share_and_a_surprise_is_one_targets_error(
     assert "MemoryError" in verdicts[0].detail
     options = lifecycle.compare_options(settings)  # what run_lifecycle uses: the settings'
     assert options.limits.max_decode_bytes == settings.decode_budget_bytes // 16
+
+
+def test_the_form_takes_the_thousand_long_urls_it_promises(db_url):
+    """Starlette reads a form field of at most 1 MB by default: a box of a thousand URLs of
+    2,048 characters (which the form allows) was refused with a JSON error, and the reporter's
+    typing was lost with it."""
+    import re
+
+    from meldpunt.config import load_settings
+    from service import running
+
+    with running(db_url, run_worker=False, project=load_settings()) as world:
+        form = world.client(None, follow_redirects=False)
+        token = re.search(r'name="form_token" value="([^"]+)"', form.get("/report").text)[1]
+        urls = "\r\n".join(f"https://long.example/{n:04d}/" + "x" * 2022 for n in range(1000))
+        answer = form.post("/report", data={"form_token": token, "urls": urls, "kind": "csam",
+                                            "good_faith": "true"})  # fmt: skip
+        assert answer.status_code == 201, answer.text[:200]
+        assert "MP-" in answer.text
