@@ -8,6 +8,7 @@ database runs on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import struct
 import time
 import zlib
@@ -429,3 +430,37 @@ def test_the_form_takes_the_thousand_long_urls_it_promises(db_url):
                                             "good_faith": "true"})  # fmt: skip
         assert answer.status_code == 201, answer.text[:200]
         assert "MP-" in answer.text
+
+
+def test_lone_surrogates_in_every_text_field_of_the_hotlines_routes_are_refused(db_url):
+    """``test_api_text`` sweeps NUL, ESC, DEL and a C1 control through every text field of the
+    OpenAPI routes (the hotline's included); a lone surrogate (valid JSON, ``"\\ud800"``, no
+    text a database can store) goes through the hotline's here."""
+    from service import running
+    from test_api_text import BODIES, OTHER_SHAPES, a_notice, a_queued_item, concrete, with_value
+
+    with running(db_url, run_worker=False) as world:
+        assert a_queued_item(world) == 1
+        hoster_key, notice_id = a_notice(world)
+        hoster = {"Authorization": f"Bearer {hoster_key}"}
+        clients = {"analyst": world.client("analyst"), "admin": world.client("admin"),
+                   "hoster": world.client(None, headers=hoster)}  # fmt: skip
+        fields = {
+            ("POST", "/v1/reports"): ["reference", "kind", "note", "urls[].url", "urls[].referer"],
+            ("POST", "/v1/items/{item_id}/grade"): ["grade", "category"],
+            ("POST", "/v1/notices/{notice_id}/answer"): ["answers[].url", "answers[].answer",
+                                                         "answers[].note", "note"],
+        }  # fmt: skip
+        shapes = [(("POST", "/v1/reports"), "urls[]", OTHER_SHAPES[("POST", "/v1/reports",
+                                                                    "urls[]")])]  # fmt: skip
+        tried = [((m, p), f, BODIES[(m, p)][1]) for (m, p), names in fields.items() for f in names]
+        for (method, path), field, body in [*tried, *shapes]:
+            role = BODIES[(method, path)][0]
+            sent = with_value(body, field, lambda v: f"{v[:2]}\ud800{v[2:]}")
+            answer = clients[role].request(  # "\ud800" escaped, as JSON allows
+                method,
+                concrete(path, 0, notice_id),
+                content=json.dumps(sent).encode(),
+                headers={"content-type": "application/json"},
+            )
+            assert answer.status_code == 422, (path, field, answer.status_code, answer.text[:200])
