@@ -36,9 +36,15 @@ from sqlalchemy.orm import Session
 
 from meldpunt.config import Settings, get_settings
 from meldpunt.reports.errors import InvalidInput
-from meldpunt.reports.intake import MAX_NAME, MAX_NOTE, MAX_REFERENCE, prepare_url, submit_report
+from meldpunt.reports.intake import (
+    MAX_NAME,
+    MAX_NOTE,
+    MAX_REFERENCE,
+    optional_text,
+    prepare_url,
+    submit_report,
+)
 from meldpunt.reports.vocabulary import ReportKind, ReportSource
-from meldpunt.text import TextError, check_text
 
 __all__ = [
     "FORMATS",
@@ -187,33 +193,19 @@ def _read_lines(
             yield number, None
 
 
-def _text(value: Any, what: str, max_length: int, *, multiline: bool = False) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be text")
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return check_text(value, what, max_length=max_length, multiline=multiline)
-    except TextError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
 def _line(number: int, fields: dict[str, Any], default_kind: str | None) -> _Line:
     """One line's report, checked; InvalidInput says what is wrong with it."""
     url = fields.get("url")
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("the line has no URL")
-    referer = _text(fields.get("referer"), "the referer", 10_000)
+    referer = optional_text(fields.get("referer"), "the referer", 10_000)
     url, referer = prepare_url(url, referer)
     kind = fields.get("kind")
     if kind is not None:
         if kind not in tuple(ReportKind):
             raise InvalidInput(f"unknown kind {str(kind)[:40]!r}; one of {', '.join(ReportKind)}")
     else:
-        kind_text = _text(fields.get("type"), "the type", 200)
+        kind_text = optional_text(fields.get("type"), "the type", 200)
         if kind_text is not None:
             kind = kind_of_type(kind_text)
             if kind is None:
@@ -222,14 +214,14 @@ def _line(number: int, fields: dict[str, Any], default_kind: str | None) -> _Lin
             kind = default_kind
         else:
             raise InvalidInput("the line has no type (give a default kind for such lines)")
-    note = _text(fields.get("note"), "the note", MAX_NOTE, multiline=True)
-    source = _text(fields.get("source"), "the source", 200)
+    note = optional_text(fields.get("note"), "the note", MAX_NOTE, multiline=True)
+    source = optional_text(fields.get("source"), "the source", 200)
     if source is not None:
         note = f"source: {source}" + (f"\n{note}" if note else "")
     return _Line(
         number, url, referer, str(kind),
-        _text(fields.get("reporter"), "the reporter", MAX_NAME),
-        _text(fields.get("reference"), "the reference", MAX_REFERENCE), note,
+        optional_text(fields.get("reporter"), "the reporter", MAX_NAME),
+        optional_text(fields.get("reference"), "the reference", MAX_REFERENCE), note,
     )  # fmt: skip
 
 
