@@ -12,6 +12,7 @@ from meldpunt.index import ExactIndex, load, save
 
 def test_lookup_add_remove_compact_and_snapshot(tmp_path: Path):
     digests = [secrets.token_bytes(16) for _ in range(5_000)]
+    digests[0] = digests[0][:-1] + b"\x01"  # so that the next one differs from it for sure
     digests.append(digests[0][:-1] + b"\x00")  # trailing zero bytes are significant
     index = ExactIndex(16)
     index.add(digests, range(len(digests)))

@@ -74,6 +74,8 @@ def _read(file: Path) -> str:
         return file.read_text(encoding="utf-8")
     except OSError as exc:
         fail(f"cannot read {file}: {exc.strerror or exc}")
+    except UnicodeDecodeError as exc:
+        fail(f"{file} is not UTF-8 text (byte {exc.start + 1:,}); save it as UTF-8")
 
 
 def _write(file: str, text: str) -> None:

@@ -162,6 +162,9 @@ def check_address(address: str, policy: FetchPolicy, *, host: str | None = None)
     return ip
 
 
+_MAX_NAME_LINE = 4096
+
+
 class NameTable:
     """Host names and their addresses from a file in the shape of ``/etc/hosts`` (``address
     name...`` per line, ``#`` comments), read again whenever the file changes, so that a
@@ -182,23 +185,34 @@ class NameTable:
         stamp = (info.st_mtime_ns, info.st_size)
         with self._lock:
             if stamp != self._stamp:
-                names: dict[str, list[str]] = {}
                 try:
-                    text = self.path.read_text(encoding="utf-8", errors="replace")
-                except OSError:
+                    names = self._read()
+                except OSError:  # gone or unreadable meanwhile: the last table read stands
                     return self._names
-                for line in text.splitlines():
-                    words = line.split("#", 1)[0].split()
-                    if len(words) < 2:
-                        continue
-                    try:
-                        address = str(ipaddress.ip_address(words[0]))
-                    except ValueError:
-                        continue
-                    for name in words[1:]:
-                        names.setdefault(name.lower().rstrip("."), []).append(address)
                 self._names, self._stamp = names, stamp
             return self._names
+
+    def _read(self) -> dict[str, list[str]]:
+        """The file's names, read a line at a time (a line at most ``_MAX_NAME_LINE``
+        characters; a longer one, or one that is not ``address name...``, is skipped): a
+        huge or binary file costs reading time, not its size in memory."""
+        names: dict[str, list[str]] = {}
+        with self.path.open(encoding="utf-8", errors="replace", newline="") as handle:
+            while line := handle.readline(_MAX_NAME_LINE + 1):
+                if len(line) > _MAX_NAME_LINE:
+                    while line and not line.endswith(("\n", "\r")):
+                        line = handle.readline(_MAX_NAME_LINE + 1)
+                    continue
+                words = line.split("#", 1)[0].split()
+                if len(words) < 2:
+                    continue
+                try:
+                    address = str(ipaddress.ip_address(words[0]))
+                except ValueError:
+                    continue
+                for name in words[1:]:
+                    names.setdefault(name.lower().rstrip("."), []).append(address)
+        return names
 
     def lookup(self, host: str) -> list[str] | None:
         """The table's addresses of ``host``, or None when the table does not name it."""

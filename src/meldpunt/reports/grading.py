@@ -114,16 +114,17 @@ def _fetch_one(job: _Job, policy: FetchPolicy, options: HashOptions, cap: int) -
     """Fetch and hash one item (in a pool thread; touches no database)."""
     try:
         result = fetch(job.url, policy)
+        return _examine(job, result, options, cap)
     except FetchRefused as exc:
         return _Outcome(job, str(exc), permanent=True)
     except FetchUnresolvable as exc:
         return _Outcome(job, str(exc), permanent=True)
     except FetchError as exc:
         return _Outcome(job, str(exc))
-    except Exception as exc:  # a bug or a surprise must not end the whole batch
+    except Exception as exc:  # a bug or a surprise, fetching or examining what came, must
+        # not end the whole batch: the other items' results would wait for their lease to end
         log.exception("fetching item %s failed", job.id)
         return _Outcome(job, f"fetching failed: {type(exc).__name__}")
-    return _examine(job, result, options, cap)
 
 
 def _examine(job: _Job, result: FetchResult, options: HashOptions, cap: int) -> _Outcome:

@@ -10,9 +10,11 @@ ones may be left out). A field with ``;`` in it is quoted (``"..."``). **JSON li
 object per line: ``url`` (required), ``referer``, ``reporter``, ``reference``, ``kind`` (one of
 ``csam``, ``ncii``, ``other``) or ``type`` (read like SCART's), ``note``.
 
-The file is read as a stream, one line at a time (a line is at most 64 KiB). A line that cannot
-be taken (no URL, a URL that is not http(s), a type that says nothing known, text with control
-characters, broken JSON) is reported with its number and skipped; every other line is taken.
+The file is read as a stream, one line at a time (a line is at most 64 KiB; it may end with LF,
+CRLF or a CR alone). A line that cannot be taken (no URL, a URL that is not http(s), a type that
+says nothing known, text with control characters, not UTF-8, broken or too deeply nested JSON)
+is reported with its number and skipped; every other line is taken. A UTF-16 or UTF-32 file is
+refused as a whole (one problem, nothing taken): every line of it would be garbled alike.
 Lines that share a reference (and kind and reporter) become one report, up to
 ``hotline_report_urls`` URLs; a line without a reference is a report of its own. Reports are
 committed every ``batch_lines`` lines, so an interrupted import keeps what it committed, and a
@@ -22,6 +24,7 @@ second run links the URLs taken before to their open items instead of opening th
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -33,9 +36,15 @@ from sqlalchemy.orm import Session
 
 from meldpunt.config import Settings, get_settings
 from meldpunt.reports.errors import InvalidInput
-from meldpunt.reports.intake import MAX_NAME, MAX_NOTE, MAX_REFERENCE, prepare_url, submit_report
+from meldpunt.reports.intake import (
+    MAX_NAME,
+    MAX_NOTE,
+    MAX_REFERENCE,
+    optional_text,
+    prepare_url,
+    submit_report,
+)
 from meldpunt.reports.vocabulary import ReportKind, ReportSource
-from meldpunt.text import TextError, check_text
 
 __all__ = [
     "FORMATS",
@@ -50,6 +59,8 @@ __all__ = [
 FORMATS = ("auto", "scart", "jsonl")
 SCART_COLUMNS = ("url", "referer", "reporter", "reference", "source", "type")
 MAX_LINE = 64 * 1024
+#: Byte order marks of UTF-32 and UTF-16 (UTF-32 LE first: it begins like UTF-16 LE's).
+_WIDE_BOMS = (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff", b"\xff\xfe", b"\xfe\xff")
 DEFAULT_BATCH_LINES = 2_000
 
 # What SCART's (and people's) type column says, in lower case with runs of other characters as
@@ -141,23 +152,40 @@ class _Group:
 
 
 def _lines(stream: BinaryIO, summary: ReportImportSummary) -> Iterator[tuple[int, str | None]]:
-    """(number, text) per line; text None for a line already reported (too long, not UTF-8)."""
+    """(number, text) per line; text None for a line already reported (too long, not UTF-8).
+    Lines end with LF, CRLF or CR alone (old Mac exports); bytes that are not UTF-8 pass the
+    reading as they are (``surrogateescape``) and are reported per line."""
+    reader = io.TextIOWrapper(stream, encoding="utf-8", errors="surrogateescape", newline="")
+    try:
+        yield from _read_lines(reader, summary)
+    finally:
+        reader.detach()  # the caller's stream stays open
+
+
+def _read_lines(
+    reader: io.TextIOWrapper, summary: ReportImportSummary
+) -> Iterator[tuple[int, str | None]]:
     number = 0
     while True:
-        raw = stream.readline(MAX_LINE + 1)
-        if not raw:
+        text = reader.readline(MAX_LINE + 1)
+        if not text:
             return
         number += 1
+        raw = text.encode("utf-8", "surrogateescape")
         summary.bytes_read += len(raw)
-        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
-            while raw and not raw.endswith(b"\n"):  # skip the rest of it
-                raw = stream.readline(MAX_LINE + 1)
-                summary.bytes_read += len(raw)
+        if len(text) > MAX_LINE and not text.endswith(("\n", "\r")):
+            while text and not text.endswith(("\n", "\r")):  # skip the rest of it
+                text = reader.readline(MAX_LINE + 1)
+                summary.bytes_read += len(text.encode("utf-8", "surrogateescape"))
             summary.problem(number, f"the line is longer than {MAX_LINE // 1024} KiB")
             yield number, None
             continue
-        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
+        if number == 1:
+            if raw.startswith(_WIDE_BOMS):
+                summary.problem(number, "the file is UTF-16 or UTF-32 text; save it as UTF-8")
+                return  # every line would be garbled the same way
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
         try:
             yield number, raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
@@ -165,33 +193,19 @@ def _lines(stream: BinaryIO, summary: ReportImportSummary) -> Iterator[tuple[int
             yield number, None
 
 
-def _text(value: Any, what: str, max_length: int, *, multiline: bool = False) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{what} must be text")
-    value = value.strip()
-    if not value:
-        return None
-    try:
-        return check_text(value, what, max_length=max_length, multiline=multiline)
-    except TextError as exc:
-        raise InvalidInput(str(exc)) from None
-
-
 def _line(number: int, fields: dict[str, Any], default_kind: str | None) -> _Line:
     """One line's report, checked; InvalidInput says what is wrong with it."""
     url = fields.get("url")
     if not isinstance(url, str) or not url.strip():
         raise InvalidInput("the line has no URL")
-    referer = _text(fields.get("referer"), "the referer", 10_000)
+    referer = optional_text(fields.get("referer"), "the referer", 10_000)
     url, referer = prepare_url(url, referer)
     kind = fields.get("kind")
     if kind is not None:
         if kind not in tuple(ReportKind):
             raise InvalidInput(f"unknown kind {str(kind)[:40]!r}; one of {', '.join(ReportKind)}")
     else:
-        kind_text = _text(fields.get("type"), "the type", 200)
+        kind_text = optional_text(fields.get("type"), "the type", 200)
         if kind_text is not None:
             kind = kind_of_type(kind_text)
             if kind is None:
@@ -200,14 +214,14 @@ def _line(number: int, fields: dict[str, Any], default_kind: str | None) -> _Lin
             kind = default_kind
         else:
             raise InvalidInput("the line has no type (give a default kind for such lines)")
-    note = _text(fields.get("note"), "the note", MAX_NOTE, multiline=True)
-    source = _text(fields.get("source"), "the source", 200)
+    note = optional_text(fields.get("note"), "the note", MAX_NOTE, multiline=True)
+    source = optional_text(fields.get("source"), "the source", 200)
     if source is not None:
         note = f"source: {source}" + (f"\n{note}" if note else "")
     return _Line(
         number, url, referer, str(kind),
-        _text(fields.get("reporter"), "the reporter", MAX_NAME),
-        _text(fields.get("reference"), "the reference", MAX_REFERENCE), note,
+        optional_text(fields.get("reporter"), "the reporter", MAX_NAME),
+        optional_text(fields.get("reference"), "the reference", MAX_REFERENCE), note,
     )  # fmt: skip
 
 
@@ -311,6 +325,8 @@ def import_reports(
                     fields = json.loads(text)
                 except ValueError as exc:
                     raise InvalidInput(f"not JSON: {exc}") from None
+                except RecursionError:  # '[[[[...': 64 KiB of nesting exhausts the stack
+                    raise InvalidInput("not JSON this importer reads: nested too deep") from None
                 if not isinstance(fields, dict):
                     raise InvalidInput("not a JSON object")
             else:

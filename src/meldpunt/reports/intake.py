@@ -162,9 +162,12 @@ def hash_token(token: str) -> str:
 # --- checking what a report says ----------------------------------------------------------------
 
 
-def _text(value: str | None, what: str, max_length: int, *, multiline: bool = False) -> str | None:
+def optional_text(value: Any, what: str, max_length: int, *, multiline: bool = False) -> str | None:
+    """``value`` stripped and checked by the text rules; None when it is missing or blank."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what} must be text")
     value = value.strip()
     if not value:
         return None
@@ -181,7 +184,7 @@ def check_kind(kind: str) -> str:
 
 
 def check_email(value: str | None) -> str | None:
-    email = _text(value, "the e-mail address", MAX_EMAIL)
+    email = optional_text(value, "the e-mail address", MAX_EMAIL)
     if email is not None and not _EMAIL.match(email):
         raise InvalidInput(f"{email[:100]!r} is not an e-mail address")
     return email
@@ -217,14 +220,14 @@ def prepare_urls(
             duplicates += 1
             continue
         seen.add(url)
-        prepared.append(PreparedUrl(position, given.strip(), url, ref))
+        prepared.append(PreparedUrl(position, items.without_credentials(given.strip()), url, ref))
     return prepared, problems, duplicates
 
 
 def _check_reporter(
     source: str, kind: str, name: str | None, email: str | None, good_faith: bool
 ) -> tuple[str | None, str | None]:
-    name = _text(name, "the name", MAX_NAME)
+    name = optional_text(name, "the name", MAX_NAME)
     email = check_email(email)
     if source == ReportSource.form:
         if kind != ReportKind.csam and (name is None or email is None):
@@ -422,8 +425,8 @@ def submit_report(
             f"a report may name at most {settings.hotline_report_urls:,} URLs; "
             f"this one names {len(urls):,}"
         )
-    note = _text(note, "the explanation", MAX_NOTE, multiline=True)
-    flagger_ref = _text(flagger_ref, "the reference", MAX_REFERENCE)
+    note = optional_text(note, "the explanation", MAX_NOTE, multiline=True)
+    flagger_ref = optional_text(flagger_ref, "the reference", MAX_REFERENCE)
     name, email = _check_reporter(source, kind, reporter_name, reporter_email, good_faith)
     prepared, problems, duplicates = prepare_urls(urls)
     if problems:

@@ -47,6 +47,7 @@ __all__ = [
     "open_item",
     "timeline",
     "url_key",
+    "without_credentials",
 ]
 
 MAX_URL = 2048
@@ -61,7 +62,8 @@ _HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
 def normalise_url(raw: str) -> str:
     """The URL as the hotline keeps it, so that two spellings of one address are one item:
     scheme and host in lower case (the host as IDNA), no default port, no fragment, an empty
-    path as ``/``, unsafe characters percent-encoded. Only http and https. Raises
+    path as ``/``, unsafe characters percent-encoded, no user name or password (the hotline
+    never logs in anywhere and keeps no one's credentials). Only http and https. Raises
     ``InvalidInput`` saying what is wrong."""
     if not isinstance(raw, str):
         raise InvalidInput("a URL must be text")
@@ -106,6 +108,19 @@ def normalise_url(raw: str) -> str:
     if len(url) > MAX_URL:
         raise InvalidInput(f"the URL is longer than {MAX_URL} characters")
     return url
+
+
+def without_credentials(url: str) -> str:
+    """``url`` without a user name and password (``http://user:pass@host/`` gives
+    ``http://host/``), as far as ``urlsplit`` reads them: the hotline keeps no one's
+    credentials, neither in the URL it fetches and notices nor in the copy as given."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:  # 'user:1234@example.com/a', as people paste it
+        scheme, rest = "", url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    if "@" not in rest[:end]:
+        return url
+    return f"{scheme}{separator}{rest[:end].rpartition('@')[2]}{rest[end:]}"
 
 
 def url_key(url: str) -> str:

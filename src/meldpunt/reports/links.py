@@ -6,8 +6,12 @@
 ``src`` and ``srcset``, ``a href`` to a file with a media extension, ``og:image``/``og:video``
 and ``twitter:image`` meta tags, ``link rel=image_src``; resolved against the page's URL (or
 its ``<base href>``), in the order they appear, without duplicates or the page itself, at most
-``cap``. Parsing is bounded: at most ``MAX_PAGE_CHARS`` characters of the page are read, and it
-stops once ``cap`` links are found.
+``cap``. Parsing is bounded: at most ``MAX_PAGE_CHARS`` characters of the page are read, in one
+piece, and it stops once ``cap`` links are found. The parser is never ``close()``d: what is left
+unfinished at the end of a page (a tag without its ``>``) is dropped, as HTML5 says, and
+``html.parser`` would take time quadratic in its length to hand it over piece by piece (a
+2 MB page of ``</`` took minutes). A charset that names no text encoding (``zlib``, ``idna``)
+is read as UTF-8.
 
 ``sniff(body, content_type)`` says what the bytes are (``Media``): magic numbers first (a
 server may call a JPEG ``text/html``), then the content type, then whether the text looks like
@@ -29,7 +33,6 @@ __all__ = ["IMAGE_EXTENSIONS", "MAX_PAGE_CHARS", "VIDEO_EXTENSIONS", "media_link
 
 #: Characters of a page that are parsed at most (the fetcher's byte limit applies first).
 MAX_PAGE_CHARS = 2 * 1024 * 1024
-_CHUNK = 64 * 1024
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff",
@@ -67,9 +70,11 @@ def _charset(content_type: str | None) -> str:
         if name.strip().lower() == "charset":
             wanted = value.strip().strip("\"'")
             try:
-                return codecs.lookup(wanted).name
+                found = codecs.lookup(wanted)
             except LookupError:
                 break
+            # zlib, base64, rot13 ... are codecs too, of bytes to bytes: no text encodings
+            return found.name if getattr(found, "_is_text_encoding", True) else "utf-8"
     return "utf-8"
 
 
@@ -120,6 +125,10 @@ def _extension(url: str) -> str:
     return name[name.rfind(".") :] if "." in name else ""
 
 
+class _Full(Exception):
+    """The collector has ``cap`` links: parsing stops."""
+
+
 class _Collector(HTMLParser):
     def __init__(self, page_url: str, cap: int) -> None:
         super().__init__(convert_charrefs=True)
@@ -134,7 +143,9 @@ class _Collector(HTMLParser):
         return len(self.found) >= self.cap
 
     def _add(self, value: str | None) -> None:
-        if not value or self.full:
+        if self.full:
+            raise _Full
+        if not value:
             return
         raw = value.strip()
         if not raw or raw.startswith(("data:", "javascript:", "blob:", "#")):
@@ -170,9 +181,11 @@ class _Collector(HTMLParser):
             self._add_srcset(a.get("srcset"))
         elif tag == "a":
             href = a.get("href")
-            if href and _extension(urljoin(self.base, href.strip())) in (
-                IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-            ):
+            try:
+                linked = _extension(urljoin(self.base, href.strip())) if href else ""
+            except ValueError:  # 'http://[' : this link is no URL, the next one may be
+                return
+            if linked in IMAGE_EXTENSIONS | VIDEO_EXTENSIONS:
                 self._add(href)
         elif tag == "meta":
             key = (a.get("property") or a.get("name") or "").strip().lower()
@@ -188,14 +201,15 @@ def media_links(body: bytes, content_type: str | None, page_url: str, cap: int) 
     """The page's picture and video URLs (see the module's docstring), at most ``cap``."""
     if cap <= 0:
         return []
-    text = body.decode(_charset(content_type), errors="replace")[:MAX_PAGE_CHARS]
-    collector = _Collector(page_url, cap)
+    charset = _charset(content_type)
+    head = body[: MAX_PAGE_CHARS * 4]  # no encoding takes more than four bytes a character
     try:
-        for start in range(0, len(text), _CHUNK):
-            collector.feed(text[start : start + _CHUNK])
-            if collector.full:
-                break
-        collector.close()
-    except (AssertionError, ValueError):  # html.parser on hostile markup
-        pass
+        text = head.decode(charset, errors="replace")[:MAX_PAGE_CHARS]
+    except UnicodeError:  # codecs that refuse errors="replace" (idna, punycode)
+        text = head.decode("utf-8", errors="replace")[:MAX_PAGE_CHARS]
+    collector = _Collector(page_url, cap)
+    # In one piece (a tag cut in two is parsed again from its start); stopped by enough links
+    # or by html.parser's own complaints about hostile markup.
+    with contextlib.suppress(_Full, AssertionError, ValueError):
+        collector.feed(text)
     return list(collector.found)[:cap]

@@ -10,6 +10,8 @@ Pages and videos have no preview.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from PIL import Image, ImageFilter, ImageOps
 
@@ -26,6 +28,13 @@ from meldpunt.signals.image import open_image
 __all__ = ["PREVIEW_SIDE", "PreviewUnavailable", "blurred", "blurred_preview", "preview_item"]
 
 PREVIEW_SIDE = 320
+#: Holds ``cost`` bytes of a decoding budget while the block runs (None: no budget).
+Reserve = Callable[[int], AbstractContextManager[object]] | None
+
+
+@contextmanager
+def _unlimited(cost: int) -> Iterator[None]:
+    yield
 
 
 class PreviewUnavailable(ReportsError):
@@ -39,12 +48,22 @@ def _limits(settings: Settings) -> ImageLimits:
                        max_decode_bytes=settings.decode_budget_bytes)  # fmt: skip
 
 
-def blurred(data: bytes, limits: ImageLimits, *, exif_transpose: bool = True) -> bytes:
+def blurred(
+    data: bytes, limits: ImageLimits, *, exif_transpose: bool = True, reserve: Reserve = None
+) -> bytes:
     """``data`` (a picture) small and blurred, as JPEG bytes; raises ``SignalError`` when it is
-    no picture or breaks the limits."""
+    no picture or breaks the limits. ``reserve(cost)`` holds the decoding's memory while it
+    runs (the service's decode budget, which uploads share: a preview of a 100-megapixel PNG
+    needs 750 MB, and analysts asking for several at once must wait, not add up)."""
     info = probe_image(data, limits)
-    if limits.max_decode_bytes is not None and decode_cost(info) > limits.max_decode_bytes:
+    cost = decode_cost(info)
+    if limits.max_decode_bytes is not None and cost > limits.max_decode_bytes:
         raise PreviewUnavailable(f"the picture ({info.width}x{info.height}) is too large to decode")
+    with (reserve or _unlimited)(cost):
+        return _blur(data, limits, exif_transpose)
+
+
+def _blur(data: bytes, limits: ImageLimits, exif_transpose: bool) -> bytes:
     with open_image(data, limits) as image:
         image.draft("RGB", (PREVIEW_SIDE * 2, PREVIEW_SIDE * 2))  # JPEG: decoded small
         picture: Image.Image = ImageOps.exif_transpose(image) if exif_transpose else image
@@ -56,7 +75,9 @@ def blurred(data: bytes, limits: ImageLimits, *, exif_transpose: bool = True) ->
     return out.getvalue()
 
 
-def blurred_preview(url: str, policy: FetchPolicy, settings: Settings) -> bytes:
+def blurred_preview(
+    url: str, policy: FetchPolicy, settings: Settings, reserve: Reserve = None
+) -> bytes:
     """Fetch ``url`` again and return its picture blurred (see the module's docstring)."""
     try:
         result = fetch(url, policy)
@@ -72,17 +93,18 @@ def blurred_preview(url: str, policy: FetchPolicy, settings: Settings) -> bytes:
     if media in (Media.page, Media.video):
         raise Conflict(f"the URL now serves a {media}: there is no picture to preview")
     try:
-        return blurred(result.body, _limits(settings), exif_transpose=settings.exif_transpose)
+        return blurred(result.body, _limits(settings), exif_transpose=settings.exif_transpose,
+                       reserve=reserve)  # fmt: skip
     except SignalError as exc:
         raise PreviewUnavailable(f"not a picture that can be shown: {exc}") from None
 
 
-def preview_item(context: HotlineContext, item_id: int) -> bytes:
+def preview_item(context: HotlineContext, item_id: int, reserve: Reserve = None) -> bytes:
     """The blurred preview of an item's picture (the database is read, then let go, before the
-    fetch)."""
+    fetch); ``reserve`` as for ``blurred``."""
     with context.sessions() as session:
         item = items.get_item(session, item_id)
         url, media = item.url, item.media
     if media in (Media.page, Media.video):
         raise Conflict(f"item {item_id} is a {media}: only pictures have a preview")
-    return blurred_preview(url, context.fetch_policy, context.settings)
+    return blurred_preview(url, context.fetch_policy, context.settings, reserve)

@@ -35,7 +35,7 @@ from meldpunt.reports.errors import Conflict, InvalidInput, NotFound
 from meldpunt.reports.vocabulary import Event, ItemState
 from meldpunt.store.models import AbuseContact, Notice, NoticeItem, UrlItem
 from meldpunt.takedown.vocabulary import NoticeKind, NoticeStatus
-from meldpunt.text import check_text
+from meldpunt.text import TextError, check_text
 
 __all__ = [
     "ANSWERS",
@@ -157,6 +157,15 @@ def answers_of(notice: Notice) -> dict[int, dict[str, Any]]:
     return {int(k): v for k, v in found.items() if str(k).isdigit() and isinstance(v, dict)}
 
 
+def _note(value: str, what: str) -> str:
+    """A note as the hoster wrote it, or InvalidInput (a clear 422 on the page behind the
+    link, which takes what a form sends: a TextError there was a server error)."""
+    try:
+        return check_text(value, what, max_length=MAX_NOTE, multiline=True)
+    except TextError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
 def record_answers(
     session: Session,
     notice_id: int,
@@ -173,7 +182,7 @@ def record_answers(
     if not answers and not note:
         raise InvalidInput("an answer needs at least one URL or a note")
     if note is not None:
-        note = check_text(note, "the note", max_length=MAX_NOTE, multiline=True)
+        note = _note(note, "the note")
     items.begin_write(session)
     query = select(Notice).where(Notice.id == notice_id)
     if session.connection().dialect.name == "postgresql":
@@ -204,7 +213,7 @@ def record_answers(
             raise InvalidInput(f"an answer is one of {', '.join(ANSWERS)}, not {given.answer!r}")
         text = None
         if given.note:
-            text = check_text(given.note, "the note", max_length=MAX_NOTE, multiline=True)
+            text = _note(given.note, f"the note on {given.url[:200]}")
         chosen[row.id] = (row, str(given.answer), text)
     now = clock.now()
     stored = _answers_of(notice)

@@ -24,13 +24,14 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
+import itertools
 import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TextIO, cast
 
 import radix  # type: ignore[import-untyped]
 from sqlalchemy import CursorResult, Engine, Result, delete, func, insert, select
@@ -58,6 +59,8 @@ FORMATS = ("csv", "pyasn")
 MAX_PROBLEMS = 100
 #: Rows written per statement.
 _CHUNK = 5000
+#: Characters of one line of a table at most (a longer line is reported and skipped).
+MAX_LINE = 64 * 1024
 #: How often (clock.monotonic seconds) an ``AsnTable`` asks the database for the fingerprint.
 CHECK_SECONDS = 1.0
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
@@ -196,14 +199,33 @@ def _range_networks(row: list[str], columns: dict[str, int] | None) -> list[Netw
     asn = _asn(row[columns["asn"]])
     org = _org(row[columns["org"]]) if "org" in columns else None
     country = _country(row[columns["country"]]) if "country" in columns else None
+    if int(end) - int(start) + 1 == 2**start.max_prefixlen:
+        raise ValueError(f"{start}-{end} is the whole address space, no network")
     prefixes = ipaddress.summarize_address_range(start, end)
     return [Network(str(p), asn, org, country) for p in prefixes]
 
 
-def _lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str]:
+def _bounded(handle: TextIO) -> Iterator[str | None]:
+    """The lines of ``handle``, each read at most ``MAX_LINE`` characters at a time: None for
+    a longer one (skipped), so that a file without line ends never lands in memory whole."""
+    while True:
+        line = handle.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE and not line.endswith(("\n", "\r")):
+            while line and not line.endswith(("\n", "\r")):
+                line = handle.readline(MAX_LINE + 1)
+            yield None
+            continue
+        yield line
+
+
+def _lines(source: str | os.PathLike[str] | Iterable[str]) -> Iterator[str | None]:
     if isinstance(source, str | os.PathLike):
         with Path(source).open(encoding="utf-8", errors="replace", newline="") as handle:
-            yield from handle
+            yield from _bounded(handle)
+    elif hasattr(source, "readline"):  # standard input, an open file
+        yield from _bounded(cast(TextIO, source))
     else:
         yield from source
 
@@ -218,6 +240,10 @@ def parse_table(
     columns: dict[str, int] | None = None
     delimiter: str | None = None
     for number, raw in enumerate(_lines(source), start=1):
+        if raw is None:
+            result.lines += 1
+            result.problem(number, f"the line is longer than {MAX_LINE // 1024} KiB")
+            continue
         line = raw.strip().lstrip("\ufeff")
         if not line or line.startswith("#") or (fmt == "pyasn" and line.startswith(";")):
             continue
@@ -227,6 +253,8 @@ def parse_table(
                 if len(words) != 2:
                     raise ValueError(f"expected 'prefix asn', got {len(words)} fields")
                 prefix = ipaddress.ip_network(words[0], strict=False)
+                if prefix.prefixlen == 0:
+                    raise ValueError(f"{prefix} is the whole address space, no network")
                 networks = [Network(str(prefix), _asn(words[1]))]
             else:
                 if delimiter is None:
@@ -278,9 +306,11 @@ def load_table(
     (the caller commits): the whole table replaced (``replace``) or merged, a prefix of the file
     replacing the same prefix in the table. Returns what was taken and the bad lines; audited."""
     result = LoadResult(replaced=replace)
-    by_prefix: dict[str, Network] = {}
+    # Plain tuples, not Networks: a million prefixes are held here at once (the last line
+    # about a prefix wins), and the rows to write are made a chunk at a time.
+    by_prefix: dict[str, tuple[int, str | None, str | None]] = {}
     for network in parse_table(source, fmt, result):
-        by_prefix[network.prefix] = network  # the last line about a prefix wins
+        by_prefix[network.prefix] = (network.asn, network.org, network.country)
     dialect = session.connection().dialect.name
     if dialect == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(0x61736E)))  # loads take turns
@@ -295,17 +325,20 @@ def load_table(
             chunk = prefixes[i : i + _CHUNK]
             gone = session.execute(delete(AsnPrefix).where(AsnPrefix.prefix.in_(chunk)))
             result.removed += _rowcount(gone)
-    rows = [
-        {"prefix": n.prefix, "asn": n.asn, "org": n.org, "country": n.country}
-        for n in by_prefix.values()
-    ]
-    if dialect != "postgresql":
-        # SQLite would give a deleted highest id again; PostgreSQL's sequence never does.
-        for offset, row in enumerate(rows, start=1):
-            row["id"] = top + offset
-    for i in range(0, len(rows), _CHUNK):
-        session.execute(insert(AsnPrefix), rows[i : i + _CHUNK])
-    result.taken = len(rows)
+    # SQLite would give a deleted highest id again; PostgreSQL's sequence never does.
+    ids = itertools.count(top + 1) if dialect != "postgresql" else None
+    rows: list[dict[str, Any]] = []
+    for prefix, (asn, org, country) in by_prefix.items():
+        row: dict[str, Any] = {"prefix": prefix, "asn": asn, "org": org, "country": country}
+        if ids is not None:
+            row["id"] = next(ids)
+        rows.append(row)
+        if len(rows) >= _CHUNK:
+            session.execute(insert(AsnPrefix), rows)
+            rows = []
+    if rows:
+        session.execute(insert(AsnPrefix), rows)
+    result.taken = len(by_prefix)
     session.flush()
     result.total = _fingerprint(session)[0]
     audit.record(

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -430,8 +431,11 @@ def compose(draft: Draft, sender: Sender, *, date: datetime) -> EmailMessage:
     if not draft.items:
         raise ValueError("a notice needs at least one URL")
     message = EmailMessage()
-    message["From"] = f"{_one_line(sender.name)[:100]} <{sender.email}>"
-    message["To"] = draft.recipient
+    # Address objects, not text: a name like 'EOKM: Meldpunt' or 'Meld, punt <x@y.z>' stays a
+    # display name (as text it made a group or a second sender), and an address that is not
+    # one plain address raises ValueError here instead of naming other recipients.
+    message["From"] = Address(display_name=_one_line(sender.name)[:100], addr_spec=sender.email)
+    message["To"] = Address(addr_spec=draft.recipient)
     message["Subject"] = subject_of(draft, sender)
     message["Message-ID"] = draft.message_id
     message["Date"] = format_datetime(date)

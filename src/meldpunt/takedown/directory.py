@@ -51,7 +51,9 @@ __all__ = [
 ]
 
 _COUNTRY = re.compile(r"^[A-Z]{2}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# One plain address: no characters that an address header reads as separators, groups, quotes
+# or comments ('a,b@x.nl' is two recipients, 'a:b;@x.nl' a group of none).
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[^@\s<>(),;:\"\[\]\\.]+(\.[^@\s<>(),;:\"\[\]\\.]+)+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 #: The fields of an exported contact, in order (CSV columns and JSON keys).
 EXPORT_FIELDS = ("name", "kind", "email", "asn", "network_owner", "domain", "country", "approved",
@@ -192,8 +194,10 @@ def _asn(value: Any) -> int | None:
     text = str(value).strip()
     if text[:2].upper() == "AS":
         text = text[2:]
-    if not text.isdigit() or not text.isascii() or not 0 < int(text) < 2**32:
-        raise InvalidInput(f"the AS number must be a number from 1 to {2**32 - 1}, not {value!r}")
+    if not (text.isdigit() and text.isascii() and len(text) <= 10 and 0 < int(text) < 2**32):
+        raise InvalidInput(
+            f"the AS number must be a number from 1 to {2**32 - 1}, not {str(value)[:40]!r}"
+        )
     return int(text)
 
 
@@ -486,16 +490,27 @@ def _records(data: str, fmt: str) -> list[tuple[str, Any]]:
     if fmt == "json":
         try:
             loaded = json.loads(data)
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # broken JSON, or a number of more than 4,300 digits
             raise InvalidInput(f"not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidInput("not JSON this import reads: nested too deep") from None
         if isinstance(loaded, dict):
             loaded = loaded.get("contacts")
         if not isinstance(loaded, list):
             raise InvalidInput("expected a list of contacts (or {'contacts': [...]})")
         return [(f"record {i}", r) for i, r in enumerate(loaded, start=1)]
     if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(data))
-        return [(f"line {reader.line_num}", dict(r)) for r in reader]
+        reader = csv.DictReader(io.StringIO(data, newline=""))  # lines may end with CR alone
+        records: list[tuple[str, Any]] = []
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return records
+            except csv.Error as exc:  # a field over the csv module's limit, a stray quote
+                records.append((f"line {reader.line_num}", exc))  # reported; reading goes on
+                continue
+            records.append((f"line {reader.line_num}", dict(row)))
     raise InvalidInput(f"the format must be csv or json, not {fmt!r}")
 
 
@@ -504,6 +519,9 @@ def import_contacts(session: Session, data: str, fmt: str, *, actor: str) -> Imp
     rest taken. ``network_owner`` may be spelled ``org``."""
     result = ImportResult()
     for where, record in _records(data, fmt):
+        if isinstance(record, csv.Error):
+            result.problems.append(f"{where}: not CSV this import reads: {record}")
+            continue
         if not isinstance(record, dict):
             result.problems.append(f"{where}: not an object")
             continue

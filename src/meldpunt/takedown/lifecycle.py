@@ -38,6 +38,7 @@ online check just moves the item's times.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -64,7 +65,8 @@ from meldpunt.reports.fetcher import (
     fetch,
 )
 from meldpunt.reports.vocabulary import Event, ItemState, Media
-from meldpunt.signals import SignalError, hamming, pdq_signal
+from meldpunt.signals import HashOptions, ImageLimits, SignalError, hamming, pdq_signal
+from meldpunt.signals.errors import FileTooLarge, ImageTooLarge
 from meldpunt.store.models import UrlItem
 from meldpunt.takedown.asn import AsnTable, table_for
 from meldpunt.takedown.attribution import Location, attribute, locate_many
@@ -82,6 +84,8 @@ __all__ = [
     "judge",
     "run_lifecycle",
 ]
+
+log = logging.getLogger(__name__)
 
 #: States whose items are re-checked while open.
 RECHECKED_STATES = (ItemState.noticed, ItemState.escalated, ItemState.forwarded)
@@ -133,14 +137,37 @@ class Verdict:
     location: Location | None = None
 
 
-def _same_content(target: Target, result: FetchResult) -> tuple[bool, str]:
+def compare_options(settings: Settings) -> HashOptions:
+    """How a re-check hashes what it fetched: under the image limits, each of the
+    ``CHECK_THREADS`` decodes with its share of ``decode_budget_bytes`` (unbounded, a hoster
+    that swapped in a 14,000 x 14,000 PNG of 600 kB made every re-check of it decode 1 GB)."""
+    return HashOptions(
+        exif_transpose=settings.exif_transpose,
+        limits=ImageLimits(
+            max_bytes=settings.max_image_bytes,
+            max_pixels=settings.max_image_pixels,
+            max_decode_bytes=settings.decode_budget_bytes // CHECK_THREADS,
+        ),
+    )
+
+
+_COMPARE = compare_options(Settings.model_construct())
+
+
+def _same_content(
+    target: Target, result: FetchResult, options: HashOptions
+) -> tuple[bool | None, str]:
+    """Whether the content is the graded one: True, False, or None when it cannot be told
+    (too large to decode within the limits: neither online nor a miss)."""
     if target.media not in _MEDIA or not target.sha256:
         return True, "online"
     if result.sha256 == target.sha256:
         return True, "online, same content"
     if target.pdq and target.media == Media.image and result.body:
         try:
-            distance = hamming(pdq_signal(result.body).hash, target.pdq)
+            distance = hamming(pdq_signal(result.body, options).hash, target.pdq)
+        except (ImageTooLarge, FileTooLarge) as exc:
+            return None, f"other bytes, too large to compare: {exc}"
         except (SignalError, ValueError):
             distance = None
         if distance is not None and distance <= PDQ_SAME:
@@ -148,8 +175,17 @@ def _same_content(target: Target, result: FetchResult) -> tuple[bool, str]:
     return False, f"other content (sha256 {result.sha256[:16]}…)"
 
 
-def judge(target: Target, policy: FetchPolicy) -> Verdict:
-    """Fetch ``target`` and say what the answer means (see the module's table)."""
+def judge(target: Target, policy: FetchPolicy, options: HashOptions = _COMPARE) -> Verdict:
+    """Fetch ``target`` and say what the answer means (see the module's table). A surprise is
+    this target's error (tried again later), never the batch's."""
+    try:
+        return _judge(target, policy, options)
+    except Exception as exc:
+        log.exception("re-checking item %s failed", target.id)
+        return Verdict("error", f"the re-check failed: {type(exc).__name__}")
+
+
+def _judge(target: Target, policy: FetchPolicy, options: HashOptions) -> Verdict:
     try:
         result = fetch(target.url, policy)
     except FetchUnresolvable as exc:
@@ -167,7 +203,9 @@ def judge(target: Target, policy: FetchPolicy) -> Verdict:
         return Verdict("error", status)
     if result.error:
         return Verdict("error", f"{status}, {result.error}")
-    same, detail = _same_content(target, result)
+    same, detail = _same_content(target, result, options)
+    if same is None:
+        return Verdict("error", f"{status}, {detail}")
     if not same:
         if result.truncated:
             return Verdict("error", f"{status}, longer than the fetch limit: cannot compare")
@@ -175,13 +213,18 @@ def judge(target: Target, policy: FetchPolicy) -> Verdict:
     return Verdict("online", f"{status}, {detail}")
 
 
-def check_all(targets: Sequence[Target], policy: FetchPolicy, table: AsnTable) -> list[Verdict]:
+def check_all(
+    targets: Sequence[Target],
+    policy: FetchPolicy,
+    table: AsnTable,
+    options: HashOptions = _COMPARE,
+) -> list[Verdict]:
     """``judge`` each target, several at once on the process's bounded pool; where a target is
     online, add where its host points now (each host looked up once)."""
     if len(targets) == 1:
-        verdicts = [judge(targets[0], policy)]
+        verdicts = [judge(targets[0], policy, options)]
     else:
-        verdicts = list(_executor().map(lambda t: judge(t, policy), targets))
+        verdicts = list(_executor().map(lambda t: judge(t, policy, options), targets))
     online = [
         (t.url, t.host) for t, v in zip(targets, verdicts, strict=True) if v.verdict == "online"
     ]
@@ -421,7 +464,8 @@ def run_lifecycle(context: HotlineContext, limit: int) -> int:
         session.commit()
     if not targets:
         return 0
-    found = {t.id: v for t, v in zip(targets, check_all(targets, policy, table), strict=True)}
+    verdicts = check_all(targets, policy, table, compare_options(context.settings))
+    found = {t.id: v for t, v in zip(targets, verdicts, strict=True)}
     with context.sessions() as session:
         items.begin_write(session)
         query = select(UrlItem).where(UrlItem.id.in_(list(found))).order_by(UrlItem.id)

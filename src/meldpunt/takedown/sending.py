@@ -257,6 +257,10 @@ def _prepare(context: HotlineContext, notice_id: int) -> _Prepared | None:
             return _Prepared(notice_id, kind, item_ids, compose(draft, sender, date=clock.now()))
         except (XarfInvalid, ValueError) as exc:
             problem = f"the notice could not be composed: {exc}"
+        except Exception as exc:  # the email package on odd values: this notice fails, and
+            # does not come back at the head of every batch, holding the notices after it
+            log.exception("notice %d could not be composed", notice_id)
+            problem = f"the notice could not be composed: {type(exc).__name__}: {exc}"
     assert problem is not None
     _failed(context, notice_id, problem, permanent=True)
     return None

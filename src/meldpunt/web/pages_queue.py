@@ -15,6 +15,7 @@ from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from meldpunt.api.schemas import RowId
 from meldpunt.api.state import service_of
 from meldpunt.reports import items, queue
 from meldpunt.reports.errors import Conflict, InvalidInput
@@ -78,7 +79,7 @@ def _back(target: str, item_id: int) -> str:
 def grade(
     request: Request,
     session: Analyst,
-    item_id: int,
+    item_id: RowId,
     grade: Annotated[str, Form(max_length=20)],
     category: Annotated[str, Form(max_length=100)] = "",
     back: Annotated[str, Form(max_length=200)] = "/ui/queue",
@@ -115,7 +116,7 @@ def _said(item: Any) -> str:
 
 @router.post("/ui/items/{item_id}/police-cleared", response_class=HTMLResponse,
              dependencies=[CsrfChecked])  # fmt: skip
-def police_cleared(request: Request, session: Analyst, item_id: int) -> Response:
+def police_cleared(request: Request, session: Analyst, item_id: RowId) -> Response:
     hotline = service_of(request).hotline
     with service_of(request).sessions() as db:
         try:
@@ -129,7 +130,9 @@ def police_cleared(request: Request, session: Analyst, item_id: int) -> Response
 
 
 @router.get("/ui/items/{item_id}", response_class=HTMLResponse)
-def item_page(request: Request, session: Analyst, item_id: int, preview: bool = False) -> Response:
+def item_page(
+    request: Request, session: Analyst, item_id: RowId, preview: bool = False
+) -> Response:
     with service_of(request).sessions() as db:
         record = queue.describe(db, item_id)
     can_preview = record["media"] not in (Media.page, Media.video)
@@ -141,7 +144,7 @@ def item_page(request: Request, session: Analyst, item_id: int, preview: bool = 
 
 
 @router.get("/ui/items/{item_id}/preview", response_class=HTMLResponse)
-def preview_fragment(request: Request, session: Analyst, item_id: int) -> Response:
+def preview_fragment(request: Request, session: Analyst, item_id: RowId) -> Response:
     """The preview's figure, for htmx to put into the item's page on a click."""
     with service_of(request).sessions() as db:
         items.get_item(db, item_id)  # 404 before the figure asks for its picture
@@ -149,6 +152,8 @@ def preview_fragment(request: Request, session: Analyst, item_id: int) -> Respon
 
 
 @router.get("/ui/items/{item_id}/preview.jpg")
-async def preview_picture(request: Request, session: Analyst, item_id: int) -> Response:
-    data = await run_in_threadpool(preview_item, service_of(request).hotline, item_id)
+async def preview_picture(request: Request, session: Analyst, item_id: RowId) -> Response:
+    service = service_of(request)
+    data = await run_in_threadpool(preview_item, service.hotline, item_id,
+                                   service.decode_budget.reserve)  # fmt: skip
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})

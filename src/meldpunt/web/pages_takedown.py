@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import HTMLResponse
 
+from meldpunt.api.schemas import RowId
 from meldpunt.api.state import service_of
 from meldpunt.reports.errors import Conflict, InvalidInput
 from meldpunt.reports.vocabulary import ITEM_STATES
@@ -101,7 +102,7 @@ def export_contacts(request: Request, session: Analyst, format: str = "csv") -> 
 
 
 @router.get("/ui/contacts/{contact_id}", response_class=HTMLResponse)
-def one_contact(request: Request, session: Analyst, contact_id: int) -> Response:
+def one_contact(request: Request, session: Analyst, contact_id: RowId) -> Response:
     with service_of(request).sessions() as db:
         info = directory.get_contact(db, contact_id)
     return page(request, "contact.html", contact=info, kinds=CONTACT_KINDS)
@@ -111,7 +112,7 @@ def one_contact(request: Request, session: Analyst, contact_id: int) -> Response
 def edit_contact(
     request: Request,
     session: Analyst,
-    contact_id: int,
+    contact_id: RowId,
     name: Annotated[str, Form(max_length=200)],
     email: Text = "",
     asn: Text = "",
@@ -143,7 +144,7 @@ def edit_contact(
 @router.post("/ui/contacts/{contact_id}/approve", response_class=HTMLResponse,
              dependencies=[CsrfChecked])  # fmt: skip
 def approve_contact(
-    request: Request, session: Analyst, contact_id: int, approved: Annotated[bool, Form()] = True
+    request: Request, session: Analyst, contact_id: RowId, approved: Annotated[bool, Form()] = True
 ) -> Response:
     try:
         with service_of(request).sessions() as db:
@@ -172,7 +173,7 @@ def contact_needed(request: Request, session: Analyst) -> Response:
 
 @router.post("/ui/contact-needed/{item_id}/retry", response_class=HTMLResponse,
              dependencies=[CsrfChecked])  # fmt: skip
-def retry(request: Request, session: Analyst, item_id: int) -> Response:
+def retry(request: Request, session: Analyst, item_id: RowId) -> Response:
     with service_of(request).sessions() as db:
         attribution.retry_attribution(db, item_id, actor=actor(session))
         db.commit()
