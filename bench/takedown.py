@@ -478,6 +478,10 @@ def bench_flow(
         "seconds": seconds,
         "intake_seconds": intake_seconds,
         "busiest_tick_s": busiest,
+        # The frozen clock stands still while the worker works: what it would cost in real time
+        "worker_seconds": sum(spent.values()),
+        "end_to_end_per_s": arrived / sum(spent.values()),
+        "worker_busy_share": sum(spent.values()) / (args.arrival_minutes * 60),
         "steps": {
             name: {
                 "seconds": spent[name],
@@ -795,7 +799,9 @@ def run(args: argparse.Namespace, workdir: Path, show: Display) -> dict[str, Any
             show.say(
                 f"report to notice (known): p50 {lat['p50_minutes']:.2f}, p95 "
                 f"{lat['p95_minutes']:.2f}, max {lat['max_minutes']:.2f} simulated minutes over "
-                f"{lat['noticed']:,} items ({lat['notices_sent']:,} notices); worker: {steps}"
+                f"{lat['noticed']:,} items ({lat['notices_sent']:,} notices); worker: {steps}; "
+                f"{flow['end_to_end_per_s']:,.0f} URLs/s end to end, busy "
+                f"{flow['worker_busy_share']:.0%} of the arrival time"
             )
             results["rechecks"] = rc = bench_rechecks(
                 context, frozen, args, show, peer_checks=args.peer_checks
@@ -911,19 +917,19 @@ def main() -> None:
     parser.add_argument("--peer-urls", type=int, default=10_000, help="URLs the intake peer takes")
     parser.add_argument("--arrival-minutes", type=float, default=30.0,
                         help="simulated minutes over which the reports arrive")  # fmt: skip
-    parser.add_argument("--per-report", type=int, default=20,
+    parser.add_argument("--per-report", type=int, default=40,
                         help="URLs per arriving report: 1 to this, drawn")  # fmt: skip
     parser.add_argument("--tick", type=float, default=5.0,
                         help="simulated seconds between the worker's rounds")  # fmt: skip
     parser.add_argument("--batch", type=int, default=200, help="the worker's batch size")
-    parser.add_argument("--peer-checks", type=int, default=5_000,
+    parser.add_argument("--peer-checks", type=int, default=2_000,
                         help="items the re-check peer checks")  # fmt: skip
     parser.add_argument("--latency-ms", type=float, default=100.0,
                         help="then re-checks again with each answer held back this long "
                              "(0: not)")  # fmt: skip
-    parser.add_argument("--latency-checks", type=int, default=10_000,
+    parser.add_argument("--latency-checks", type=int, default=5_000,
                         help="items re-checked with latency")  # fmt: skip
-    parser.add_argument("--latency-peer", type=int, default=300,
+    parser.add_argument("--latency-peer", type=int, default=200,
                         help="items the peer re-checks with latency")  # fmt: skip
     parser.add_argument(
         "--postgresql", metavar="URL", nargs="?", const=PG_DEFAULT,
