@@ -863,18 +863,20 @@ def chart(results: dict[str, Any], path: Path) -> None:
     pair = ["#999", "#3a7"]
     left.barh(["peer: one URL a commit", "meldpunt: POST /v1/reports"],
               [intake["peer"]["urls_per_s"], intake["urls_per_s"]], color=pair)  # fmt: skip
+    for y, value in enumerate([intake["peer"]["urls_per_s"], intake["urls_per_s"]]):
+        left.text(value, y, f" {value:,.0f}", va="center")
     left.set_xlabel("URLs taken a second")
     left.set_title(
         f"intake: {intake['ratio']:.1f}x the peer (p99 {intake['p99_ms']:,.0f} ms a call)"
     )
     labels = ["peer: one at a time", "meldpunt: run_lifecycle"]
     values = [rc["peer"]["checks_per_s"], rc["checks_per_s"]]
-    title = f"re-checks, loopback: {rc['ratio']:.1f}x the peer"
+    title = f"re-checks: {rc['ratio']:.1f}x the peer on loopback"
     if rl := results.get("rechecks_latency"):
         ms = f"{rl['latency_ms']:g} ms"
         labels = [f"peer, {ms} a fetch", f"meldpunt, {ms} a fetch", *labels]
         values = [rl["peer"]["checks_per_s"], rl["checks_per_s"], *values]
-        title += f"; at {ms}: {rl['ratio']:.0f}x"
+        title += f",\n{rl['ratio']:.0f}x with {ms} a fetch"
     right.barh(labels, values, color=["#999", "#3a7"] * (len(values) // 2))
     for y, value in enumerate(values):
         right.text(value, y, f" {value:,.0f}", va="center")
@@ -890,7 +892,10 @@ def chart(results: dict[str, Any], path: Path) -> None:
     low.set_ylabel("% of known items")
     low.set_title(f"known material: p95 {lat['p95_minutes']:.2f} min ({lat['noticed']:,} items)")
     names = list(flow["steps"])
-    step.barh(names, [flow["steps"][n]["per_s"] or 0 for n in names], color="#37a")
+    rates = [flow["steps"][n]["per_s"] or 0 for n in names]
+    step.barh(names, rates, color="#37a")
+    for y, value in enumerate(rates):
+        step.text(value, y, f" {value:,.0f}", va="center")
     step.set_xlabel("items a second, real time")
     step.set_title("worker steps")
     fig.suptitle(
@@ -936,7 +941,12 @@ def main() -> None:
         help=f"run on PostgreSQL (schemas {SCHEMA}_*, dropped after; default {PG_DEFAULT})",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--chart", type=Path, metavar="JSON",
+                        help="only draw the chart of a results file, beside it")  # fmt: skip
     args = parser.parse_args()
+    if args.chart:
+        chart(json.loads(args.chart.read_text()), args.chart.with_suffix(".png"))
+        return
     show = Display()
     workdir = Path(tempfile.mkdtemp(prefix="meldpunt-takedown-"))
     try:
