@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
-from sqlalchemy.orm import Session
+from meldpunt.store import begin_write
 
 __all__ = ["begin_write", "row_id"]
-
-
-def begin_write(session: Session) -> None:
-    """On SQLite, take the database's write lock now, before the reads a write depends on.
-
-    A SQLite transaction that has read cannot later upgrade to a writer once another writer
-    has committed ("database is locked"); taking the lock first makes the writer wait its turn
-    instead. PostgreSQL needs nothing here: the writers lock the rows they change.
-    """
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.execute(text("UPDATE organisations SET id = id WHERE 0"))
 
 
 def row_id(text: str) -> int | None:

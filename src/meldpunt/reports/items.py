@@ -25,13 +25,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from sqlalchemy import ColumnElement, insert, select, text
+from sqlalchemy import ColumnElement, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from meldpunt import audit, clock
 from meldpunt.reports.errors import InvalidInput, NotFound
 from meldpunt.reports.vocabulary import FINAL_STATES, Event, ItemState
+from meldpunt.store import begin_write
 from meldpunt.store.models import ItemEvent, UrlItem
 from meldpunt.text import text_problem
 
@@ -130,14 +131,6 @@ def url_key(url: str) -> str:
 
 def host_of(url: str) -> str:
     return (urlsplit(url).hostname or "").lower()
-
-
-def begin_write(session: Session) -> None:
-    """On SQLite, take the write lock before the reads a write depends on (see
-    ``checks._db.begin_write``); PostgreSQL locks rows instead."""
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        connection.execute(text("UPDATE url_items SET id = id WHERE 0"))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from meldpunt.store.base import Base
 from meldpunt.store.db import (
+    begin_write,
     dispose_engines,
     get_engine,
     make_engine,
@@ -12,6 +13,7 @@ from meldpunt.store.migrate import current_revision, downgrade, init_db, upgrade
 
 __all__ = [
     "Base",
+    "begin_write",
     "current_revision",
     "dispose_engines",
     "downgrade",

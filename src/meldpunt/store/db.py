@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = [
+    "begin_write",
     "dispose_engines",
     "get_engine",
     "make_engine",
@@ -127,3 +128,16 @@ def session_scope(bind: Engine | sessionmaker[Session] | None = None) -> Iterato
         raise
     finally:
         session.close()
+
+
+def begin_write(session: Session) -> None:
+    """On SQLite, take the database's write lock now, before the reads a write depends on.
+
+    A SQLite transaction that has read cannot later upgrade to a writer once another writer
+    has committed ("database is locked"); taking the lock first makes the writer wait its turn
+    instead. PostgreSQL needs nothing here: the writers lock the rows they change.
+    """
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        # A write that changes nothing, on a table every migrated database has.
+        connection.execute(text("UPDATE alembic_version SET version_num = version_num WHERE 0"))
