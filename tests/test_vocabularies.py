@@ -12,7 +12,9 @@ import typer
 from meldpunt import checks, registry
 from meldpunt.api.routes_admin import KeyIn, OrgIn, SetIn
 from meldpunt.api.schemas import OutcomeIn
+from meldpunt.authority import vocabulary as authority_words
 from meldpunt.cli import app
+from meldpunt.monitor import vocabulary as monitor_words
 from meldpunt.reports import vocabulary as reports_words
 from meldpunt.store import models
 from meldpunt.takedown import vocabulary as takedown_words
@@ -34,6 +36,11 @@ VOCABULARIES: list[tuple[type[StrEnum], tuple[str, ...]]] = [
     (takedown_words.ContactKind, models.CONTACT_KINDS),
     (takedown_words.NoticeKind, models.NOTICE_KINDS),
     (takedown_words.NoticeStatus, models.NOTICE_STATUSES),
+    (authority_words.CaseState, models.CASE_STATES),
+    (authority_words.CaseSource, models.CASE_SOURCES),
+    (authority_words.OrderStatus, models.ORDER_STATUSES),
+    (authority_words.ReviewOutcome, models.REVIEW_OUTCOMES),
+    (monitor_words.Period, models.MONITOR_PERIODS),
 ]
 
 

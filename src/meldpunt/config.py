@@ -301,6 +301,65 @@ class Settings(BaseSettings):
         default=24.0, gt=0, allow_inf_nan=False,
         description="Still online this long after the first notice: escalation to the authority.",
     )  # fmt: skip
+    # --- the authority: orders, penalty payments, fines ---
+    authority_name: str = Field(
+        default="the authority", min_length=1, max_length=200,
+        description="Who issues orders and fines: the name orders are signed with.",
+    )  # fmt: skip
+    authority_order_hours: float = Field(
+        default=12.0, gt=0, allow_inf_nan=False,
+        description="An order's deadline unless the authority gives a shorter one (hours).",
+    )  # fmt: skip
+    authority_max_order_hours: float = Field(
+        default=12.0, gt=0, le=24 * 365, allow_inf_nan=False,
+        description="The longest deadline an order may have (hours).",
+    )  # fmt: skip
+    authority_legal_basis: str = Field(
+        default="the power to order the removal of online child sexual abuse material",
+        min_length=1, max_length=2000,
+        description="The legal basis an order states unless the authority gives another.",
+    )  # fmt: skip
+    authority_penalty_euros: float = Field(
+        default=1000.0, ge=0, allow_inf_nan=False,
+        description="Default penalty payment per period an order stays unmet (euros).",
+    )  # fmt: skip
+    authority_penalty_period_hours: float = Field(
+        default=24.0, gt=0, allow_inf_nan=False,
+        description="Default period of a penalty payment (hours).",
+    )  # fmt: skip
+    authority_penalty_cap_euros: float = Field(
+        default=50000.0, ge=0, allow_inf_nan=False,
+        description="Default cap on the penalty payments of one order (euros).",
+    )  # fmt: skip
+    authority_fine_max_share: float = Field(
+        default=0.04, gt=0, le=1, allow_inf_nan=False,
+        description="The largest share of a hoster's yearly turnover a fine may be.",
+    )  # fmt: skip
+    authority_fine_max_euros: float = Field(
+        default=10_000_000.0, gt=0, allow_inf_nan=False,
+        description="The largest fine when no turnover is recorded (euros).",
+    )  # fmt: skip
+    authority_objection_days: float = Field(
+        default=42.0, gt=0, allow_inf_nan=False,
+        description="Time a hoster has to object to a fine (days).",
+    )  # fmt: skip
+
+    # --- the public monitor ---
+    monitor_name_after_order: bool = Field(
+        default=True, description="A hoster that received an order is named on public pages."
+    )
+    monitor_name_min_notified: int = Field(
+        default=100, ge=0,
+        description=(
+            "A hoster with at least this many URLs notified in a period is named in it (0: "
+            "every hoster is named); below the rule it appears as an anonymous rank."
+        ),
+    )  # fmt: skip
+    monitor_refresh_seconds: float = Field(
+        default=1.0, gt=0, le=3600, allow_inf_nan=False,
+        description="How often the worker brings the monitor's figures up to date.",
+    )  # fmt: skip
+
     smtp_host: str = Field(default="127.0.0.1", description="The mail relay notices go through.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = Field(

@@ -40,13 +40,15 @@ class OrgKind(StrEnum):
 class Role(StrEnum):
     """What a key may do: a platform checks and reports outcomes, an analyst curates the sets,
     reviews and grades reports, an admin does everything; a flagger reports URLs and reads its
-    own reports; a hoster answers the notices sent to it."""
+    own reports; a hoster answers the notices sent to it and acknowledges orders; an authority
+    opens cases on escalations and issues orders, penalty payments and fines."""
 
     platform = "platform"
     analyst = "analyst"
     admin = "admin"
     flagger = "flagger"
     hoster = "hoster"
+    authority = "authority"  # opens cases, issues orders, penalties and fines
 
 
 class Outcome(StrEnum):

@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -42,6 +43,16 @@ __all__ = [
     "Report",
     "ReportUrl",
     "UrlItem",
+    "Case",
+    "CaseItem",
+    "Fine",
+    "HosterFacts",
+    "MonitorHoster",
+    "MonitorMark",
+    "MonitorPlatform",
+    "Order",
+    "OrderItem",
+    "Penalty",
 ]
 
 
@@ -183,7 +194,7 @@ class RegistryChange(Base):
 # --- checks: organisations, their keys and subscriptions, hits and their follow-up ----------------
 
 ORG_KINDS = ("platform", "hotline", "authority", "partner", "flagger", "hoster")
-KEY_ROLES = ("platform", "analyst", "admin", "flagger", "hoster")
+KEY_ROLES = ("platform", "analyst", "admin", "flagger", "hoster", "authority")
 HIT_OUTCOMES = ("blocked", "removed", "reported", "false_positive", "other")
 RECHECK_STATUSES = ("pending", "gone", "online", "error")
 REVIEW_RESOLUTIONS = ("confirmed", "rejected")
@@ -399,7 +410,8 @@ class UrlItem(Base):
     kind: Mapped[str] = mapped_column(String(10))
     state: Mapped[str] = mapped_column(String(20), index=True)
     created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
+    #: Every state change moves it; the monitor follows the items that changed by it.
+    updated_at: Mapped[datetime] = mapped_column(index=True)
     # work that waits
     due_at: Mapped[datetime | None] = mapped_column(index=True)
     lease_until: Mapped[datetime | None]
@@ -435,7 +447,11 @@ class UrlItem(Base):
     # notices, re-checks, escalation
     first_seen_at: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
-    first_notice_at: Mapped[datetime | None]
+    first_notice_at: Mapped[datetime | None] = mapped_column(index=True)
+    #: The hoster as attributed when the first notice went (the monitor counts it there).
+    notice_asn: Mapped[int | None] = mapped_column(BigInteger)
+    notice_owner: Mapped[str | None] = mapped_column(String(200))
+    notice_country: Mapped[str | None] = mapped_column(String(2))
     last_notice_at: Mapped[datetime | None]
     renotices: Mapped[int] = mapped_column(Integer, default=0)
     next_check_at: Mapped[datetime | None] = mapped_column(index=True)
@@ -444,6 +460,9 @@ class UrlItem(Base):
     renotice_at: Mapped[datetime | None] = mapped_column(index=True)
     escalation_at: Mapped[datetime | None] = mapped_column(index=True)
     escalated_at: Mapped[datetime | None]
+    #: The first of the run of misses that made the item offline (NULL while it is online):
+    #: when it was first seen gone, the moment the monitor and orders' compliance count.
+    gone_at: Mapped[datetime | None]
     offline_at: Mapped[datetime | None]
 
 
@@ -556,3 +575,259 @@ class NoticeItem(Base):
     item_id: Mapped[int] = mapped_column(
         _BIG_FK, ForeignKey("url_items.id"), primary_key=True, index=True
     )
+
+
+# --- the authority: cases, orders, penalty payments, fines ---------------------------------------
+
+CASE_STATES = ("open", "closed")
+CASE_SOURCES = ("escalation", "authority")
+ORDER_STATUSES = ("issued", "met", "unmet", "late", "withdrawn")
+REVIEW_OUTCOMES = ("upheld", "reduced", "annulled")
+
+
+class HosterFacts(Base):
+    """What the operator knows of a network (by AS number): its size, for the monitor's figures
+    per unit of size, and its turnover, the basis of a fine as a share of it."""
+
+    __tablename__ = "hoster_facts"
+
+    asn: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str | None] = mapped_column(String(200))
+    addresses: Mapped[int | None] = mapped_column(BigInteger)  # IPv4 addresses announced
+    customers: Mapped[int | None] = mapped_column(BigInteger)
+    turnover_cents: Mapped[int | None] = mapped_column(BigInteger)  # yearly, in euro cents
+    turnover_year: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+
+
+class Case(Base):
+    """The authority's file on one hoster: items the hotline escalated (``case_items``, their
+    timelines the evidence), or a URL or hoster the authority took up itself."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", CASE_STATES), name="state"),
+        CheckConstraint(_one_of("source", CASE_SOURCES), name="source"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(30), unique=True)
+    state: Mapped[str] = mapped_column(String(10), index=True)
+    source: Mapped[str] = mapped_column(String(12))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_contacts.id"), index=True)
+    asn: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    network_owner: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(String(300))
+    note: Mapped[str | None] = mapped_column(Text)
+    opened_by: Mapped[str] = mapped_column(String(200))
+    opened_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+
+
+class CaseItem(Base):
+    __tablename__ = "case_items"
+
+    case_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("cases.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        _BIG_FK, ForeignKey("url_items.id"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(200))
+
+
+class Order(Base):
+    """A binding order to a hoster to remove listed URLs (``order_items``) by ``deadline_at``.
+    Delivery is mail (``send_due_at``, retries, ``message_id`` fixed before the first attempt)
+    and the API; compliance is evaluated at ``check_at`` (the deadline, then again until every
+    URL is gone); while it is ``unmet`` a penalty payment is forfeited each period
+    (``penalties``, the next at ``next_penalty_at``) up to the cap."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(_one_of("status", ORDER_STATUSES), name="status"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(30), unique=True)
+    case_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("cases.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_contacts.id"), index=True)
+    asn: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    network_owner: Mapped[str | None] = mapped_column(String(200))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(12), index=True)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text)
+    issued_by: Mapped[str] = mapped_column(String(200))
+    issued_at: Mapped[datetime] = mapped_column(index=True)
+    hours: Mapped[float] = mapped_column(Float)
+    deadline_at: Mapped[datetime] = mapped_column(index=True)
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    lease_until: Mapped[datetime | None]
+    # delivery
+    message_id: Mapped[str] = mapped_column(String(250), unique=True)
+    send_due_at: Mapped[datetime | None] = mapped_column(index=True)
+    send_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    send_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(200))
+    # compliance
+    check_at: Mapped[datetime | None] = mapped_column(index=True)
+    gone_at: Mapped[datetime | None]  # when the last listed URL was gone
+    # penalty payments, in euro cents
+    penalty_cents: Mapped[int | None] = mapped_column(BigInteger)
+    penalty_period_hours: Mapped[float | None] = mapped_column(Float)
+    penalty_cap_cents: Mapped[int | None] = mapped_column(BigInteger)
+    penalty_total_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    next_penalty_at: Mapped[datetime | None] = mapped_column(index=True)
+    # publication
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_at: Mapped[datetime | None]
+    withdrawn_at: Mapped[datetime | None]
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    order_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("orders.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        _BIG_FK, ForeignKey("url_items.id"), primary_key=True, index=True
+    )
+    gone_at: Mapped[datetime | None]  # as compliance found it
+
+
+class Penalty(Base):
+    """One period's penalty payment, forfeited because the order was still unmet when the
+    period began (``due_at``: the deadline, then every period after)."""
+
+    __tablename__ = "penalties"
+    __table_args__ = (
+        UniqueConstraint("order_id", "seq", name="uq_penalties_order_seq"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    order_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("orders.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # 1, 2, ... within the order
+    due_at: Mapped[datetime]
+    forfeited_at: Mapped[datetime] = mapped_column(index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    asn: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    network_owner: Mapped[str | None] = mapped_column(String(200))
+
+
+class Fine(Base):
+    """A fine on a hoster: the amount and its basis (a share of the turnover when it is
+    recorded, capped by the setting), the decision, and any objection and appeal with their
+    outcome (``final_cents`` is what stands)."""
+
+    __tablename__ = "fines"
+    __table_args__ = (
+        CheckConstraint(_one_of("objection_outcome", REVIEW_OUTCOMES), name="objection_outcome"),
+        CheckConstraint(_one_of("appeal_outcome", REVIEW_OUTCOMES), name="appeal_outcome"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(30), unique=True)
+    case_id: Mapped[int | None] = mapped_column(_BIG_FK, ForeignKey("cases.id"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("abuse_contacts.id"), index=True)
+    asn: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    network_owner: Mapped[str | None] = mapped_column(String(200))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[str] = mapped_column(Text)
+    turnover_cents: Mapped[int | None] = mapped_column(BigInteger)
+    share: Mapped[float | None] = mapped_column(Float)  # of the turnover, 0..1
+    decided_at: Mapped[datetime] = mapped_column(index=True)
+    decided_by: Mapped[str] = mapped_column(String(200))
+    objection_due_at: Mapped[datetime | None]
+    objection_at: Mapped[datetime | None]
+    objection_outcome: Mapped[str | None] = mapped_column(String(10))
+    objection_decided_at: Mapped[datetime | None]
+    appeal_at: Mapped[datetime | None]
+    appeal_outcome: Mapped[str | None] = mapped_column(String(10))
+    appeal_decided_at: Mapped[datetime | None]
+    final_cents: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(index=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    published_at: Mapped[datetime | None]
+
+
+# --- the monitor: figures kept up to date as events arrive ---------------------------------------
+
+MONITOR_PERIODS = ("month", "quarter", "year")
+
+
+class MonitorHoster(Base):
+    """One hoster's figures for one period (``key`` ''  is the period's total). Rebuilt for the
+    groups whose items changed (``monitor.figures``); pages read only these rows."""
+
+    __tablename__ = "monitor_hosters"
+    __table_args__ = (
+        CheckConstraint(_one_of("period_kind", MONITOR_PERIODS), name="period_kind"),
+        UniqueConstraint("period_kind", "period", "key", name="uq_monitor_hosters_group"),
+        Index("ix_monitor_hosters_rank", "period_kind", "period", "notified"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_kind: Mapped[str] = mapped_column(String(10))
+    period: Mapped[str] = mapped_column(String(10))  # '2026-03', '2026-Q1', '2026'
+    key: Mapped[str] = mapped_column(String(250))  # '<asn>|<network owner>'
+    asn: Mapped[int | None] = mapped_column(BigInteger)
+    name: Mapped[str | None] = mapped_column(String(200))
+    country: Mapped[str | None] = mapped_column(String(2))
+    reported: Mapped[int] = mapped_column(BigInteger, default=0)
+    notified: Mapped[int] = mapped_column(BigInteger, default=0)
+    offline_24h: Mapped[int] = mapped_column(BigInteger, default=0)
+    offline_48h: Mapped[int] = mapped_column(BigInteger, default=0)
+    offline_later: Mapped[int] = mapped_column(BigInteger, default=0)
+    online: Mapped[int] = mapped_column(BigInteger, default=0)
+    median_hours: Mapped[float | None] = mapped_column(Float)
+    p90_hours: Mapped[float | None] = mapped_column(Float)
+    renotices: Mapped[int] = mapped_column(BigInteger, default=0)
+    escalations: Mapped[int] = mapped_column(BigInteger, default=0)
+    orders: Mapped[int] = mapped_column(BigInteger, default=0)
+    penalties_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    computed_at: Mapped[datetime]
+
+
+class MonitorPlatform(Base):
+    """One platform's check-service figures for one period (``org_id`` NULL: the total)."""
+
+    __tablename__ = "monitor_platforms"
+    __table_args__ = (
+        CheckConstraint(_one_of("period_kind", MONITOR_PERIODS), name="period_kind"),
+        UniqueConstraint("period_kind", "period", "key", name="uq_monitor_platforms_group"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_kind: Mapped[str] = mapped_column(String(10))
+    period: Mapped[str] = mapped_column(String(10))
+    key: Mapped[str] = mapped_column(String(40))  # the organisation's id, '' for the total
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
+    name: Mapped[str | None] = mapped_column(String(200))
+    checks: Mapped[int] = mapped_column(BigInteger, default=0)
+    items: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(BigInteger, default=0)
+    blocked: Mapped[int] = mapped_column(BigInteger, default=0)
+    removed: Mapped[int] = mapped_column(BigInteger, default=0)
+    reported: Mapped[int] = mapped_column(BigInteger, default=0)
+    false_positive: Mapped[int] = mapped_column(BigInteger, default=0)
+    other: Mapped[int] = mapped_column(BigInteger, default=0)
+    pending: Mapped[int] = mapped_column(BigInteger, default=0)  # no outcome yet
+    overdue: Mapped[int] = mapped_column(BigInteger, default=0)
+    computed_at: Mapped[datetime]
+
+
+class MonitorMark(Base):
+    """How far the monitor has followed a source (``name``): a time or an id."""
+
+    __tablename__ = "monitor_marks"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    at: Mapped[datetime | None]
+    last_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -20,7 +20,8 @@ content
 
 - ``takedown_offline_misses`` consecutive misses, each at least ``takedown_miss_spacing_minutes``
   after the one before (a closer miss does not count), make the item ``offline`` (final; the URL
-  is free for new reports).
+  is free for new reports). ``gone_at`` is the first miss of that run: when the item was first
+  seen gone, the moment the monitor and an order's compliance count.
 - Online at an address whose attribution gives another AS number or another contact: the
   hoster changed. Event ``moved``; the item is ready to be attributed again (and noticed to the
   new hoster). A new address of the same network and contact is only recorded.
@@ -320,7 +321,7 @@ class _Batch:
         now = self.times.now
         row.attributed_at = None
         row.misses = 0
-        row.last_miss_at = None
+        row.last_miss_at = row.gone_at = None
         self.note(items.move(self.session, row, ItemState.ready, actor="worker", event=event,
                              details=details, due_at=now))  # fmt: skip
         row.next_check_at = row.renotice_at = row.escalation_at = None
@@ -335,7 +336,7 @@ class _Batch:
             self.attribute_again(row, Event.moved, {**change, "check": found.detail})
             return
         row.misses = 0
-        row.last_miss_at = None
+        row.last_miss_at = row.gone_at = None
         row.last_error = None
         if row.state == ItemState.noticed and row.escalation_at and row.escalation_at <= t.now:
             row.escalated_at = t.now
@@ -366,6 +367,8 @@ class _Batch:
             return
         row.misses = (row.misses or 0) + 1
         row.last_miss_at = t.now
+        if row.misses == 1:
+            row.gone_at = t.now  # first seen gone; kept if the misses go on to make it offline
         self.note(items.Note(row.id, Event.checked, "worker",
                              {"miss": row.misses, "why": found.detail}, audited=False))  # fmt: skip
         if row.misses < t.misses:
@@ -411,7 +414,7 @@ class _Batch:
                                   f"as item {holder}", "check": found.detail}))  # fmt: skip
             return
         details = {"check": found.detail, "offline_at": _iso(row.offline_at)}
-        row.offline_at = None
+        row.offline_at = row.gone_at = None
         change = self.moved(row, found)
         if change is not None or row.last_notice_at is None:
             self.attribute_again(row, Event.reopened, {**details, **(change or {})})

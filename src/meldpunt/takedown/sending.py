@@ -401,6 +401,9 @@ def _advance(
         return items.Note(row.id, Event.renotice, ACTOR, {**details, "renotices": row.renotices})
     if row.first_notice_at is None:
         row.first_notice_at = now
+        # the monitor counts the item at the hoster it was noticed to, even if it moves later
+        row.notice_asn, row.notice_owner = row.asn, row.network_owner
+        row.notice_country = row.country
     row.next_check_at = first_check
     row.escalation_at = now + timedelta(hours=settings.takedown_escalation_hours)
     row.last_error = None
