@@ -398,6 +398,9 @@ class UrlItem(Base):
         CheckConstraint(_one_of("grade", GRADES), name="grade"),
         CheckConstraint(_one_of("proposed_grade", GRADES), name="proposed_grade"),
         CheckConstraint(_one_of("media", MEDIA_KINDS), name="media"),
+        # the monitor's groups: a hoster's items by the time of their first notice or report
+        Index("ix_url_items_notice_hoster", "notice_asn", "first_notice_at"),
+        Index("ix_url_items_hoster_created", "asn", "created_at"),
         {"sqlite_autoincrement": True},
     )
 

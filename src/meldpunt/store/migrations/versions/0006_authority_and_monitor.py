@@ -354,6 +354,10 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_url_items_first_notice_at"), ["first_notice_at"], unique=False
         )
+        batch_op.create_index(
+            "ix_url_items_notice_hoster", ["notice_asn", "first_notice_at"], unique=False
+        )
+        batch_op.create_index("ix_url_items_hoster_created", ["asn", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_url_items_updated_at"), ["updated_at"], unique=False)
 
 
@@ -361,6 +365,8 @@ def downgrade() -> None:
     op.execute("DELETE FROM api_keys WHERE role = 'authority'")
     _roles(OLD_ROLES)
     with op.batch_alter_table("url_items", schema=None) as batch_op:
+        batch_op.drop_index("ix_url_items_hoster_created")
+        batch_op.drop_index("ix_url_items_notice_hoster")
         batch_op.drop_index(batch_op.f("ix_url_items_updated_at"))
         batch_op.drop_index(batch_op.f("ix_url_items_first_notice_at"))
         batch_op.drop_column("gone_at")
