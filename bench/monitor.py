@@ -101,7 +101,7 @@ def processes(workdir: Path, url: str, *, worker: bool) -> Iterator[str]:
                 process.kill()
 
 
-# --- 2. rebuild beside DuckDB ----------------------------------------------------------------------
+# --- 2. rebuild beside DuckDB ---------------------------------------------------------------------
 
 
 def bench_rebuild(url: str, workdir: Path, show: Display) -> dict[str, Any]:
@@ -217,7 +217,7 @@ def bench_freshness(url: str, base: str, events: int, show: Display) -> dict[str
     latencies: list[float] = []
     with (
         httpx.Client(base_url=base, timeout=30) as client,
-        show.task("offline events", len(rows)) as update,
+        show.task("offline events", len(rows)) as progress,
     ):
         for item_id, noticed in rows:
             path = (
@@ -246,7 +246,7 @@ def bench_freshness(url: str, base: str, events: int, show: Display) -> dict[str
                     raise RuntimeError(f"item {item_id}: not on the page after 60 s")
                 time.sleep(0.02)
             latencies.append(now_s() - committed)
-            update(len(latencies))
+            progress(len(latencies))
     p50, p95 = percentiles(latencies, 50, 95)
     return {"events": len(latencies), "p50_s": p50, "p95_s": p95, "max_s": max(latencies)}
 
