@@ -172,7 +172,7 @@ def _period_expr(session: Session, kind: str, column: Any) -> Any:
 
 def _day_period(kind: str, column: Any) -> Any:
     """SQL for the period label of a text 'YYYY-MM-DD...' column."""
-    one, four, six, seven, two = (literal_column(str(n)) for n in (1, 4, 6, 7, 2))
+    one, four, six, seven, two = (literal_column(str(n), Integer) for n in (1, 4, 6, 7, 2))
     if kind == Period.month:
         return func.substr(column, one, seven)
     if kind == Period.year:
@@ -274,10 +274,9 @@ def _notified(
         escalated,
         country,
     ) in session.execute(query):
+        assert at is not None
         group = (period_of(kind, at), "" if total else hoster_key(asn, owner))
-        acc = found.get(group)
-        if acc is None:
-            acc = found[group] = _Acc()
+        acc = found.setdefault(group, _Acc())
         values = acc.values
         values["notified"] += 1
         values["renotices"] += renotices or 0
@@ -288,15 +287,9 @@ def _notified(
         if state != "offline" or went is None:
             values["online"] += 1
             continue
-        late = went - at
-        bucket = (
-            "offline_24h"
-            if late <= _DAY
-            else "offline_48h"
-            if late <= _TWO_DAYS
-            else ("offline_later")
-        )
-        values[bucket] += 1
+        taken = went - at
+        bucket = "offline_24h" if taken <= _DAY else "offline_48h"
+        values[bucket if taken <= _TWO_DAYS else "offline_later"] += 1
         acc.hours.append(hours_between(at, went))
     for acc in found.values():
         acc.finish()
@@ -315,7 +308,7 @@ def _counted(
     """Reported items, orders and penalties per (period, hoster) or per period."""
     found: dict[Group, dict[str, int]] = defaultdict(lambda: {"reported": 0, "orders": 0,
                                                                "penalties_cents": 0})  # fmt: skip
-    sources = (
+    sources: tuple[tuple[str, Any, Any, Any, Any, list[Any]], ...] = (
         ("reported", UrlItem.created_at, UrlItem.asn, UrlItem.network_owner, func.count(),
          [UrlItem.grade == "illegal",
           *([] if total else [or_(UrlItem.asn.is_not(None), UrlItem.network_owner.is_not(None))])]),
@@ -404,7 +397,7 @@ def _platform_months(
         add(label, org, outcome if outcome in _OUTCOMES else "pending", count)
         if outcome is None and late:
             add(label, org, "overdue", count)
-    days = [CheckCount.org_id.in_(sorted(platforms))]
+    days: list[Any] = [CheckCount.org_id.in_(sorted(platforms))]
     if start is not None:
         days.append(CheckCount.day >= start.date().isoformat())
     if end is not None:

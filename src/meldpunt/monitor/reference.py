@@ -67,7 +67,7 @@ _COUNT_COLUMNS = {"org_id": CheckCount.org_id, "day": CheckCount.day,
                   "checks": CheckCount.checks, "items": CheckCount.items}  # fmt: skip
 _ORG_COLUMNS = {"id": Organisation.id, "name": Organisation.name, "kind": Organisation.kind}
 
-_TABLES = {
+_TABLES: dict[str, dict[str, Any]] = {
     "url_items": _ITEM_COLUMNS, "orders": _ORDER_COLUMNS, "penalties": _PENALTY_COLUMNS,
     "hits": _HIT_COLUMNS, "check_counts": _COUNT_COLUMNS, "organisations": _ORG_COLUMNS,
 }  # fmt: skip
