@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from meldpunt import clock
 from meldpunt.config import get_settings
+from meldpunt.reports.context import HotlineContext
 from meldpunt.store.db import begin_write
 from meldpunt.store.models import (
     CheckCount,
@@ -71,6 +72,7 @@ __all__ = [
     "quantile",
     "rebuild",
     "refresh",
+    "run_monitor",
     "split_key",
 ]
 
@@ -701,3 +703,21 @@ def _refresh_platforms(session: Session) -> int:
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
     for index in range(0, len(values), size):
         yield values[index : index + size]
+
+
+# --- the worker's step ----------------------------------------------------------------------------
+
+_last_run: dict[int, float] = {}
+
+
+def run_monitor(context: HotlineContext, limit: int) -> int:
+    """The worker's step: ``refresh`` at most every ``monitor_refresh_seconds`` (by the clock's
+    monotonic time); returns the number of groups it recomputed. ``limit`` is not a cap on
+    groups: a refresh takes every change since its mark, so that a page is never behind by
+    more than one refresh."""
+    now = clock.monotonic()
+    last = _last_run.get(id(context))
+    if last is not None and 0 <= now - last < context.settings.monitor_refresh_seconds:
+        return 0
+    _last_run[id(context)] = now
+    return refresh(context.sessions)
