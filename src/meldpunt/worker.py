@@ -79,7 +79,23 @@ def run_worker(
                     pass  # a full batch: there may be more
             except Exception:
                 log.exception("worker step %s failed; trying again in %s s", name, poll_seconds)
-        stop_event.wait(poll_seconds)
+        _idle(context, stop_event, poll_seconds)
+
+
+def _idle(context: HotlineContext, stop_event: threading.Event, poll_seconds: float) -> None:
+    """Wait ``poll_seconds`` between rounds, bringing the monitor's figures up to date every
+    ``monitor_refresh_seconds`` meanwhile: changes other processes commit are on the public
+    pages within seconds, not only after the next round."""
+    every = max(0.05, context.settings.monitor_refresh_seconds)
+    left = poll_seconds
+    while left > 0 and not stop_event.is_set():
+        stop_event.wait(min(left, every))
+        left -= every
+        if left > 0 and not stop_event.is_set():
+            try:
+                run_monitor(context, 0)
+            except Exception:
+                log.exception("the monitor's refresh failed; trying again in %s s", every)
 
 
 class WorkerThread:

@@ -42,6 +42,7 @@ __all__ = [
     "platform_table",
     "table_csv",
     "table_json",
+    "totals",
 ]
 
 FORMATS = ("json", "csv")
@@ -355,3 +356,16 @@ def _cell(value: Any) -> str:
     text = str(value)
     # a name a spreadsheet would take for a formula is quoted
     return "'" + text if isinstance(value, str) and text[:1] in ("=", "+", "-", "@") else text
+
+
+def totals(
+    session: Session, period_kind: str, *, within: str | None = None, last: int = 24
+) -> list[MonitorHoster]:
+    """The totals (key '') of the ``last`` periods of ``period_kind``, oldest first; with
+    ``within`` (a year, '2026'), only that year's."""
+    kind = check_kind(period_kind)
+    query = select(MonitorHoster).where(MonitorHoster.period_kind == kind, MonitorHoster.key == "")
+    if within is not None:
+        query = query.where(MonitorHoster.period.like(f"{within}%"))
+    found = list(session.scalars(query.order_by(MonitorHoster.period.desc()).limit(last)))
+    return found[::-1]
