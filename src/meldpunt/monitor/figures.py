@@ -35,6 +35,7 @@ from sqlalchemy import (
     delete,
     false,
     func,
+    insert,
     literal_column,
     or_,
     select,
@@ -341,10 +342,12 @@ def _hoster_rows(
     *,
     total: bool,
     now: datetime,
-) -> dict[Group, MonitorHoster]:
+) -> dict[Group, dict[str, Any]]:
+    """The rows of the groups found, as column values (groups with nothing to count left
+    out)."""
     notified = _notified(session, kind, start, end, asns, total=total)
     counted = _counted(session, kind, start, end, asns, total=total)
-    rows: dict[Group, MonitorHoster] = {}
+    rows: dict[Group, dict[str, Any]] = {}
     for group in set(notified) | set(counted):
         acc = notified.get(group) or _Acc()
         if acc.values["notified"] == 0:
@@ -354,10 +357,10 @@ def _hoster_rows(
                 or values["penalties_cents"]):  # fmt: skip
             continue
         asn, owner = split_key(group[1])
-        rows[group] = MonitorHoster(
-            period_kind=str(kind), period=group[0], key=group[1], asn=asn, name=owner,
-            country=acc.country, computed_at=now, **values,
-        )  # fmt: skip
+        rows[group] = {
+            "period_kind": str(kind), "period": group[0], "key": group[1], "asn": asn,
+            "name": owner, "country": acc.country, "computed_at": now, **values,
+        }  # fmt: skip
     return rows
 
 
@@ -417,9 +420,9 @@ def _platform_months(
     return found
 
 
-def _platform_rows(month_rows: dict[Group, dict[str, Any]], now: datetime) -> list[MonitorPlatform]:
+def _platform_rows(month_rows: dict[Group, dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
     """Rows of every period kind, the quarters and years summed from the months."""
-    out: list[MonitorPlatform] = []
+    out: list[dict[str, Any]] = []
     for kind in PERIODS:
         summed: dict[Group, dict[str, Any]] = {}
         for (month, key), values in month_rows.items():
@@ -431,8 +434,8 @@ def _platform_rows(month_rows: dict[Group, dict[str, Any]], now: datetime) -> li
             for name in PLATFORM_FIGURES:
                 row[name] += values[name]
         for (label, key), values in summed.items():
-            out.append(MonitorPlatform(period_kind=kind, period=label, key=key,
-                                       computed_at=now, **values))  # fmt: skip
+            out.append({"period_kind": str(kind), "period": label, "key": key,
+                        "computed_at": now, **values})  # fmt: skip
     return out
 
 
@@ -483,14 +486,13 @@ def _rebuild(session: Session, progress: Callable[[str, int, int], None] | None 
             progress(f"hosters by {kind}", done, steps)
         rows = _hoster_rows(session, kind, None, None, None, total=False, now=now)
         rows.update(_hoster_rows(session, kind, None, None, None, total=True, now=now))
-        session.add_all(rows.values())
-        session.flush()
+        _insert(session, MonitorHoster, list(rows.values()))
         written += len(rows)
     if progress:
         progress("platforms", len(PERIODS), steps)
     session.execute(delete(MonitorPlatform))
     platform_rows = _platform_rows(_platform_months(session, None, None, now), now)
-    session.add_all(platform_rows)
+    _insert(session, MonitorPlatform, platform_rows)
     written += len(platform_rows)
     _set_mark(session, _MARK_HOSTERS, now)
     _set_mark(session, _MARK_PENALTIES, now, session.scalar(select(func.max(Penalty.id))) or 0)
@@ -596,7 +598,7 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
                        now: datetime) -> int:  # fmt: skip
     """Recompute the groups ``keys`` of one period, and the period's total."""
     start, end = parse_period(kind, label)
-    rows: dict[Group, MonitorHoster] = {}
+    rows: dict[Group, dict[str, Any]] = {}
     if keys:
         asns = {split_key(key)[0] for key in keys}
         found = _hoster_rows(session, kind, start, end, asns, total=False, now=now)
@@ -610,8 +612,7 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
                 MonitorHoster.key.in_(chunk),
             )
         )
-    session.add_all(rows.values())
-    session.flush()
+    _insert(session, MonitorHoster, list(rows.values()))
     return len(keys) + 1
 
 
@@ -683,7 +684,11 @@ def _refresh_platforms(session: Session) -> int:
     labels = set(everything)
     labels |= {period_of_day(Period.quarter, m + "-01") for m in everything}
     labels |= {m[:4] for m in everything}
-    rows = [row for row in _platform_rows(month_rows, now) if row.period in labels]
+    rows = [
+        row for row in _platform_rows(month_rows, now)
+        if row["period"] in labels and (row["period_kind"] != Period.month
+                                        or row["period"] in months)
+    ]  # fmt: skip
     session.execute(
         delete(MonitorPlatform).where(
             or_(
@@ -694,10 +699,16 @@ def _refresh_platforms(session: Session) -> int:
             )
         )
     )  # fmt: skip
-    session.add_all(row for row in rows if row.period_kind != Period.month or row.period in months)
-    session.flush()
+    _insert(session, MonitorPlatform, rows)
     _set_mark(session, _MARK_PLATFORMS, now, max(last_id, newest or 0))
-    return sum(1 for row in rows if row.period_kind != Period.month or row.period in months)
+    return len(rows)
+
+
+def _insert(session: Session, model: type[MonitorHoster] | type[MonitorPlatform],
+            rows: list[dict[str, Any]]) -> None:  # fmt: skip
+    """Insert rows in batches (no objects: a rebuild writes hundreds of thousands)."""
+    for chunk in _chunks(rows, 5000):
+        session.execute(insert(model), chunk)
 
 
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
