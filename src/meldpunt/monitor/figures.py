@@ -307,8 +307,10 @@ def _counted(
     asns: set[int | None] | None,
     *,
     total: bool,
+    reported: bool = True,
 ) -> dict[Group, dict[str, int]]:
-    """Reported items, orders and penalties per (period, hoster) or per period."""
+    """Reported items (unless not ``reported``), orders and penalties per (period, hoster)
+    or per period."""
     found: dict[Group, dict[str, int]] = defaultdict(lambda: {"reported": 0, "orders": 0,
                                                                "penalties_cents": 0})  # fmt: skip
     sources: tuple[tuple[str, Any, Any, Any, Any, list[Any]], ...] = (
@@ -319,7 +321,7 @@ def _counted(
         ("penalties_cents", Penalty.forfeited_at, Penalty.asn, Penalty.network_owner,
          func.coalesce(func.sum(Penalty.amount_cents), 0), []),
     )  # fmt: skip
-    for name, at, asn, owner, measure, more in sources:
+    for name, at, asn, owner, measure, more in sources[0 if reported else 1 :]:
         period = _period_expr(session, kind, at)
         keys = [] if total else [asn, owner]
         query = (
@@ -342,11 +344,14 @@ def _hoster_rows(
     *,
     total: bool,
     now: datetime,
+    reported: dict[Group, int] | None = None,
 ) -> dict[Group, dict[str, Any]]:
     """The rows of the groups found, as column values (groups with nothing to count left
-    out)."""
+    out); ``reported`` given: those counts of reported items, not counted here."""
     notified = _notified(session, kind, start, end, asns, total=total)
-    counted = _counted(session, kind, start, end, asns, total=total)
+    counted = _counted(session, kind, start, end, asns, total=total, reported=reported is None)
+    for group, count in (reported or {}).items():
+        counted[group]["reported"] = count
     rows: dict[Group, dict[str, Any]] = {}
     for group in set(notified) | set(counted):
         acc = notified.get(group) or _Acc()
@@ -603,16 +608,26 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
         asns = {split_key(key)[0] for key in keys}
         found = _hoster_rows(session, kind, start, end, asns, total=False, now=now)
         rows = {group: row for group, row in found.items() if group[1] in keys}
-    rows.update(_hoster_rows(session, kind, start, end, None, total=True, now=now))
+    of_period = and_(MonitorHoster.period_kind == kind, MonitorHoster.period == label)
     for chunk in _chunks(sorted(keys | {""}), 500):
-        session.execute(
-            delete(MonitorHoster).where(
-                MonitorHoster.period_kind == kind,
-                MonitorHoster.period == label,
-                MonitorHoster.key.in_(chunk),
-            )
-        )
+        session.execute(delete(MonitorHoster).where(of_period, MonitorHoster.key.in_(chunk)))
     _insert(session, MonitorHoster, list(rows.values()))
+    # The period's reported: its hosters' (just brought up to date) and the items attributed
+    # to no hoster (on the index by AS number and time: no scan of every item of the period).
+    keyed = session.scalar(
+        select(func.coalesce(func.sum(MonitorHoster.reported), 0)).where(
+            of_period, MonitorHoster.key != ""
+        )
+    )
+    loose = session.scalar(
+        select(func.count()).where(
+            UrlItem.asn.is_(None), UrlItem.network_owner.is_(None), UrlItem.grade == "illegal",
+            UrlItem.created_at >= start, UrlItem.created_at < end,
+        )
+    )  # fmt: skip
+    reported = {(label, ""): int(keyed or 0) + int(loose or 0)}
+    total = _hoster_rows(session, kind, start, end, None, total=True, now=now, reported=reported)
+    _insert(session, MonitorHoster, list(total.values()))
     return len(keys) + 1
 
 
