@@ -10,10 +10,13 @@ and ``platforms``, the same shape ``stored_tables`` reads from ``monitor_hosters
 
 from __future__ import annotations
 
+import csv
 import math
+import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -37,7 +40,9 @@ from meldpunt.store.models import (
 from .figures import HOSTER_FIGURES, PLATFORM_FIGURES
 from .vocabulary import PERIODS
 
-__all__ = ["RawRows", "Tables", "compare", "read_rows", "reference_tables", "stored_tables"]
+__all__ = [
+    "RawRows", "Tables", "compare", "dump_rows", "read_rows", "reference_tables", "stored_tables",
+]  # fmt: skip
 
 Group = tuple[str, str, str]  # (period_kind, period, key)
 Tables = dict[str, dict[Group, dict[str, Any]]]
@@ -87,7 +92,8 @@ def _number(value: Any) -> float:
 
 
 def read_rows(session: Session) -> RawRows:
-    """The raw rows the monitor's tables come from, as columns."""
+    """The raw rows the monitor's tables come from, as columns in memory (small databases and
+    tests; ``reference_tables`` on a session streams them through files instead)."""
     raw: RawRows = {}
     for table, columns in _TABLES.items():
         names = list(columns)
@@ -102,6 +108,58 @@ def read_rows(session: Session) -> RawRows:
             for name, column in zip(names, values, strict=True)
         }  # fmt: skip
     return raw
+
+
+def dump_rows(session: Session, directory: Path) -> dict[str, Path]:
+    """The raw rows written to one CSV file per table under ``directory`` (times as
+    microseconds since 1970): by COPY on PostgreSQL, row by row on SQLite. Memory stays
+    bounded however many rows there are."""
+    files = {}
+    postgres = session.get_bind().dialect.name == "postgresql"
+    for table, columns in _TABLES.items():
+        path = directory / f"{table}.csv"
+        if postgres:
+            _copy_out(session, table, columns, path)
+        else:
+            with path.open("w", newline="", encoding="utf-8") as out:
+                writer = csv.writer(out)
+                writer.writerow(list(columns))
+                result = session.execute(select(*columns.values())).yield_per(_BATCH)
+                for row in result:
+                    writer.writerow(["" if v is None else _plain(v) for v in row])
+        files[table] = path
+    return files
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return (value - _EPOCH) // _US
+    return value
+
+
+def _copy_out(session: Session, table: str, columns: dict[str, Any], path: Path) -> None:
+    parts = []
+    for name, column in columns.items():
+        sql = f'"{column.key}"'
+        if name.endswith("_us"):
+            sql = f"(EXTRACT(EPOCH FROM {sql}) * 1000000)::bigint"
+        parts.append(f'{sql} AS "{name}"')
+    query = f"COPY (SELECT {', '.join(parts)} FROM {table}) TO STDOUT WITH (FORMAT csv, HEADER)"
+    connection = session.connection().connection.driver_connection
+    assert connection is not None
+    with path.open("wb") as out, connection.cursor() as cursor, cursor.copy(query) as copy:
+        for chunk in copy:
+            out.write(chunk)
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> None:
+    names = list(_TABLES[table])
+    types = ", ".join(f"'{n}': '{'VARCHAR' if n in _TEXT else 'DOUBLE'}'" for n in names)
+    con.execute(
+        f"CREATE TABLE {table} AS SELECT * FROM read_csv(?, header = true, "
+        f"columns = {{{types}}}, allow_quoted_nulls = false)",
+        [str(path)],
+    )
 
 
 def _period(kind: str, micros: str) -> str:
@@ -222,21 +280,24 @@ def reference_tables(
     """The monitor's tables from the raw rows, in DuckDB. ``source``: a session, a callable
     that gives one (a sessionmaker), or rows ``read_rows`` read; ``now`` decides which hits
     without an outcome are overdue (default: the clock)."""
-    if isinstance(source, dict):
-        raw = source
-    elif isinstance(source, Session):
-        raw = read_rows(source)
-    else:
-        with source() as session:
-            raw = read_rows(session)
     moment = now or clock.now()
     cutoff = moment - timedelta(hours=get_settings().hit_outcome_due_hours)
     cutoff_us = (cutoff - _EPOCH) // _US
     con = duckdb.connect()
     try:
-        for table, columns in raw.items():
-            con.register(f"raw_{table}", columns)
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM raw_{table}")
+        with tempfile.TemporaryDirectory(prefix="meldpunt-monitor-") as scratch:
+            if isinstance(source, dict):
+                for table, columns in source.items():
+                    con.register(f"raw_{table}", columns)
+                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM raw_{table}")
+            elif isinstance(source, Session):
+                for table, path in dump_rows(source, Path(scratch)).items():
+                    _load_csv(con, table, path)
+            else:
+                with source() as session:
+                    files = dump_rows(session, Path(scratch))
+                for table, path in files.items():
+                    _load_csv(con, table, path)
         tables: Tables = {"hosters": {}, "platforms": {}}
         for kind in PERIODS:
             for total in (False, True):
