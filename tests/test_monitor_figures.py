@@ -313,6 +313,14 @@ def test_platform_figures(sessions, frozen):
     jan = rows[("month", "2027-01", str(one.id))]
     assert (jan.pending, jan.overdue) == (1, 0)
     check_reference(sessions)
+    # nothing new: nothing recomputed; a new hit: its month, quarter and year (org and total)
+    frozen.advance(timedelta(minutes=5))
+    assert refresh(sessions) == 0
+    with writing(sessions) as session:
+        hit(session, two, frozen.now(), "removed", hashes.id)
+    frozen.advance(timedelta(minutes=2))
+    assert refresh(sessions) == 3 * 3  # one, two and the total, by month, quarter and year
+    check_reference(sessions)
     # past hit_outcome_due_hours (72) the pending hit is overdue: refresh brings it (its month
     # has pending hits)
     frozen.advance(timedelta(hours=80))

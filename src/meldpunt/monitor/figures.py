@@ -97,6 +97,7 @@ _OUTCOMES = ("blocked", "removed", "reported", "false_positive", "other")
 _MARK_HOSTERS = "hosters"
 _MARK_PLATFORMS = "platforms"
 _MARK_PENALTIES = "penalties"
+_MARK_COUNTS = "check_counts"
 _LOCK_ID = 7_310_412  # the PostgreSQL advisory lock that serialises refreshes
 _DAY = timedelta(hours=24)
 _TWO_DAYS = timedelta(hours=48)
@@ -502,6 +503,7 @@ def _rebuild(session: Session, progress: Callable[[str, int, int], None] | None 
     _set_mark(session, _MARK_HOSTERS, now)
     _set_mark(session, _MARK_PENALTIES, now, session.scalar(select(func.max(Penalty.id))) or 0)
     _set_mark(session, _MARK_PLATFORMS, now, last_hit)
+    _set_mark(session, _MARK_COUNTS, now, _counts_signature(session, now - OVERLAP, now))
     session.flush()
     if progress:
         progress("done", steps, steps)
@@ -647,25 +649,30 @@ def _refresh_platforms(session: Session) -> int:
             months.add(period_of(Period.month, start))
             start = next_start(Period.month, start)
 
-    cover(since, now)  # new hits and today's check counts
     newest, first, last = session.execute(
         select(func.max(Hit.id), func.min(Hit.at), func.max(Hit.at)).where(Hit.id > last_id)
     ).one()
-    cover(first, last)
+    cover(first, last)  # new hits
     first, last = session.execute(
         select(func.min(Hit.at), func.max(Hit.at)).where(Hit.outcome_at >= since)
     ).one()
-    cover(first, last)
-    # hits waiting for an outcome: their months' "overdue" moves with the clock
-    months.update(
-        session.scalars(
-            select(MonitorPlatform.period).where(
-                MonitorPlatform.period_kind == Period.month,
-                MonitorPlatform.key == "",
-                MonitorPlatform.pending > 0,
-            )
+    cover(first, last)  # outcomes given or changed
+    # hits without an outcome that became overdue since the last refresh
+    due = timedelta(hours=get_settings().hit_outcome_due_hours)
+    platforms = select(Organisation.id).where(Organisation.kind == "platform")
+    first, last = session.execute(
+        select(func.min(Hit.at), func.max(Hit.at)).where(
+            Hit.org_id.in_(platforms), Hit.outcome.is_(None),
+            Hit.at >= since - due, Hit.at < now - due,
         )
-    )
+    ).one()  # fmt: skip
+    cover(first, last)
+    # the days' check counts the check service keeps adding to
+    counted = _counts_signature(session, since, now)
+    counts = _mark(session, _MARK_COUNTS)
+    if counts is None or counts.last_id != counted:
+        cover(since, now)
+    _set_mark(session, _MARK_COUNTS, now, counted)
     if not months:
         return 0
     # the quarters and years of these months are summed again from all their months
@@ -724,6 +731,18 @@ def _insert(session: Session, model: type[MonitorHoster] | type[MonitorPlatform]
     """Insert rows in batches (no objects: a rebuild writes hundreds of thousands)."""
     for chunk in _chunks(rows, 5000):
         session.execute(insert(model), chunk)
+
+
+def _counts_signature(session: Session, since: datetime, now: datetime) -> int:
+    """The check counts of the days from ``since`` to ``now`` added up: it changes whenever the
+    check service counts more on those days."""
+    days = (since.date().isoformat(), now.date().isoformat())
+    counted = session.scalar(
+        select(func.coalesce(func.sum(CheckCount.checks + CheckCount.items), 0)).where(
+            CheckCount.day >= days[0], CheckCount.day <= days[1]
+        )
+    )
+    return int(counted or 0)
 
 
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
