@@ -5,7 +5,8 @@ Every piece of waiting work is a row with a due time, so any number of workers (
 restart loses nothing. A round runs each step in turn until none has anything due:
 
 - the re-checks of hits' public URLs (``checks.rechecks``);
-- the hotline's steps, in the order an item moves through them (``STEPS``).
+- the hotline's steps, in the order an item moves through them (``STEPS``);
+- the monitor's figures, brought up to date (``monitor.figures.run_monitor``).
 
 Each step takes the ``HotlineContext`` and a batch size and returns how much it did.
 """
@@ -17,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 from meldpunt.checks.rechecks import run_rechecks
+from meldpunt.monitor.figures import run_monitor
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.grading import run_fetches
 from meldpunt.takedown.attribution import run_attributions
@@ -41,6 +43,7 @@ STEPS: list[tuple[str, Step]] = [
     ("attribution", run_attributions),  # after grading, before notices
     ("notices", run_notices),
     ("re-checks", run_lifecycle),  # after notices
+    ("monitor", run_monitor),  # last: the figures follow what the steps before changed
 ]
 
 
@@ -76,7 +79,23 @@ def run_worker(
                     pass  # a full batch: there may be more
             except Exception:
                 log.exception("worker step %s failed; trying again in %s s", name, poll_seconds)
-        stop_event.wait(poll_seconds)
+        _idle(context, stop_event, poll_seconds)
+
+
+def _idle(context: HotlineContext, stop_event: threading.Event, poll_seconds: float) -> None:
+    """Wait ``poll_seconds`` between rounds, bringing the monitor's figures up to date every
+    ``monitor_refresh_seconds`` meanwhile: changes other processes commit are on the public
+    pages within seconds, not only after the next round."""
+    every = max(0.05, context.settings.monitor_refresh_seconds)
+    left = poll_seconds
+    while left > 0 and not stop_event.is_set():
+        stop_event.wait(min(left, every))
+        left -= every
+        if left > 0 and not stop_event.is_set():
+            try:
+                run_monitor(context, 0)
+            except Exception:
+                log.exception("the monitor's refresh failed; trying again in %s s", every)
 
 
 class WorkerThread:

@@ -34,6 +34,7 @@ from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
 from .routes_admin import router as admin_router
 from .routes_check import router as check_router
 from .routes_items import router as items_router
+from .routes_monitor import router as monitor_router
 from .routes_notices import router as notices_router
 from .routes_reports import router as reports_router
 from .routes_takedown import router as takedown_router
@@ -194,6 +195,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(notices_router)
     app.include_router(takedown_router)
+    app.include_router(monitor_router)
     app.include_router(docs_router)
     app.include_router(web_router)
     return app

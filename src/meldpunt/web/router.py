@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from . import (
     auth,
     pages_main,
+    pages_monitor,
     pages_notices,
     pages_orgs,
     pages_queue,
@@ -38,6 +39,7 @@ router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
 router.include_router(pages_notices.router)
 router.include_router(pages_takedown.router)
+router.include_router(pages_monitor.router)
 
 fallback = APIRouter(route_class=PageRoute, include_in_schema=False)
 
