@@ -104,86 +104,21 @@ def processes(workdir: Path, url: str, *, worker: bool) -> Iterator[str]:
 # --- 2. rebuild beside DuckDB ---------------------------------------------------------------------
 
 
-#: The raw rows DuckDB gets, as ``monitor.reference`` names them: times as microseconds since
-#: 1970 (DOUBLE), numbers as DOUBLE, text as text.
-EXPORTS: dict[str, dict[str, str]] = {
-    "url_items": {
-        "state": "state", "grade": "grade", "created_us": "created_at", "asn": "asn",
-        "network_owner": "network_owner", "first_us": "first_notice_at",
-        "notice_asn": "notice_asn", "notice_owner": "notice_owner",
-        "notice_country": "notice_country", "gone_us": "gone_at", "offline_us": "offline_at",
-        "renotices": "renotices", "escalated_us": "escalated_at",
-    },
-    "orders": {"issued_us": "issued_at", "asn": "asn", "network_owner": "network_owner"},
-    "penalties": {
-        "forfeited_us": "forfeited_at", "asn": "asn", "network_owner": "network_owner",
-        "amount_cents": "amount_cents",
-    },
-    "hits": {"org_id": "org_id", "at_us": "at", "outcome": "outcome"},
-    "check_counts": {"org_id": "org_id", "day": "day", "checks": "checks", "items": "items"},
-    "organisations": {"id": "id", "name": "name", "kind": "kind"},
-}  # fmt: skip
-TEXT = {"state", "grade", "network_owner", "notice_owner", "notice_country", "outcome", "day",
-        "name", "kind"}  # fmt: skip
-
-
-def export_to_duckdb(url: str, folder: Path) -> Any:
-    """The raw rows copied out of PostgreSQL (COPY, CSV) into a DuckDB database of their own."""
+def bench_rebuild(url: str, workdir: Path, show: Display) -> dict[str, Any]:
     import duckdb
-    from sqlalchemy import create_engine
 
-    folder.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(folder / "raw.duckdb"))
-    engine = create_engine(url)
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        for table, columns in EXPORTS.items():
-            select = ", ".join(
-                f"CAST(extract(epoch FROM {source}) * 1000000 AS BIGINT)"
-                if name.endswith("_us")
-                else source
-                for name, source in columns.items()
-            )
-            path = folder / f"{table}.csv"
-            with (
-                path.open("wb") as out,
-                cursor.copy(f"COPY (SELECT {select} FROM {table}) TO STDOUT (FORMAT csv)") as copy,
-            ):
-                for block in copy:
-                    out.write(block)
-            types = {n: ("VARCHAR" if n in TEXT else "DOUBLE") for n in columns}
-            con.execute(
-                f"CREATE TABLE {table} AS SELECT * FROM read_csv(?, header = false, "
-                f"columns = {types!r}, nullstr = '')",
-                [str(path)],
-            )
-            path.unlink()
-    finally:
-        raw.close()
-        engine.dispose()
-    return con
-
-
-def bench_rebuild(url: str, workdir: Path, sqlite: bool, show: Display) -> dict[str, Any]:
     from meldpunt.monitor import figures, reference
-    from meldpunt.store import make_sessionmaker
+    from meldpunt.store import get_engine, make_sessionmaker
 
-    sessions = make_sessionmaker(url)
+    sessions = make_sessionmaker(get_engine(url))
     show.say("rebuilding every figure from the raw rows ...")
     started = now_s()
     groups = figures.rebuild(sessions)
     rebuild_s = now_s() - started
     show.say(f"rebuild: {groups:,} groups in {rebuild_s:.1f} s")
     started = now_s()
-    if sqlite:  # small runs: through the reference's own reader
-        import duckdb
-
-        con = duckdb.connect()
-        with sessions() as session:
-            reference.load_rows(con, reference.read_rows(session))
-    else:
-        con = export_to_duckdb(url, workdir / "duckdb")
+    con = duckdb.connect(str(workdir / "raw.duckdb"))
+    reference.load(con, sessions)  # COPY out of PostgreSQL, CSV into DuckDB
     export_s = now_s() - started
     started = now_s()
     expected = reference.compute(con)
@@ -210,10 +145,10 @@ def page_paths(url: str) -> dict[str, str]:
     """The pages and exports to ask for: the latest month and the busiest year."""
     from sqlalchemy import func, select
 
-    from meldpunt.store import make_sessionmaker
+    from meldpunt.store import get_engine, make_sessionmaker
     from meldpunt.store.models import MonitorHoster
 
-    with make_sessionmaker(url)() as session:
+    with make_sessionmaker(get_engine(url))() as session:
         month = session.scalar(
             select(func.max(MonitorHoster.period)).where(MonitorHoster.period_kind == "month")
         )
@@ -273,10 +208,10 @@ def bench_freshness(url: str, base: str, events: int, show: Display) -> dict[str
 
     from meldpunt import clock
     from meldpunt.monitor.periods import period_of
-    from meldpunt.store import make_sessionmaker
+    from meldpunt.store import get_engine, make_sessionmaker
     from meldpunt.store.models import UrlItem
 
-    sessions = make_sessionmaker(url)
+    sessions = make_sessionmaker(get_engine(url))
     with sessions() as session:
         rows = session.execute(
             select(UrlItem.id, UrlItem.first_notice_at)
@@ -356,7 +291,7 @@ def run(args: argparse.Namespace, workdir: Path, show: Display) -> dict[str, Any
         engine.dispose()
         results["load_s"] = now_s() - load_started
         show.say(f"history loaded in {results['load_s']:.0f} s")
-        results["rebuild"] = bench_rebuild(url, workdir, args.sqlite, show)
+        results["rebuild"] = bench_rebuild(url, workdir, show)
         with processes(workdir, url, worker=True) as base:
             results["pages"] = bench_pages(base, page_paths(url), args.requests, show)
             results["freshness"] = bench_freshness(url, base, args.events, show)

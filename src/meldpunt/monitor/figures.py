@@ -29,13 +29,13 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    Table,
     and_,
     case,
     cast,
     delete,
     false,
     func,
-    insert,
     literal_column,
     or_,
     select,
@@ -358,7 +358,9 @@ def _hoster_rows(
         acc = notified.get(group) or _Acc()
         if acc.values["notified"] == 0:
             acc.values["median_hours"] = acc.values["p90_hours"] = None
-        values = {**acc.values, **counted.get(group, {})}
+        # every row with the same keys: the driver sends them in batches of one statement
+        values = {"reported": 0, "orders": 0, "penalties_cents": 0, **acc.values,
+                  **counted.get(group, {})}  # fmt: skip
         if not (values["notified"] or values["reported"] or values["orders"]
                 or values["penalties_cents"]):  # fmt: skip
             continue
@@ -728,9 +730,23 @@ def _refresh_platforms(session: Session) -> int:
 
 def _insert(session: Session, model: type[MonitorHoster] | type[MonitorPlatform],
             rows: list[dict[str, Any]]) -> None:  # fmt: skip
-    """Insert rows in batches (no objects: a rebuild writes hundreds of thousands)."""
+    """Insert rows in batches (no objects: a rebuild writes hundreds of thousands). Through
+    the table, not the ORM: the ORM's bulk insert asks for each row's id back and sends a row
+    whose figures are NULL as a statement of its own (3,137 statements for 29,000 rows)."""
+    table: Table = model.__table__  # type: ignore[assignment]
+    if rows and _is_postgres(session):  # COPY: a rebuild at national scale writes 250,000
+        columns = [c.name for c in table.columns if c.name != "id"]
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row([row.get(name) for name in columns])
+        return
     for chunk in _chunks(rows, 5000):
-        session.execute(insert(model), chunk)
+        session.execute(table.insert(), chunk)
 
 
 def _counts_signature(session: Session, since: datetime, now: datetime) -> int:

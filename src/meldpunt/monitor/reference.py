@@ -41,7 +41,8 @@ from .figures import HOSTER_FIGURES, PLATFORM_FIGURES
 from .vocabulary import PERIODS
 
 __all__ = [
-    "RawRows", "Tables", "compare", "dump_rows", "read_rows", "reference_tables", "stored_tables",
+    "RawRows", "Tables", "compare", "compute", "dump_rows", "load", "read_rows", "reference_tables",
+    "stored_tables",
 ]  # fmt: skip
 
 Group = tuple[str, str, str]  # (period_kind, period, key)
@@ -274,44 +275,54 @@ def _platform_sql(kind: str, cutoff_us: int) -> str:
 Sessions = Callable[[], AbstractContextManager[Session]]
 
 
-def reference_tables(
-    source: Session | Sessions | RawRows, *, now: datetime | None = None
-) -> Tables:
-    """The monitor's tables from the raw rows, in DuckDB. ``source``: a session, a callable
-    that gives one (a sessionmaker), or rows ``read_rows`` read; ``now`` decides which hits
-    without an outcome are overdue (default: the clock)."""
+def load(con: duckdb.DuckDBPyConnection, source: Session | Sessions | RawRows) -> None:
+    """Put the raw rows into DuckDB's tables (``url_items``, ``orders``, ...): from ``source``,
+    a session, a callable that gives one (a sessionmaker), or rows ``read_rows`` read."""
+    if isinstance(source, dict):
+        for table, columns in source.items():
+            con.register(f"raw_{table}", columns)
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM raw_{table}")
+        return
+    with tempfile.TemporaryDirectory(prefix="meldpunt-monitor-") as scratch:
+        if isinstance(source, Session):
+            files = dump_rows(source, Path(scratch))
+        else:
+            with source() as session:
+                files = dump_rows(session, Path(scratch))
+        for table, path in files.items():
+            _load_csv(con, table, path)
+
+
+def compute(con: duckdb.DuckDBPyConnection, *, now: datetime | None = None) -> Tables:
+    """The monitor's tables from the raw rows ``load`` put into ``con``, in DuckDB SQL alone;
+    ``now`` decides which hits without an outcome are overdue (default: the clock)."""
     moment = now or clock.now()
     cutoff = moment - timedelta(hours=get_settings().hit_outcome_due_hours)
     cutoff_us = (cutoff - _EPOCH) // _US
+    tables: Tables = {"hosters": {}, "platforms": {}}
+    for kind in PERIODS:
+        for total in (False, True):
+            for row in con.execute(_hoster_sql(kind, total)).fetchall():
+                values = dict(zip(HOSTER_FIGURES, row[2:14], strict=True))
+                if not (values["notified"] or values["reported"] or values["orders"]
+                        or values["penalties_cents"]):  # fmt: skip
+                    continue
+                values["country"] = row[14]
+                tables["hosters"][(kind, row[0], row[1])] = values
+        for row in con.execute(_platform_sql(kind, cutoff_us)).fetchall():
+            values = dict(zip(PLATFORM_FIGURES, (int(v) for v in row[2:]), strict=True))
+            tables["platforms"][(kind, row[0], row[1])] = values
+    return tables
+
+
+def reference_tables(
+    source: Session | Sessions | RawRows, *, now: datetime | None = None
+) -> Tables:
+    """The monitor's tables from the raw rows, in DuckDB (``load``, then ``compute``)."""
     con = duckdb.connect()
     try:
-        with tempfile.TemporaryDirectory(prefix="meldpunt-monitor-") as scratch:
-            if isinstance(source, dict):
-                for table, columns in source.items():
-                    con.register(f"raw_{table}", columns)
-                    con.execute(f"CREATE TABLE {table} AS SELECT * FROM raw_{table}")
-            elif isinstance(source, Session):
-                for table, path in dump_rows(source, Path(scratch)).items():
-                    _load_csv(con, table, path)
-            else:
-                with source() as session:
-                    files = dump_rows(session, Path(scratch))
-                for table, path in files.items():
-                    _load_csv(con, table, path)
-        tables: Tables = {"hosters": {}, "platforms": {}}
-        for kind in PERIODS:
-            for total in (False, True):
-                for row in con.execute(_hoster_sql(kind, total)).fetchall():
-                    values = dict(zip(HOSTER_FIGURES, row[2:14], strict=True))
-                    if not (values["notified"] or values["reported"] or values["orders"]
-                            or values["penalties_cents"]):  # fmt: skip
-                        continue
-                    values["country"] = row[14]
-                    tables["hosters"][(kind, row[0], row[1])] = values
-            for row in con.execute(_platform_sql(kind, cutoff_us)).fetchall():
-                values = dict(zip(PLATFORM_FIGURES, (int(v) for v in row[2:]), strict=True))
-                tables["platforms"][(kind, row[0], row[1])] = values
-        return tables
+        load(con, source)
+        return compute(con, now=now)
     finally:
         con.close()
 
