@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from meldpunt import __version__
-from meldpunt.cli import audit, checks, match, registry, reports, service, sim, takedown
+from meldpunt.cli import audit, checks, dsa, match, registry, reports, service, sim, takedown
 from meldpunt.cli.common import (
     group,
     hash_many,
@@ -122,6 +122,7 @@ app.add_typer(takedown.attribution_app, name="attribution")
 app.add_typer(takedown.contacts_app, name="contacts")
 app.add_typer(takedown.forwards_app, name="forwards")
 app.add_typer(sim.sim_app, name="sim")
+app.add_typer(dsa.dsa_app, name="dsa")
 
 
 @app.command("version")
