@@ -31,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from html import escape
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
 from meldpunt import clock
@@ -199,13 +199,18 @@ def flagger_report(session: Session, year: int, *, flagger: str = "meldpunt") ->
         if status.startswith("removed_"):
             target.removed += 1
 
+    # one group per report row: the contact names the hoster only where no AS number does, and
+    # media without a value is "other", so that a notice naming several URLs of one row (a
+    # notice groups a contact's URLs) counts once for it
+    contact_key = case((UrlItem.notice_asn.is_(None), AbuseContact.name), else_=None)
+    media_key = func.coalesce(UrlItem.media, "other")
     notices = (
         select(
             UrlItem.notice_asn,
             UrlItem.notice_owner,
-            AbuseContact.name,
+            contact_key,
             UrlItem.kind,
-            UrlItem.media,
+            media_key,
             func.count(func.distinct(Notice.id)),
         )
         .select_from(Notice)
@@ -220,9 +225,7 @@ def flagger_report(session: Session, year: int, *, flagger: str = "meldpunt") ->
                 Notice.sent_at < end,
             )
         )
-        .group_by(
-            UrlItem.notice_asn, UrlItem.notice_owner, AbuseContact.name, UrlItem.kind, UrlItem.media
-        )
+        .group_by(UrlItem.notice_asn, UrlItem.notice_owner, contact_key, UrlItem.kind, media_key)
     )
     for asn, owner, contact, kind, media, number in session.execute(notices):
         row(asn, owner, contact, kind, media).notices += number
