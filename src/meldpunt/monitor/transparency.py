@@ -192,6 +192,8 @@ def flagger_report(session: Session, year: int, *, flagger: str = "meldpunt") ->
         .execution_options(yield_per=2000)
     )
     for asn, owner, contact, kind, media, state, first, gone, escalated in session.execute(items):
+        if first is None:  # the query's range leaves none out; for the type checker
+            continue
         target = row(asn, owner, contact, kind, media)
         target.urls += 1
         status = status_of(state, first, gone, escalated, now)
