@@ -248,3 +248,19 @@ def test_the_report_reads_through_its_own_engine(db_url, settings):
             assert transparency.flagger_report(session, YEAR).rows == []
     finally:
         engine.dispose()
+
+
+def test_the_route_and_the_command_give_the_same_report(db_url, cli_db):
+    from service import running
+
+    with running(db_url) as world, use_clock(FrozenClock(NOW)):
+        with world.session() as session:
+            generate(session, seed=11, count=120)
+        with world.client("analyst") as client:
+            answered = client.get("/v1/dsa/flagger-report", params={"year": YEAR}).json()
+            rows = client.get("/v1/dsa/flagger-report", params={"year": YEAR, "format": "csv"})
+        printed = json.loads(runner.invoke(cli, ["dsa", "flagger-report", "--year", "2026"]).stdout)
+        assert answered["rows"] and answered["rows"] == printed["rows"]
+        assert answered["totals"] == printed["totals"]
+        printed_csv = runner.invoke(cli, ["dsa", "flagger-report", "--year", "2026", "-f", "csv"])
+        assert rows.text == printed_csv.stdout
