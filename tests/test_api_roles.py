@@ -52,6 +52,8 @@ ROUTES = {
     ("GET", "/v1/notices/{notice_id}"): {"analyst", "admin", "hoster"},
     ("POST", "/v1/notices/{notice_id}/answer"): {"hoster"},
     ("GET", "/v1/forwards"): {"analyst", "admin"},
+    ("GET", "/v1/dsa/statements"): {"platform"},
+    ("GET", "/v1/dsa/flagger-report"): {"analyst", "admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 

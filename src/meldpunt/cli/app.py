@@ -15,7 +15,18 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from meldpunt import __version__
-from meldpunt.cli import audit, checks, match, monitor, registry, reports, service, sim, takedown
+from meldpunt.cli import (
+    audit,
+    checks,
+    dsa,
+    match,
+    monitor,
+    registry,
+    reports,
+    service,
+    sim,
+    takedown,
+)
 from meldpunt.cli.common import (
     group,
     hash_many,
@@ -123,6 +134,7 @@ app.add_typer(takedown.contacts_app, name="contacts")
 app.add_typer(takedown.forwards_app, name="forwards")
 app.add_typer(sim.sim_app, name="sim")
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(dsa.dsa_app, name="dsa")
 
 
 @app.command("version")
