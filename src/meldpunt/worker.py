@@ -5,7 +5,8 @@ Every piece of waiting work is a row with a due time, so any number of workers (
 restart loses nothing. A round runs each step in turn until none has anything due:
 
 - the re-checks of hits' public URLs (``checks.rechecks``);
-- the hotline's steps, in the order an item moves through them (``STEPS``).
+- the hotline's steps, in the order an item moves through them (``STEPS``);
+- the authority's: orders mailed, and their compliance evaluated after the re-checks.
 
 Each step takes the ``HotlineContext`` and a batch size and returns how much it did.
 """
@@ -16,6 +17,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from meldpunt.authority.work import run_authority
 from meldpunt.checks.rechecks import run_rechecks
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.grading import run_fetches
@@ -41,6 +43,7 @@ STEPS: list[tuple[str, Step]] = [
     ("attribution", run_attributions),  # after grading, before notices
     ("notices", run_notices),
     ("re-checks", run_lifecycle),  # after notices
+    ("authority", run_authority),  # orders: delivery, then compliance after the re-checks
 ]
 
 
