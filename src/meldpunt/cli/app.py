@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from meldpunt import __version__
-from meldpunt.cli import audit, checks, match, registry, reports, service, sim, takedown
+from meldpunt.cli import (
+    audit,
+    authority,
+    checks,
+    match,
+    registry,
+    reports,
+    service,
+    sim,
+    takedown,
+)
 from meldpunt.cli.common import (
     group,
     hash_many,
@@ -122,6 +132,8 @@ app.add_typer(takedown.attribution_app, name="attribution")
 app.add_typer(takedown.contacts_app, name="contacts")
 app.add_typer(takedown.forwards_app, name="forwards")
 app.add_typer(sim.sim_app, name="sim")
+app.add_typer(authority.authority_app, name="authority")
+app.add_typer(authority.hosters_app, name="hosters")
 
 
 @app.command("version")
