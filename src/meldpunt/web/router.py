@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import (
     auth,
+    pages_authority,
     pages_main,
     pages_notices,
     pages_orgs,
@@ -38,6 +39,7 @@ router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
 router.include_router(pages_notices.router)
 router.include_router(pages_takedown.router)
+router.include_router(pages_authority.router)
 
 fallback = APIRouter(route_class=PageRoute, include_in_schema=False)
 
