@@ -353,3 +353,49 @@ def test_the_authority_opens_a_case_on_a_url_through_the_hotlines_intake(world):
     with pytest.raises(InvalidInput):
         cases.open_case(world.session, actor="a", asn=64500, url=world.url("/y.jpg"))
     world.session.rollback()
+
+
+def test_a_twelve_hour_order_met_hours_before_its_deadline(world):
+    ids, order_id = open_and_order(world, ["/a.jpg", "/b.jpg"])
+    world.run()
+    world.run_until(T0 + hours(5), step=hours(1))
+    world.remove("/a.jpg")
+    world.remove("/b.jpg")
+    world.run_until(T0 + hours(6) + minutes(6), step=minutes(3))  # the 6 h check: misses
+    assert all(world.item(i).state == "offline" for i in ids)
+    assert world.order(order_id).status == "issued"  # judged at the deadline, not before
+    world.run_until(T0 + hours(12), step=hours(1))
+    order = world.order(order_id)
+    assert (order.status, order.gone_at) == ("met", T0 + hours(6))
+    assert world.penalties(order_id) == [] and order.penalty_total_cents == 0
+
+
+def test_two_workers_decide_each_penalty_once(world):
+    import threading
+
+    from meldpunt import worker
+
+    _, order_id = open_and_order(world, ["/a.jpg"], hours=1)
+    world.run()
+    world.run_until(T0 + hours(1) - minutes(1), step=minutes(15))
+    world.clock.advance(minutes(1))
+    world.session.commit()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            barrier.wait()
+            worker.run_once(world.ctx)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert [p.seq for p in world.penalties(order_id)] == [1]
+    assert len(world.audited("authority.order_unmet")) == 1
+    assert len(world.audited("authority.penalty_forfeited")) == 1
