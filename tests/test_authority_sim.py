@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
+from meldpunt.authority import records
 from meldpunt.sim.behaviour import Behaviour, BehaviourKind
 from meldpunt.sim.scenario import ScenarioConfig, run_scenario
 from meldpunt.store import make_sessionmaker
@@ -53,3 +54,10 @@ def test_an_ignoring_hoster_is_escalated_ordered_and_fined(db_url, settings, eng
         assert {u["state"] for u in result.urls if u["url"] in ignoring} == {"escalated"}
         removed = {u["state"] for u in result.urls if u["hoster"] == "h1"}
         assert removed == {"offline"}
+        # the duty-of-care record of the ignoring hoster tells the same story
+        record = records.hoster_record(s, order.asn)
+        t = record.totals
+        assert t.notified == len(ignoring) == t.ignored and t.offline == 0
+        assert t.notices > t.notified // 3 and t.renotices >= t.notified  # re-noticed daily
+        assert t.fines == 1 and t.penalties == s.query(Penalty).count()
+        assert [e.kind for e in record.events][0] == "order_issued"

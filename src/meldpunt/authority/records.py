@@ -3,6 +3,7 @@ when they were first noticed): notices and how they were heeded, orders, penalty
 fines over time. One function (``hoster_record``) returns one typed structure; the page
 ``/ui/hosters/{asn}`` and ``GET /v1/hosters/{asn}/record`` show it.
 
+- **notices**: the messages sent to the network's abuse contacts (notices and re-notices);
 - **notified**: items first noticed to this network (``notice_asn``), per month of the first
   notice; **ignored**: of those, the items escalated (still online past the escalation norm);
   **re-notices**: the re-notices they took; **offline**: of those, gone by now.
@@ -19,7 +20,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from meldpunt.reports.vocabulary import ItemState
-from meldpunt.store.models import AbuseContact, Fine, HosterFacts, Order, Penalty, UrlItem
+from meldpunt.store.models import (
+    AbuseContact,
+    Fine,
+    HosterFacts,
+    Notice,
+    Order,
+    Penalty,
+    UrlItem,
+)
+from meldpunt.takedown.vocabulary import NoticeKind, NoticeStatus
 
 from .hosters import check_asn
 
@@ -50,6 +60,7 @@ class RecordEvent:
 
 @dataclass
 class RecordTotals:
+    notices: int = 0  # messages sent to the network's abuse contacts (notices and re-notices)
     notified: int = 0
     ignored: int = 0
     renotices: int = 0
@@ -113,6 +124,19 @@ def hoster_record(session: Session, asn: int) -> HosterRecord:
         totals.ignored += row.ignored
         totals.renotices += row.renotices
         totals.offline += row.offline
+    totals.notices = (
+        session.scalar(
+            select(func.count())
+            .select_from(Notice)
+            .join(AbuseContact, AbuseContact.id == Notice.contact_id)
+            .where(
+                AbuseContact.asn == asn,
+                Notice.status == NoticeStatus.sent,
+                Notice.kind.in_((NoticeKind.notice, NoticeKind.renotice)),
+            )
+        )
+        or 0
+    )
     events: list[RecordEvent] = []
     for order in session.scalars(select(Order).where(Order.asn == asn).order_by(Order.issued_at)):
         totals.orders += 1
