@@ -399,3 +399,20 @@ def test_two_workers_decide_each_penalty_once(world):
     assert [p.seq for p in world.penalties(order_id)] == [1]
     assert len(world.audited("authority.order_unmet")) == 1
     assert len(world.audited("authority.penalty_forfeited")) == 1
+
+
+def test_without_a_list_an_order_names_the_urls_not_ordered_yet(world):
+    ids, first = open_and_order(world, ["/a.jpg"], hours=1)
+    case_id = world.order(first).case_id
+    more = world.escalated(["/b.jpg"])
+    cases.add_items(world.session, case_id, more, actor="a")
+    second = orders.issue_order(world.session, world.settings, case_id=case_id, actor="a",
+                                reasons="The rest.")  # fmt: skip
+    world.session.commit()
+    listed = world.session.scalars(select(OrderItem.item_id).where(OrderItem.order_id == second.id))
+    assert list(listed) == more
+    with pytest.raises(InvalidInput, match="not in a running order"):
+        orders.issue_order(world.session, world.settings, case_id=case_id, actor="a",
+                           reasons="Again.")  # fmt: skip
+    world.session.rollback()
+    assert ids[0] not in more

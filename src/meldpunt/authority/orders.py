@@ -1,7 +1,8 @@
 """Orders: a binding order to one hoster to remove listed URLs within a deadline.
 
 An order is issued on a case, for the case's items or a subset (each still watched by the
-hotline's re-checks: noticed, escalated or forwarded), with
+hotline's re-checks: noticed, escalated or forwarded; by default those not in a running order
+already), with
 
 - ``hours`` until the deadline: ``authority_order_hours`` unless shorter (or longer) is given,
   more than 0 and never more than ``authority_max_order_hours``; ``deadline_at = issued_at +
@@ -147,9 +148,18 @@ def issue_order(
                     WATCHED_STATES)).order_by(UrlItem.id))
             )
         )  # fmt: skip
+        busy = set(
+            session.scalars(
+                select(OrderItem.item_id)
+                .join(Order, Order.id == OrderItem.order_id)
+                .where(OrderItem.item_id.in_([r.id for r in rows]), Order.status.in_(RUNNING))
+            )
+        )
+        rows = [r for r in rows if r.id not in busy]  # those are ordered already
         if not rows:
             raise InvalidInput(
-                f"case {case.ref} has no URL that is still online and watched by the re-checks"
+                f"case {case.ref} has no URL that is still online, watched by the re-checks and "
+                "not in a running order"
             )
     else:
         ids = check_ids(item_ids, "URLs")
