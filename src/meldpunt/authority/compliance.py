@@ -253,7 +253,7 @@ def pull_checks(session: Session, now: datetime) -> int:
     for item_id, moment in pairs:
         assert moment is not None
         earliest[item_id] = min(moment, earliest.get(item_id, moment))
-    for item_id, moment in earliest.items():
+    for item_id, moment in sorted(earliest.items()):  # in id order, as the re-checks lock
         session.execute(
             update(UrlItem)
             .where(UrlItem.id == item_id, UrlItem.next_check_at > moment)
