@@ -224,6 +224,7 @@ def get_order(request: Request, order_id: RowId, principal: OrderReader) -> dict
 def post_acknowledge(request: Request, order_id: RowId, principal: HosterKey) -> dict[str, Any]:
     with service_of(request).sessions() as session:
         orders.check_hoster(session, order_id, principal.org_id)
+        session.commit()  # end the read: the acknowledgement takes the write lock first
         orders.acknowledge(session, order_id, actor=f"hoster:{principal.org_name}", via="api")
         session.commit()
         return orders.get_order(session, order_id)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from meldpunt.authority import cases, fines, orders
+from meldpunt.authority.common import write_lock
 from meldpunt.authority.errors import AuthorityError
 from meldpunt.authority.vocabulary import FINAL_ORDER_STATUSES, CaseState, OrderStatus
 from meldpunt.config import Settings
@@ -63,6 +64,7 @@ class SimAuthority:
         these items."""
         try:
             with sessions() as session:
+                write_lock(session)  # before reading: SQLite cannot upgrade a reader later
                 case = session.scalars(
                     select(Case).where(Case.contact_id == contact_id, Case.state == CaseState.open)
                 ).first()
@@ -95,14 +97,23 @@ class SimAuthority:
 
     def _fine(self, sessions: sessionmaker[Session]) -> int:
         done = 0
-        with sessions() as session:
+        with sessions() as session:  # what to do, read first ...
             fined = set(session.scalars(select(Fine.case_id).where(Fine.case_id.is_not(None))))
             due = [
                 o.case_id
                 for o in session.scalars(select(Order).where(Order.penalty_total_cents > 0))
                 if o.case_id not in fined and self._ignored(o)
             ]
-            for case_id in dict.fromkeys(due):
+            closing = [
+                case.id
+                for case in session.scalars(select(Case).where(Case.state == CaseState.open))
+                if case.id in fined | set(due)
+                and (statuses := set(session.scalars(
+                    select(Order.status).where(Order.case_id == case.id))))
+                and statuses <= FINAL_ORDER_STATUSES
+            ]  # fmt: skip
+        for case_id in dict.fromkeys(due):  # ... then each step in a transaction of its own
+            with sessions() as session:
                 try:
                     fines.impose_fine(session, self.settings, actor=ACTOR, case_id=case_id,
                                       amount_euros=self.fine_euros,
@@ -113,14 +124,13 @@ class SimAuthority:
                     self.fines_decided += 1
                     done += 1
                 except AuthorityError as exc:
-                    session.rollback()
                     self.problems.append(str(exc))
-            for case in session.scalars(select(Case).where(Case.state == CaseState.open)):
-                statuses = set(
-                    session.scalars(select(Order.status).where(Order.case_id == case.id))
-                )
-                if statuses and statuses <= FINAL_ORDER_STATUSES and case.id in fined | set(due):
-                    cases.close_case(session, case.id, actor=ACTOR)
+        for case_id in closing:
+            with sessions() as session:
+                try:
+                    cases.close_case(session, case_id, actor=ACTOR)
                     session.commit()
                     done += 1
+                except AuthorityError as exc:
+                    self.problems.append(str(exc))
         return done
