@@ -70,6 +70,8 @@ ROUTES = {
     ("POST", "/v1/fines/{fine_id}/appeal"): {"admin"},
     ("POST", "/v1/fines/{fine_id}/publish"): {"admin"},
     ("GET", "/v1/hosters/{asn}/record"): {"admin"},
+    ("GET", "/v1/dsa/statements"): {"platform"},
+    ("GET", "/v1/dsa/flagger-report"): {"analyst", "admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 

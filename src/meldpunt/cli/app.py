@@ -19,6 +19,7 @@ from meldpunt.cli import (
     audit,
     authority,
     checks,
+    dsa,
     match,
     registry,
     reports,
@@ -134,6 +135,7 @@ app.add_typer(takedown.forwards_app, name="forwards")
 app.add_typer(sim.sim_app, name="sim")
 app.add_typer(authority.authority_app, name="authority")
 app.add_typer(authority.hosters_app, name="hosters")
+app.add_typer(dsa.dsa_app, name="dsa")
 
 
 @app.command("version")
