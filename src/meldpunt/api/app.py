@@ -32,6 +32,7 @@ from .fastlane import CheckLane
 from .follower import IndexFollower
 from .limits import BodyLimit, DecodeBudget, RateLimiter, Timing
 from .routes_admin import router as admin_router
+from .routes_authority import router as authority_router
 from .routes_check import router as check_router
 from .routes_dsa import router as dsa_router
 from .routes_items import router as items_router
@@ -196,6 +197,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(reports_router)
     app.include_router(notices_router)
     app.include_router(takedown_router)
+    app.include_router(authority_router)
     app.include_router(monitor_router)
     app.include_router(dsa_router)
     app.include_router(docs_router)
