@@ -14,6 +14,7 @@ OPEN = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("GET", "/v1/public/decisions"),  # the authority's published decisions
     # the public monitor (tests/test_monitor_faces.py)
     ("GET", "/v1/monitor/hosters"),
     ("GET", "/v1/monitor/platforms"),
@@ -52,6 +53,29 @@ ROUTES = {
     ("GET", "/v1/notices/{notice_id}"): {"analyst", "admin", "hoster"},
     ("POST", "/v1/notices/{notice_id}/answer"): {"hoster"},
     ("GET", "/v1/forwards"): {"analyst", "admin"},
+    # the authority (every role in tests/test_api_authority.py)
+    ("GET", "/v1/escalations"): {"admin"},
+    ("GET", "/v1/cases"): {"admin"},
+    ("POST", "/v1/cases"): {"admin"},
+    ("GET", "/v1/cases/{case_id}"): {"admin"},
+    ("POST", "/v1/cases/{case_id}/items"): {"admin"},
+    ("POST", "/v1/cases/{case_id}/close"): {"admin"},
+    ("GET", "/v1/orders"): {"admin"},
+    ("POST", "/v1/orders"): {"admin"},
+    ("GET", "/v1/orders/{order_id}"): {"admin"},
+    ("POST", "/v1/orders/{order_id}/acknowledge"): set(),  # hoster
+    ("POST", "/v1/orders/{order_id}/withdraw"): {"admin"},
+    ("POST", "/v1/orders/{order_id}/publish"): {"admin"},
+    ("POST", "/v1/orders/{order_id}/resend"): {"admin"},
+    ("GET", "/v1/fines"): {"admin"},
+    ("POST", "/v1/fines"): {"admin"},
+    ("GET", "/v1/fines/{fine_id}"): {"admin"},
+    ("POST", "/v1/fines/{fine_id}/objection"): {"admin"},
+    ("POST", "/v1/fines/{fine_id}/appeal"): {"admin"},
+    ("POST", "/v1/fines/{fine_id}/publish"): {"admin"},
+    ("GET", "/v1/hosters/{asn}/record"): {"admin"},
+    ("GET", "/v1/dsa/statements"): {"platform"},
+    ("GET", "/v1/dsa/flagger-report"): {"analyst", "admin"},
 }
 ROLES = ("platform", "analyst", "admin")
 
@@ -64,6 +88,10 @@ def concrete(path: str) -> str:
         .replace("{item_id}", "999999")
         .replace("{report_id}", "999999")
         .replace("{notice_id}", "999999")
+        .replace("{case_id}", "999999")
+        .replace("{order_id}", "999999")
+        .replace("{fine_id}", "999999")
+        .replace("{asn}", "64500")
     )
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from meldpunt import checks, clock
-from meldpunt.store.models import Notice, NoticeItem
+from meldpunt.store.models import AbuseContact, Notice, NoticeItem
 from notice_support import add_contact, ready_item
 from service import World, running
 from web_support import csrf_of, sign_in
@@ -62,6 +63,22 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
         {"reference": "case 12", "kind": "csam", "note": "seen twice",
          "urls": [{"url": "https://media.example/1.jpg", "referer": "https://forum.example/"}]},
     ),
+    # the authority's (what they act on is made by ``authority_things``)
+    ("POST", "/v1/cases"): (
+        "admin", {"url": "https://media.example/9.jpg", "title": "a case", "note": "see above"}
+    ),
+    ("POST", "/v1/orders"): (
+        "admin", {"case_id": 1, "reasons": "ignored", "legal_basis": "the act",
+                  "recipient": "abuse@hoster.example"},
+    ),
+    ("POST", "/v1/orders/{order_id}/withdraw"): ("admin", {"note": "withdrawn"}),
+    ("POST", "/v1/cases/{case_id}/close"): ("admin", {"note": "closed"}),
+    ("POST", "/v1/fines"): (
+        "admin", {"asn": 64500, "amount_euros": 100, "legal_basis": "the act", "reasons": "ignored"}
+    ),
+    ("POST", "/v1/fines/{fine_id}/objection"): ("admin", {"outcome": "upheld", "note": "heard"}),
+    ("POST", "/v1/fines/{fine_id}/appeal"): ("admin", {"outcome": "reduced", "amount_euros": 5,
+                                                       "note": "judged"}),
 }  # fmt: skip
 
 # A field that only another shape of the body has (a list of strings instead of objects): the
@@ -108,6 +125,8 @@ def with_value(body: Any, path: str, change: Any) -> Any:
 def concrete(path: str, hit_id: int, notice_id: int = 1) -> str:
     name = "platform-a" if path.startswith("/v1/orgs/") else "police"
     path = path.replace("{name}", name).replace("{hit_id}", str(hit_id)).replace("{item_id}", "1")
+    fine = "2" if path.endswith("/appeal") else "1"  # see authority_things
+    path = path.replace("{case_id}", "1").replace("{order_id}", "1").replace("{fine_id}", fine)
     return path.replace("{notice_id}", str(notice_id))
 
 
@@ -132,6 +151,28 @@ def a_notice(world: World) -> tuple[str, int]:
         s.add(NoticeItem(notice_id=notice.id, item_id=item.id))
         s.commit()
         return key, notice.id
+
+
+def authority_things(world: World) -> None:
+    """Case 1 on an escalated item of desk-a (AS64500); fine 1 with an objection to decide,
+    fine 2 with an appeal to decide."""
+    from meldpunt.authority import cases, fines
+    from meldpunt.config import get_settings
+
+    with world.session() as s:
+        contact = checks.get_org(s, "hoster-a")
+        desk = s.scalars(select(AbuseContact).where(AbuseContact.name == "desk-a")).one()
+        item = ready_item(s, "http://hoster.example/2.jpg", desk, state="escalated")
+        cases.open_case(s, actor="test", item_ids=[item.id])
+        terms = {"actor": "test", "legal_basis": "the act", "reasons": "r", "asn": desk.asn}
+        first = fines.impose_fine(s, get_settings(), amount_euros=100, **terms)
+        fines.record_objection(s, first.id, actor="test")
+        second = fines.impose_fine(s, get_settings(), amount_euros=100, **terms)
+        fines.record_objection(s, second.id, actor="test")
+        fines.decide_objection(s, second.id, "upheld", actor="test")
+        fines.record_appeal(s, second.id, actor="test")
+        s.commit()
+        assert (first.id, second.id, contact.id) == (1, 2, contact.id)
 
 
 def known_body(world: World, body: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +211,7 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
         hit_id = a_hit(world)
         assert a_queued_item(world) == 1
         hoster_key, notice_id = a_notice(world)
+        authority_things(world)
         clients = {role: world.client(role) for role in ("platform", "analyst", "admin")}
         clients["hoster"] = world.client(None, headers={"Authorization": f"Bearer {hoster_key}"})
         tried = 0

@@ -153,6 +153,7 @@ def start_simulation(
         urls=urls,
         report_hours=report_hours,
         continuous=True,
+        authority=True,
     )
     live.start()
     os.environ.update(live.sim.environment())

@@ -6,6 +6,7 @@ restart loses nothing. A round runs each step in turn until none has anything du
 
 - the re-checks of hits' public URLs (``checks.rechecks``);
 - the hotline's steps, in the order an item moves through them (``STEPS``);
+- the authority's: orders mailed, and their compliance evaluated after the re-checks.
 - the monitor's figures, brought up to date (``monitor.figures.run_monitor``).
 
 Each step takes the ``HotlineContext`` and a batch size and returns how much it did.
@@ -17,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from meldpunt.authority.work import run_authority
 from meldpunt.checks.rechecks import run_rechecks
 from meldpunt.monitor.figures import run_monitor
 from meldpunt.reports.context import HotlineContext
@@ -43,6 +45,7 @@ STEPS: list[tuple[str, Step]] = [
     ("attribution", run_attributions),  # after grading, before notices
     ("notices", run_notices),
     ("re-checks", run_lifecycle),  # after notices
+    ("authority", run_authority),  # orders: delivery, then compliance after the re-checks
     ("monitor", run_monitor),  # last: the figures follow what the steps before changed
 ]
 

@@ -15,7 +15,19 @@ from typing import TYPE_CHECKING, Annotated, TextIO
 import typer
 
 from meldpunt import __version__
-from meldpunt.cli import audit, checks, match, monitor, registry, reports, service, sim, takedown
+from meldpunt.cli import (
+    audit,
+    authority,
+    checks,
+    dsa,
+    match,
+    monitor,
+    registry,
+    reports,
+    service,
+    sim,
+    takedown,
+)
 from meldpunt.cli.common import (
     group,
     hash_many,
@@ -122,7 +134,10 @@ app.add_typer(takedown.attribution_app, name="attribution")
 app.add_typer(takedown.contacts_app, name="contacts")
 app.add_typer(takedown.forwards_app, name="forwards")
 app.add_typer(sim.sim_app, name="sim")
+app.add_typer(authority.authority_app, name="authority")
+app.add_typer(authority.hosters_app, name="hosters")
 app.add_typer(monitor.monitor_app, name="monitor")
+app.add_typer(dsa.dsa_app, name="dsa")
 
 
 @app.command("version")

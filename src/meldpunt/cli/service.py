@@ -100,6 +100,8 @@ Time runs {speed:g} times as fast: a day passes in {minutes:.0f} minutes.
 Reports arrive by themselves; pictures the registry knows are fetched, recognised,
 noticed and re-checked until their hosters take them down; new ones wait for you
 in the analysts' queue. Watch them at {url}/ui/
+A simulated authority orders the hosters that ignore notices to remove what was escalated,
+within an hour, with penalty payments and a fine: {url}/ui/authority, public at {url}/decisions
 """)
     try:
         serve_command(host=host, port=port, workers=1)

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from meldpunt.config import Settings
@@ -151,24 +151,25 @@ def _page(offset: int, limit: int | None) -> tuple[int, int | None]:
 
 
 def periods(session: Session, period_kind: str, by: str = By.hoster) -> list[str]:
-    """The periods of ``period_kind`` that have figures, newest first."""
+    """The periods of ``period_kind`` that have figures, newest first: one index lookup per
+    period (a loose index scan), however many hosters each has."""
     kind = check_kind(period_kind)
-    model = MonitorPlatform if by == By.platform else MonitorHoster
-    return list(
-        session.scalars(
-            select(model.period)
-            .where(model.period_kind == kind, model.key == "")
-            .order_by(model.period.desc())
-        )
+    table = "monitor_platforms" if by == By.platform else "monitor_hosters"
+    query = text(
+        f"WITH RECURSIVE p(period) AS ("
+        f" SELECT (SELECT max(period) FROM {table} WHERE period_kind = :kind)"
+        f" UNION ALL"
+        f" SELECT (SELECT max(period) FROM {table} WHERE period_kind = :kind"
+        f" AND period < p.period) FROM p WHERE p.period IS NOT NULL"
+        f") SELECT period FROM p WHERE period IS NOT NULL"
     )
+    return [row[0] for row in session.execute(query, {"kind": str(kind)})]
 
 
 def latest_period(session: Session, period_kind: str, by: str = By.hoster) -> str | None:
     kind = check_kind(period_kind)
     model = MonitorPlatform if by == By.platform else MonitorHoster
-    return session.scalar(
-        select(func.max(model.period)).where(model.period_kind == kind, model.key == "")
-    )
+    return session.scalar(select(func.max(model.period)).where(model.period_kind == kind))
 
 
 def _resolve(session: Session, period_kind: str, period: str | None, by: str) -> tuple[str, str]:
@@ -364,8 +365,14 @@ def totals(
     """The totals (key '') of the ``last`` periods of ``period_kind``, oldest first; with
     ``within`` (a year, '2026'), only that year's."""
     kind = check_kind(period_kind)
-    query = select(MonitorHoster).where(MonitorHoster.period_kind == kind, MonitorHoster.key == "")
-    if within is not None:
-        query = query.where(MonitorHoster.period.like(f"{within}%"))
-    found = list(session.scalars(query.order_by(MonitorHoster.period.desc()).limit(last)))
-    return found[::-1]
+    labels = [p for p in periods(session, kind) if within is None or p.startswith(within)][:last]
+    if not labels:
+        return []
+    found = session.scalars(
+        select(MonitorHoster).where(
+            MonitorHoster.period_kind == kind,
+            MonitorHoster.period.in_(labels),
+            MonitorHoster.key == "",
+        )
+    )
+    return sorted(found, key=lambda row: row.period)

@@ -7,7 +7,9 @@ meldpunt's intake, as the public and an import would), on whatever clock the pro
 the system clock beside a separate ``meldpunt serve``, or a ``ScaledClock`` in ``meldpunt demo``
 where a day passes in minutes. With ``continuous`` a new round of reports is planned whenever
 one is used up, so that there is always something moving. Nobody grades the new material:
-that is left to the person at the analysts' queue.
+that is left to the person at the analysts' queue. With ``authority``, a simulated authority
+takes up what the hotline escalates (``sim.authority``): the hoster that ignores notices gets a
+case, an order, penalty payments and a fine, on ``/ui/authority`` and ``/decisions``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from meldpunt import clock
 from meldpunt.config import Settings
+from meldpunt.sim.authority import SimAuthority
 from meldpunt.sim.plan import PlannedReport, make_plan, run_tag
 from meldpunt.sim.scenario import seed_registry, submit_planned
 from meldpunt.sim.simulation import Simulation
@@ -45,6 +48,7 @@ class LiveSimulation:
         port: int = 0,
         smtp_port: int = 0,
         every_seconds: float = 0.5,
+        authority: bool = False,
     ) -> None:
         self.sessions = sessions
         self.settings = settings
@@ -63,6 +67,8 @@ class LiveSimulation:
             home=settings.hotline_country,
         )
         self.filed = 0
+        #: A simulated authority takes up the escalations (cases, orders, fines).
+        self.authority = SimAuthority(settings) if authority else None
         self._pending: list[PlannedReport] = []
         self._round = 0
         self._stop = threading.Event()
@@ -119,6 +125,8 @@ class LiveSimulation:
             submit_planned(self.sessions, self._pending.pop(0), self.settings)
             filed += 1
         self.filed += filed
+        if self.authority is not None:
+            self.authority.act(self.sessions)
         if not self._pending and self.continuous:
             self._plan_round()
         return filed

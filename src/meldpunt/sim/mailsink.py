@@ -9,8 +9,9 @@ sites count: a notice's answer link points at meldpunt itself). The message is r
 applied (``Internet.receive_notice``). A message whose Message-ID came before is dropped and
 counted: meldpunt promises to send nothing twice, and the sink keeps count of whether it did.
 
-Kinds: ``police`` for the police contact; otherwise ``renotice`` when the hoster had been sent
-every one of these URLs before, else ``notice``.
+Kinds: ``police`` for the police contact; ``order`` for the authority's removal order (the
+hoster acts on it by its behaviour, as on a notice); otherwise ``renotice`` when the hoster had
+been sent every one of these URLs before, else ``notice``.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _URL = re.compile(r"https?://[^\s<>\"';]+")
 class ReceivedMail:
     message_id: str
     at: datetime
-    kind: str  # notice, renotice, police, other
+    kind: str  # notice, renotice, order, police, other
     recipients: tuple[str, ...]
     hoster: str | None  # hN, or None (police, unknown)
     subject: str
@@ -123,6 +124,11 @@ class MailSink:
         ours: list[str] = []
         if any(r in self.police for r in lowered):
             kind = "police"
+        elif hoster is not None and message.get("X-Meldpunt-Order"):
+            kind = "order"  # the authority's removal order: the hoster acts as on a notice
+            ours = self.internet.receive_notice(
+                hoster.number, urls, message_id=message_id, kind=kind
+            )
         elif hoster is None:
             kind = "other"
             with self._lock:

@@ -39,12 +39,13 @@ from meldpunt.reports.items import normalise_url, url_key
 from meldpunt.reports.vocabulary import ReportKind, ReportSource
 from meldpunt.signals import HashOptions
 from meldpunt.sim.analyst import Analyst
+from meldpunt.sim.authority import SimAuthority
 from meldpunt.sim.behaviour import Behaviour, BehaviourKind, draw_behaviours
 from meldpunt.sim.internet import SimEvent
 from meldpunt.sim.plan import Plan, PlannedReport, make_plan, run_tag
 from meldpunt.sim.simulation import Simulation
 from meldpunt.sim.tables import contacts
-from meldpunt.store.models import ItemEvent, Notice, UrlItem
+from meldpunt.store.models import ItemEvent, Notice, Order, UrlItem
 from meldpunt.worker import run_once
 
 __all__ = [
@@ -93,6 +94,9 @@ class ScenarioConfig:
     mix: dict[BehaviourKind, float] | None = None
     #: The hosters' behaviours one by one (overrides ``hosters`` and ``mix``).
     behaviours: tuple[Behaviour, ...] | None = None
+    #: A simulated authority takes up the escalations: cases, orders, fines (``sim.authority``).
+    authority: bool = False
+    order_hours: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -212,8 +216,13 @@ def run_scenario(
                 internet=sim.internet,
                 contact_hours=config.contact_hours,
             )
-            steps = _drive(config, sim, plan, context, analyst, frozen, start, end, progress)
-            return _result(config, sim, plan, sessions, start, frozen.now(), steps, analyst)
+            authority = SimAuthority(settings, order_hours=config.order_hours)
+            steps = _drive(config, sim, plan, context, analyst, frozen, start, end, progress,
+                           authority if config.authority else None)  # fmt: skip
+            result = _result(config, sim, plan, sessions, start, frozen.now(), steps, analyst)
+            if config.authority:
+                result.summary["authority"] = _authority_summary(sessions, authority)
+            return result
         finally:
             sim.stop()
 
@@ -228,6 +237,7 @@ def _drive(
     start: datetime,
     end: datetime,
     progress: Callable[[ScenarioProgress], None] | None,
+    authority: SimAuthority | None = None,
 ) -> int:
     pending = sorted(plan.reports, key=lambda r: r.at)
     steps = 0
@@ -238,6 +248,8 @@ def _drive(
         sim.tick()
         analyst.act(context.sessions, now)
         run_once(context, limit=config.batch)
+        if authority is not None and authority.act(context.sessions):
+            run_once(context, limit=config.batch)  # its orders are mailed at once
         steps += 1
         if progress is not None:
             progress(ScenarioProgress(now, start, end, steps))
@@ -289,6 +301,10 @@ def _due_times(session: Session, now: datetime) -> tuple[list[datetime], list[da
     )
     if notice is not None:
         exact.append(notice)
+    for column in (Order.send_due_at, Order.check_at):  # the authority's orders
+        found = session.scalar(select(func.min(column)).where(column > now))
+        if found is not None:
+            exact.append(found)
     return exact, gridded
 
 
@@ -397,6 +413,20 @@ def _result(
         "requests": {str(k): v for k, v in sorted(internet.requests.items())},
     }
     return ScenarioResult(config, start, end, hosters, urls, summary)
+
+
+def _authority_summary(sessions: sessionmaker[Session], authority: SimAuthority) -> dict[str, Any]:
+    with sessions() as session:
+        statuses = dict(
+            session.execute(select(Order.status, func.count()).group_by(Order.status)).all()
+        )
+        penalties = session.scalar(select(func.sum(Order.penalty_total_cents))) or 0
+    return {
+        "cases": authority.cases_opened,
+        "orders": dict(sorted(statuses.items())),
+        "penalty_cents": int(penalties),
+        "fines": authority.fines_decided,
+    }
 
 
 def _name(number: int | None) -> str | None:

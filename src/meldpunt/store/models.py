@@ -264,6 +264,8 @@ class Hit(Base):
         CheckConstraint(_one_of("recheck_status", RECHECK_STATUSES), name="recheck_status"),
         Index("ix_hits_org_at", "org_id", "at"),
         Index("ix_hits_org_outcome", "org_id", "outcome"),
+        # outcomes given or changed since a moment (the monitor's refresh, DSA statements)
+        Index("ix_hits_outcome_at", "outcome_at"),
         # Never reuse a hit id on SQLite: platforms keep them.
         {"sqlite_autoincrement": True},
     )

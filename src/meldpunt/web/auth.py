@@ -158,7 +158,9 @@ def sign_in(
                     error="That key is unknown, revoked or expired.")  # fmt: skip
     store.drop(anonymous.id)  # a new id after sign-in: an id seen before it is worth nothing
     session = store.new(principal)
-    landing = "/ui/hits" if principal.role == Role.platform else "/ui/"
+    landing = {Role.platform: "/ui/hits", Role.authority: "/ui/authority"}.get(
+        Role(principal.role), "/ui/"
+    )
     target = _safe_next(next) if next not in ("", "/ui/") else landing
     response = redirect(target)
     _set_cookie(request, response, session.id)

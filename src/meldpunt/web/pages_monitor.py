@@ -76,7 +76,9 @@ def _naming(settings: Settings) -> str:
     )
 
 
-def _hoster_charts(table: Table, trend_points: list[tuple[str, float | None]]) -> list[Markup]:
+def _hoster_charts(
+    table: Table, trend_points: list[tuple[str, float | None]], per: str | None = None
+) -> list[Markup]:
     top: list[HosterRow] = table.rows[:CHART_ROWS] if table.offset == 0 else []
     key = (table.period_kind, table.period, table.public)
     shown = []
@@ -193,7 +195,7 @@ def yearly_report(request: Request, year: Annotated[int, Path(ge=1970, le=9998)]
             if label in periods(db, "year", By.platform)
             else None
         )
-    shown = _hoster_charts(table, _trend(months))
+    shown = _hoster_charts(table, _trend(months), per="month")
     return page(request, "monitor_report.html", year=label, table=table, quarters=quarters,
                 months=months, platforms=platforms, charts=shown, naming=_naming(settings),
                 links=_links("hoster", table, 0, PAGE),

@@ -64,6 +64,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),
     ("Probing", "/ui/probing", frozenset({Role.admin})),
+    ("Authority", "/ui/authority", frozenset({Role.authority, Role.admin})),
 )
 
 

@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 
 from . import (
     auth,
+    pages_authority,
     pages_main,
     pages_monitor,
     pages_notices,
@@ -39,6 +40,7 @@ router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
 router.include_router(pages_notices.router)
 router.include_router(pages_takedown.router)
+router.include_router(pages_authority.router)
 router.include_router(pages_monitor.router)
 
 fallback = APIRouter(route_class=PageRoute, include_in_schema=False)

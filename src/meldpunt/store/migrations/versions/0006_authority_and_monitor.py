@@ -359,11 +359,16 @@ def upgrade() -> None:
         )
         batch_op.create_index("ix_url_items_hoster_created", ["asn", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_url_items_updated_at"), ["updated_at"], unique=False)
+    # hits whose outcome was given or changed since a moment (the monitor, the DSA statements)
+    with op.batch_alter_table("hits", schema=None) as batch_op:
+        batch_op.create_index("ix_hits_outcome_at", ["outcome_at"], unique=False)
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM api_keys WHERE role = 'authority'")
     _roles(OLD_ROLES)
+    with op.batch_alter_table("hits", schema=None) as batch_op:
+        batch_op.drop_index("ix_hits_outcome_at")
     with op.batch_alter_table("url_items", schema=None) as batch_op:
         batch_op.drop_index("ix_url_items_hoster_created")
         batch_op.drop_index("ix_url_items_notice_hoster")
