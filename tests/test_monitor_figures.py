@@ -379,3 +379,40 @@ def test_refresh_with_a_limit_takes_the_rest_next_time(sessions, frozen):
     while refresh(sessions, limit=2):
         frozen.advance(timedelta(minutes=2))
     check_reference(sessions)
+
+
+def test_totals_counts_follow_at_once_and_their_quantiles_with_the_next_full_refresh(
+    sessions, frozen
+):
+    # the worker refreshes without the totals' quantiles (a scan of the whole period) most
+    # of the time: the totals' counts are the sums of their hosters' rows and right at once
+    with writing(sessions) as session:
+        first = at("2026-11-02T10:00:00")
+        waiting = item(session, first, 100)
+        item(session, first, 100, hours=3.0)
+        item(session, first, 200, hours=10.0)
+    frozen.advance(timedelta(minutes=5))
+    refresh(sessions)
+    total = figures_of(sessions, "month", "2026-11", "")
+    assert (total["online"], total["median_hours"]) == (1, pytest.approx(6.5))
+    frozen.advance(timedelta(minutes=10))
+    with writing(sessions) as session:
+        session.add(waiting)
+        go_offline(waiting, 30.0)
+    frozen.advance(timedelta(minutes=2))
+    assert refresh(sessions, quantiles=False) == 6
+    total = figures_of(sessions, "month", "2026-11", "")
+    assert (total["online"], total["offline_24h"], total["offline_48h"]) == (0, 2, 1)
+    assert total["median_hours"] == pytest.approx(6.5)  # not yet: 10 hours when settled
+    assert figures_of(sessions, "month", "2026-11", A)["median_hours"] == pytest.approx(16.5)
+    differences = compare(reference_tables(sessions), stored_tables_now(sessions))
+    # only the totals' (key '') quantiles differ
+    assert differences
+    assert all(d.startswith("hosters ") and "/: " in d for d in differences), differences
+    assert all("median_hours" in d or "p90_hours" in d for d in differences), differences
+    # the next full refresh computes the three marked totals' quantiles, and nothing else
+    frozen.advance(timedelta(minutes=1))
+    assert refresh(sessions) == 3
+    assert figures_of(sessions, "month", "2026-11", "")["median_hours"] == pytest.approx(10.0)
+    check_reference(sessions)
+    assert refresh(sessions) == 0

@@ -98,6 +98,12 @@ _MARK_HOSTERS = "hosters"
 _MARK_PLATFORMS = "platforms"
 _MARK_PENALTIES = "penalties"
 _MARK_COUNTS = "check_counts"
+#: A period whose total's median and p90 wait for the next full pass (name + kind:label).
+_STALE = "totals:"
+#: How often the worker's step computes the totals' quantiles of the periods that changed
+#: (a scan of the period's items); their counts follow every refresh.
+TOTAL_QUANTILE_SECONDS = 30.0
+_COUNTS = tuple(n for n in HOSTER_FIGURES if not n.endswith("_hours"))
 _LOCK_ID = 7_310_412  # the PostgreSQL advisory lock that serialises refreshes
 _DAY = timedelta(hours=24)
 _TWO_DAYS = timedelta(hours=48)
@@ -515,22 +521,29 @@ def _rebuild(session: Session, progress: Callable[[str, int, int], None] | None 
 # --- refresh --------------------------------------------------------------------------------------
 
 
-def refresh(sessions: Sessions, *, limit: int | None = None) -> int:
+def refresh(sessions: Sessions, *, limit: int | None = None, quantiles: bool = True) -> int:
     """Bring the figures up to date with what changed since the marks; returns the number of
     groups recomputed (hoster groups with the periods' totals, and platform groups). With
     ``limit``, at most that many changed items are taken; the rest wait for the next call.
-    The first refresh of a database rebuilds."""
+    The first refresh of a database rebuilds.
+
+    A period's total row is the sum of its hosters' rows for every count, so it follows at
+    once; its median and p90 need a scan of all the period's items (two million in a busy
+    year), so with ``quantiles=False`` they are left as they were and the period is marked;
+    the next call with ``quantiles`` (the default) computes them for every marked period."""
     with sessions() as session:
         _lock(session)
         if _mark(session, _MARK_HOSTERS) is None or _mark(session, _MARK_PLATFORMS) is None:
             count = _rebuild(session)
         else:
-            count = _refresh_hosters(session, limit) + _refresh_platforms(session)
+            count = _refresh_hosters(session, limit, quantiles) + _refresh_platforms(session)
+            if quantiles:
+                count += _settle_totals(session)
         session.commit()
         return count
 
 
-def _refresh_hosters(session: Session, limit: int | None) -> int:
+def _refresh_hosters(session: Session, limit: int | None, quantiles: bool = True) -> int:
     now = clock.now()
     mark = _mark(session, _MARK_HOSTERS)
     assert mark is not None and mark.at is not None
@@ -598,16 +611,22 @@ def _refresh_hosters(session: Session, limit: int | None) -> int:
         by_period[(kind, label)].add(key)
     count = 0
     for (kind, label), keys in sorted(by_period.items()):
-        count += _recompute_hosters(session, kind, label, keys - {""}, now)
+        count += _recompute_hosters(session, kind, label, keys - {""}, now, quantiles)
     _set_mark(session, _MARK_HOSTERS, new_mark, new_last)
     return count
 
 
 def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
-                       now: datetime) -> int:  # fmt: skip
-    """Recompute the groups ``keys`` of one period, and the period's total."""
+                       now: datetime, quantiles: bool = True) -> int:  # fmt: skip
+    """Recompute the groups ``keys`` of one period, and the period's total (its quantiles
+    only with ``quantiles``; else the period is marked for ``_settle_totals``)."""
     start, end = parse_period(kind, label)
     rows: dict[Group, dict[str, Any]] = {}
+    of_total = and_(MonitorHoster.period_kind == kind, MonitorHoster.period == label,
+                    MonitorHoster.key == "")  # fmt: skip
+    before = session.execute(
+        select(MonitorHoster.median_hours, MonitorHoster.p90_hours).where(of_total)
+    ).first()
     if keys:
         asns = {split_key(key)[0] for key in keys}
         found = _hoster_rows(session, kind, start, end, asns, total=False, now=now)
@@ -630,9 +649,43 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
         )
     )  # fmt: skip
     reported = {(label, ""): int(keyed or 0) + int(loose or 0)}
-    total = _hoster_rows(session, kind, start, end, None, total=True, now=now, reported=reported)
-    _insert(session, MonitorHoster, list(total.values()))
+    if quantiles:
+        total = _hoster_rows(session, kind, start, end, None, total=True, now=now,
+                             reported=reported)  # fmt: skip
+        _insert(session, MonitorHoster, list(total.values()))
+        stale = session.get(MonitorMark, f"{_STALE}{kind}:{label}")
+        if stale is not None:
+            session.delete(stale)
+        return len(keys) + 1
+    # the counts: the sum of the period's hoster rows (each item is in exactly one of them)
+    sums = session.execute(
+        select(*(func.coalesce(func.sum(getattr(MonitorHoster, n)), 0) for n in _COUNTS),
+               func.max(MonitorHoster.country))
+        .where(of_period, MonitorHoster.key != "")
+    ).one()  # fmt: skip
+    values: dict[str, Any] = {n: int(v) for n, v in zip(_COUNTS, sums[:-1], strict=True)}
+    values["reported"] = reported[(label, "")]
+    if any(values.values()):
+        values["median_hours"] = before.median_hours if before is not None else None
+        values["p90_hours"] = before.p90_hours if before is not None else None
+        _insert(session, MonitorHoster, [{
+            "period_kind": str(kind), "period": label, "key": "", "asn": None, "name": None,
+            "country": sums[-1], "computed_at": now, **values,
+        }])  # fmt: skip
+    _set_mark(session, f"{_STALE}{kind}:{label}", now)
     return len(keys) + 1
+
+
+def _settle_totals(session: Session) -> int:
+    """Compute the totals of the periods marked by a refresh without quantiles."""
+    now = clock.now()
+    marked = session.scalars(
+        select(MonitorMark).where(MonitorMark.name.startswith(_STALE, autoescape=True))
+    ).all()
+    for mark in marked:
+        kind, label = mark.name[len(_STALE) :].split(":", 1)
+        _recompute_hosters(session, kind, label, set(), now, quantiles=True)
+    return len(marked)
 
 
 def _refresh_platforms(session: Session) -> int:
@@ -769,6 +822,7 @@ def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:
 # --- the worker's step ----------------------------------------------------------------------------
 
 _last_run: dict[int, float] = {}
+_last_quantiles: dict[int, float] = {}
 
 
 def run_monitor(context: HotlineContext, limit: int) -> int:
@@ -781,4 +835,8 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
     if last is not None and 0 <= now - last < context.settings.monitor_refresh_seconds:
         return 0
     _last_run[id(context)] = now
-    return refresh(context.sessions)
+    settled = _last_quantiles.get(id(context))
+    quantiles = settled is None or not 0 <= now - settled < TOTAL_QUANTILE_SECONDS
+    if quantiles:
+        _last_quantiles[id(context)] = now
+    return refresh(context.sessions, quantiles=quantiles)
