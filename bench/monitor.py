@@ -253,6 +253,7 @@ def bench_freshness(url: str, base: str, events: int, show: Display) -> dict[str
             latencies.append(now_s() - committed)
             progress(len(latencies))
     p50, p95 = percentiles(latencies, 50, 95)
+    show.say(f"offline events on the public JSON: p50 {p50:.2f} s, max {max(latencies):.2f} s")
     return {"events": len(latencies), "p50_s": p50, "p95_s": p95, "max_s": max(latencies)}
 
 
