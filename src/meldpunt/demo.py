@@ -157,5 +157,7 @@ def start_simulation(
     )
     live.start()
     os.environ.update(live.sim.environment())
+    # the demo's hosters are simulated: the public monitor names every one of them
+    os.environ.setdefault("MELDPUNT_MONITOR_NAME_MIN_NOTIFIED", "0")
     reset_settings()
     return DemoSimulation(live, speed, get_settings())

@@ -102,6 +102,7 @@ noticed and re-checked until their hosters take them down; new ones wait for you
 in the analysts' queue. Watch them at {url}/ui/
 A simulated authority orders the hosters that ignore notices to remove what was escalated,
 within an hour, with penalty payments and a fine: {url}/ui/authority, public at {url}/decisions
+Per hoster, how much was notified and how fast it came down: {url}/monitor (no sign-in)
 """)
     try:
         serve_command(host=host, port=port, workers=1)
