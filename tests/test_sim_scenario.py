@@ -262,6 +262,7 @@ def test_the_demo_runs_the_simulation_on_a_scaled_clock(settings, tmp_path):
             assert running.settings.smtp_port == running.live.sim.sink.port
             assert running.settings.fetch_allow_networks == ["127.0.0.0/8"]
             assert running.settings.resolver_hosts_file == running.live.sim.internet.names_path
+            assert running.settings.monitor_name_min_notified == 0  # simulated hosters, named
         finally:
             running.stop()
     finally:
