@@ -40,6 +40,8 @@ from takedown import Databases, Display, free_port, percentiles  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 GOALS = {"page_p95_ms": 200.0, "fresh_max_s": 5.0}
+#: The schema a run keeps with --keep (``Databases`` names its schemas after the takedown bench).
+KEPT = "meldpunt_bench_takedown_monitor"
 SERVE = """
 import sys, uvicorn
 from meldpunt.api import ServiceSettings, create_app
@@ -275,29 +277,37 @@ def run(args: argparse.Namespace, workdir: Path, show: Display) -> dict[str, Any
     }
     started = now_s()
     try:
-        url = dbs.fresh("monitor")
-        shape = mh.Shape(urls=args.urls, hosters=args.hosters, years=args.years,
-                         start=mh.default_start(args.years), seed=args.seed,
-                         orders=args.orders)  # fmt: skip
-        load_started = now_s()
-        engine = create_engine(url)
-        with show.task("history: notified URLs", args.urls) as update:
-            done = [0]
+        if args.reuse:  # the history a run with --keep left
+            if not server:
+                raise SystemExit("--reuse is for PostgreSQL")
+            joiner = "&" if "?" in server else "?"
+            url = f"{server}{joiner}options=-csearch_path%3D{KEPT}"
+            results["load_s"] = None
+        else:
+            url = dbs.fresh("monitor")
+            shape = mh.Shape(urls=args.urls, hosters=args.hosters, years=args.years,
+                             start=mh.default_start(args.years), seed=args.seed,
+                             orders=args.orders)  # fmt: skip
+            load_started = now_s()
+            engine = create_engine(url)
+            with show.task("history: notified URLs", args.urls) as update:
+                done = [0]
 
-            def step(n: int) -> None:
-                done[0] += n
-                update(done[0])
+                def step(n: int) -> None:
+                    done[0] += n
+                    update(done[0])
 
-            mh.load(engine, shape, step=step)
-        engine.dispose()
-        results["load_s"] = now_s() - load_started
-        show.say(f"history loaded in {results['load_s']:.0f} s")
+                mh.load(engine, shape, step=step)
+            engine.dispose()
+            results["load_s"] = now_s() - load_started
+            show.say(f"history loaded in {results['load_s']:.0f} s")
         results["rebuild"] = bench_rebuild(url, workdir, show)
         with processes(workdir, url, worker=True) as base:
             results["pages"] = bench_pages(base, page_paths(url), args.requests, show)
             results["freshness"] = bench_freshness(url, base, args.events, show)
     finally:
-        dbs.drop()
+        if not (args.keep or args.reuse):
+            dbs.drop()
     results["seconds"] = now_s() - started
     worst = max(p["p95_ms"] for p in results["pages"].values())
     results["met"] = {
@@ -361,6 +371,16 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20, help="offline events timed")
     parser.add_argument("--postgresql", metavar="URL", default=PG_DEFAULT)
     parser.add_argument("--sqlite", action="store_true", help="run on SQLite instead")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help=f"keep the history (PostgreSQL schema {KEPT}) for --reuse",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="run on the history a --keep run left, without loading it",
+    )
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--chart", type=Path, metavar="JSON",
                         help="only draw the chart of a results file, beside it")  # fmt: skip

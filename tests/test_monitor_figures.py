@@ -410,9 +410,29 @@ def test_totals_counts_follow_at_once_and_their_quantiles_with_the_next_full_ref
     assert differences
     assert all(d.startswith("hosters ") and "/: " in d for d in differences), differences
     assert all("median_hours" in d or "p90_hours" in d for d in differences), differences
-    # the next full refresh computes the three marked totals' quantiles, and nothing else
+    # the worker settles the three marked totals' quantiles outside the refreshes' lock
     frozen.advance(timedelta(minutes=1))
-    assert refresh(sessions) == 3
+    assert figures.settle_totals(sessions) == 3
+    assert figures.settle_totals(sessions) == 0
     assert figures_of(sessions, "month", "2026-11", "")["median_hours"] == pytest.approx(10.0)
     check_reference(sessions)
     assert refresh(sessions) == 0
+
+
+def test_a_full_refresh_settles_what_refreshes_without_quantiles_marked(sessions, frozen):
+    with writing(sessions) as session:
+        first = at("2026-11-02T10:00:00")
+        waiting = item(session, first, 100)
+        item(session, first, 200, hours=10.0)
+    frozen.advance(timedelta(minutes=5))
+    refresh(sessions)
+    frozen.advance(timedelta(minutes=10))
+    with writing(sessions) as session:
+        session.add(waiting)
+        go_offline(waiting, 2.0)
+    frozen.advance(timedelta(minutes=2))
+    assert refresh(sessions, quantiles=False) == 6
+    frozen.advance(timedelta(minutes=1))
+    assert refresh(sessions) == 3  # nothing new: the three marked totals
+    assert figures_of(sessions, "month", "2026-11", "")["median_hours"] == pytest.approx(6.0)
+    check_reference(sessions)

@@ -40,6 +40,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.orm import Session
 
@@ -74,6 +75,7 @@ __all__ = [
     "rebuild",
     "refresh",
     "run_monitor",
+    "settle_totals",
     "split_key",
 ]
 
@@ -676,6 +678,44 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
     return len(keys) + 1
 
 
+def settle_totals(sessions: Sessions) -> int:
+    """Compute the median and p90 of the totals that refreshes without quantiles marked, each
+    by a read of its period outside the refreshes' lock (seconds for a busy year at national
+    scale: the refreshes go on meanwhile), then written under the lock if nobody marked the
+    period again since; returns how many were settled (a period marked again waits for the
+    next call)."""
+    with sessions() as session:
+        marked = [
+            (m.name, m.at)
+            for m in session.scalars(
+                select(MonitorMark).where(MonitorMark.name.startswith(_STALE, autoescape=True))
+            )
+        ]
+    settled = 0
+    for name, at in marked:
+        kind, label = name[len(_STALE) :].split(":", 1)
+        start, end = parse_period(kind, label)
+        with sessions() as session:
+            found = _notified(session, kind, start, end, None, total=True).get((label, ""))
+        with sessions() as session:
+            _lock(session)
+            mark = session.get(MonitorMark, name)
+            if mark is None or mark.at != at:
+                continue  # settled or marked again meanwhile
+            values = found.values if found is not None else {}
+            session.execute(
+                update(MonitorHoster)
+                .where(MonitorHoster.period_kind == kind, MonitorHoster.period == label,
+                       MonitorHoster.key == "")
+                .values(median_hours=values.get("median_hours"),
+                        p90_hours=values.get("p90_hours"))
+            )  # fmt: skip
+            session.delete(mark)
+            session.commit()
+            settled += 1
+    return settled
+
+
 def _settle_totals(session: Session) -> int:
     """Compute the totals of the periods marked by a refresh without quantiles."""
     now = clock.now()
@@ -835,8 +875,9 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
     if last is not None and 0 <= now - last < context.settings.monitor_refresh_seconds:
         return 0
     _last_run[id(context)] = now
+    done = refresh(context.sessions, quantiles=False)
     settled = _last_quantiles.get(id(context))
-    quantiles = settled is None or not 0 <= now - settled < TOTAL_QUANTILE_SECONDS
-    if quantiles:
+    if settled is None or not 0 <= now - settled < TOTAL_QUANTILE_SECONDS:
         _last_quantiles[id(context)] = now
-    return refresh(context.sessions, quantiles=quantiles)
+        done += settle_totals(context.sessions)
+    return done
