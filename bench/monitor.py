@@ -348,8 +348,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     right.bar(["p50", "p95", "max"], [fresh["p50_s"], fresh["p95_s"], fresh["max_s"]],
               color="#a73")  # fmt: skip
     right.axhline(GOALS["fresh_max_s"], color="black", linestyle="--", linewidth=1)
-    right.set_ylabel("seconds from commit to the public JSON (dashed: goal 5)")
-    right.set_title(f"an offline event on the monitor ({fresh['events']} events)")
+    right.set_ylabel("seconds, commit to public JSON (dashed: goal 5)")
+    right.set_title(f"offline events on the monitor ({fresh['events']})")
     fig.suptitle(
         f"bench/monitor.py: {results['urls']:,} notified URLs, {results['hosters']:,} hosters, "
         f"{results['years']} years, {results['database']}, {results['cores']} cores"
