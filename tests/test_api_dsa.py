@@ -17,6 +17,7 @@ from meldpunt import checks
 from meldpunt.cli.dsa import dsa_app
 from meldpunt.clock import FrozenClock, use_clock
 from meldpunt.monitor import dsa
+from meldpunt.store.db import begin_write
 from meldpunt.store.models import HashSet, Item
 from service import running
 
@@ -30,6 +31,7 @@ cli.add_typer(dsa_app, name="dsa")
 
 def seed_hits(world, org_name: str, count: int, *, outcome: str = "removed") -> list[int]:
     with world.session() as session, use_clock(FrozenClock(T0)) as clock:
+        begin_write(session)  # the service's worker writes too (SQLite: read, then write fails)
         org = checks.get_org(session, org_name)
         block = session.scalar(select(HashSet).where(HashSet.name == "police"))
         item = session.scalar(select(Item.id).where(Item.set_id == block.id).limit(1))

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from meldpunt import checks, clock
+from meldpunt.store.db import begin_write
 from meldpunt.store.models import AbuseContact, Notice, NoticeItem
 from notice_support import add_contact, ready_item
 from service import World, running
@@ -160,6 +161,7 @@ def authority_things(world: World) -> None:
     from meldpunt.config import get_settings
 
     with world.session() as s:
+        begin_write(s)  # the service's worker writes too (SQLite: read, then write fails)
         contact = checks.get_org(s, "hoster-a")
         desk = s.scalars(select(AbuseContact).where(AbuseContact.name == "desk-a")).one()
         item = ready_item(s, "http://hoster.example/2.jpg", desk, state="escalated")

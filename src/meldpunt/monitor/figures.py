@@ -541,6 +541,13 @@ def refresh(sessions: Sessions, *, limit: int | None = None, quantiles: bool = T
             count = _refresh_hosters(session, limit, quantiles) + _refresh_platforms(session)
             if quantiles:
                 count += _settle_totals(session)
+            if not count:
+                # Nothing changed: write nothing, not even the marks (every source is followed
+                # from its mark, so the next refresh finds the same nothing). A refresh a second
+                # that commits would, on SQLite, fail every transaction of another connection
+                # that read before it and writes after it ("database is locked").
+                session.rollback()
+                return 0
         session.commit()
         return count
 
