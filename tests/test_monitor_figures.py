@@ -404,16 +404,21 @@ def test_totals_counts_follow_at_once_and_their_quantiles_with_the_next_full_ref
     total = figures_of(sessions, "month", "2026-11", "")
     assert (total["online"], total["offline_24h"], total["offline_48h"]) == (0, 2, 1)
     assert total["median_hours"] == pytest.approx(6.5)  # not yet: 10 hours when settled
+    # A's month is recomputed from its items; its quarter and year are summed from the months
     assert figures_of(sessions, "month", "2026-11", A)["median_hours"] == pytest.approx(16.5)
+    year = figures_of(sessions, "year", "2026", A)
+    assert (year["online"], year["offline_24h"], year["offline_48h"]) == (0, 1, 1)
+    assert year["median_hours"] == pytest.approx(3.0)  # not yet: 16.5 when settled
     differences = compare(reference_tables(sessions), stored_tables_now(sessions))
-    # only the totals' (key '') quantiles differ
-    assert differences
-    assert all(d.startswith("hosters ") and "/: " in d for d in differences), differences
+    # only quantiles differ: the totals' and A's quarter's and year's
+    assert len(differences) == 10, differences
     assert all("median_hours" in d or "p90_hours" in d for d in differences), differences
-    # the worker settles the three marked totals' quantiles outside the refreshes' lock
+    assert not [d for d in differences if "month/" in d and "/: " not in d], differences
+    # the worker settles the five marked groups outside the refreshes' lock
     frozen.advance(timedelta(minutes=1))
-    assert figures.settle_totals(sessions) == 3
+    assert figures.settle_totals(sessions) == 5
     assert figures.settle_totals(sessions) == 0
+    assert figures_of(sessions, "year", "2026", A)["median_hours"] == pytest.approx(16.5)
     assert figures_of(sessions, "month", "2026-11", "")["median_hours"] == pytest.approx(10.0)
     check_reference(sessions)
     assert refresh(sessions) == 0
@@ -433,6 +438,7 @@ def test_a_full_refresh_settles_what_refreshes_without_quantiles_marked(sessions
     frozen.advance(timedelta(minutes=2))
     assert refresh(sessions, quantiles=False) == 6
     frozen.advance(timedelta(minutes=1))
-    assert refresh(sessions) == 3  # nothing new: the three marked totals
+    # nothing new: A's quarter and year (recomputed whole, with their totals), the month's total
+    assert refresh(sessions) == 3
     assert figures_of(sessions, "month", "2026-11", "")["median_hours"] == pytest.approx(6.0)
     check_reference(sessions)

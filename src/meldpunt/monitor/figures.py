@@ -16,6 +16,7 @@ from the raw rows. On PostgreSQL a group's quantiles are computed in SQL
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import defaultdict
@@ -102,6 +103,9 @@ _MARK_PENALTIES = "penalties"
 _MARK_COUNTS = "check_counts"
 #: A period whose total's median and p90 wait for the next full pass (name + kind:label).
 _STALE = "totals:"
+#: A quarter's or year's hoster group whose counts were summed from its months and whose median
+#: and p90 wait for ``settle_totals`` (name + kind:period:digest of the key).
+_GROUP = "g:"
 #: How often the worker's step computes the totals' quantiles of the periods that changed
 #: (a scan of the period's items); their counts follow every refresh.
 TOTAL_QUANTILE_SECONDS = 30.0
@@ -636,7 +640,9 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
     before = session.execute(
         select(MonitorHoster.median_hours, MonitorHoster.p90_hours).where(of_total)
     ).first()
-    if keys:
+    if keys and not quantiles and kind != Period.month:
+        rows = _summed_rows(session, kind, label, keys, now)  # its months are up to date
+    elif keys:
         asns = {split_key(key)[0] for key in keys}
         found = _hoster_rows(session, kind, start, end, asns, total=False, now=now)
         rows = {group: row for group, row in found.items() if group[1] in keys}
@@ -685,6 +691,91 @@ def _recompute_hosters(session: Session, kind: str, label: str, keys: set[str],
     return len(keys) + 1
 
 
+def _group_mark(kind: str, label: str, key: str) -> str:
+    return f"{_GROUP}{kind}:{label}:{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _summed_rows(session: Session, kind: str, label: str, keys: set[str],
+                 now: datetime) -> dict[Group, dict[str, Any]]:  # fmt: skip
+    """A quarter's or year's rows of ``keys`` with every count summed from the period's month
+    rows (each item, order and penalty is in exactly one month), the median and p90 kept from
+    before and the group marked for ``settle_totals``: a busy hoster's year is hundreds of
+    thousands of items, its months a twelfth of that."""
+    start, end = parse_period(kind, label)
+    months, moment = [], start
+    while moment < end:
+        months.append(period_of(Period.month, moment))
+        moment = next_start(Period.month, moment)
+    rows: dict[Group, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(keys), 500):
+        before = {
+            key: (median, p90)
+            for key, median, p90 in session.execute(
+                select(MonitorHoster.key, MonitorHoster.median_hours, MonitorHoster.p90_hours)
+                .where(MonitorHoster.period_kind == kind, MonitorHoster.period == label,
+                       MonitorHoster.key.in_(chunk))
+            )
+        }  # fmt: skip
+        summed = session.execute(
+            select(MonitorHoster.key,
+                   *(func.coalesce(func.sum(getattr(MonitorHoster, n)), 0) for n in _COUNTS),
+                   func.max(MonitorHoster.country))
+            .where(MonitorHoster.period_kind == Period.month, MonitorHoster.period.in_(months),
+                   MonitorHoster.key.in_(chunk))
+            .group_by(MonitorHoster.key)
+        )  # fmt: skip
+        for key, *figures_, country in summed:
+            values: dict[str, Any] = {n: int(v) for n, v in zip(_COUNTS, figures_, strict=True)}
+            if not any(values.values()):
+                continue
+            median, p90 = before.get(key, (None, None))
+            if values["notified"] and values["notified"] > values["online"]:
+                _set_mark(session, _group_mark(kind, label, key), now)
+            else:
+                median = p90 = None  # nothing offline: no quantiles to wait for
+            asn, owner = split_key(key)
+            rows[(label, key)] = {
+                "period_kind": str(kind), "period": label, "key": key, "asn": asn,
+                "name": owner, "country": country, "computed_at": now, "median_hours": median,
+                "p90_hours": p90, **values,
+            }  # fmt: skip
+    return rows
+
+
+def _settle_group(sessions: Sessions, name: str, at: datetime | None) -> bool:
+    """Settle one hoster group's median and p90 marked by ``_summed_rows``."""
+    kind, label, digest = name[len(_GROUP) :].split(":", 2)
+    start, end = parse_period(kind, label)
+    with sessions() as session:
+        keys = session.scalars(
+            select(MonitorHoster.key).where(
+                MonitorHoster.period_kind == kind, MonitorHoster.period == label
+            )
+        ).all()
+        key = next((k for k in keys if _group_mark(kind, label, k) == name), None)
+        found = None
+        if key is not None:
+            asn = split_key(key)[0]
+            found = _notified(session, kind, start, end, {asn}, total=False).get((label, key))
+    with sessions() as session:
+        _lock(session)
+        mark = session.get(MonitorMark, name)
+        if mark is None or mark.at != at:
+            return False  # settled or marked again meanwhile
+        if key is not None:
+            values = found.values if found is not None else {}
+            session.execute(
+                update(MonitorHoster)
+                .where(MonitorHoster.period_kind == kind, MonitorHoster.period == label,
+                       MonitorHoster.key == key)
+                .values(median_hours=values.get("median_hours"),
+                        p90_hours=values.get("p90_hours"))
+            )  # fmt: skip
+        session.delete(mark)
+        session.commit()
+    return True
+
+
 def settle_totals(sessions: Sessions) -> int:
     """Compute the median and p90 of the totals that refreshes without quantiles marked, each
     by a read of its period outside the refreshes' lock (seconds for a busy year at national
@@ -695,11 +786,17 @@ def settle_totals(sessions: Sessions) -> int:
         marked = [
             (m.name, m.at)
             for m in session.scalars(
-                select(MonitorMark).where(MonitorMark.name.startswith(_STALE, autoescape=True))
+                select(MonitorMark).where(
+                    or_(MonitorMark.name.startswith(_STALE, autoescape=True),
+                        MonitorMark.name.startswith(_GROUP, autoescape=True))
+                )
             )
-        ]
+        ]  # fmt: skip
     settled = 0
     for name, at in marked:
+        if name.startswith(_GROUP):
+            settled += _settle_group(sessions, name, at)
+            continue
         kind, label = name[len(_STALE) :].split(":", 1)
         start, end = parse_period(kind, label)
         with sessions() as session:
@@ -726,13 +823,28 @@ def settle_totals(sessions: Sessions) -> int:
 def _settle_totals(session: Session) -> int:
     """Compute the totals of the periods marked by a refresh without quantiles."""
     now = clock.now()
+    groups = session.scalars(
+        select(MonitorMark).where(MonitorMark.name.startswith(_GROUP, autoescape=True))
+    ).all()
+    for mark in groups:  # hoster groups first: their rows are recomputed whole
+        kind, label, _digest = mark.name[len(_GROUP) :].split(":", 2)
+        keys = session.scalars(
+            select(MonitorHoster.key).where(
+                MonitorHoster.period_kind == kind, MonitorHoster.period == label,
+                MonitorHoster.key != "",
+            )
+        ).all()  # fmt: skip
+        key = next((k for k in keys if _group_mark(kind, label, k) == mark.name), None)
+        if key is not None:
+            _recompute_hosters(session, kind, label, {key}, now, quantiles=True)
+        session.delete(mark)
     marked = session.scalars(
         select(MonitorMark).where(MonitorMark.name.startswith(_STALE, autoescape=True))
     ).all()
     for mark in marked:
         kind, label = mark.name[len(_STALE) :].split(":", 1)
         _recompute_hosters(session, kind, label, set(), now, quantiles=True)
-    return len(marked)
+    return len(groups) + len(marked)
 
 
 def _refresh_platforms(session: Session) -> int:
