@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
+from meldpunt import audit, clock
 from meldpunt.store import begin_write
-from meldpunt.store.models import AbuseContact, UrlItem
+from meldpunt.store.models import AbuseContact, Fine, Order, UrlItem
 from meldpunt.text import TextError, check_text
 
 from .errors import InvalidInput
@@ -131,3 +132,15 @@ class Hoster:
         if self.asn is not None:
             parts.append(f"AS{self.asn}")
         return ", ".join(parts) or "an unknown hoster"
+
+
+def publish(session: Session, row: Order | Fine, kind: str, *, actor: str) -> None:
+    """Mark an order or fine public (it appears on ``/decisions``), audited; publishing twice
+    changes nothing. The caller holds the row locked."""
+    if row.public:
+        return
+    now = clock.now()
+    row.public, row.published_at, row.updated_at = True, now, now
+    audit.record(session, actor=actor, action=f"authority.{kind}_published",
+                 subject=(kind, row.id), details={"ref": row.ref})  # fmt: skip
+    session.flush()

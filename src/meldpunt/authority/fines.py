@@ -29,6 +29,7 @@ from .common import (
     iso,
     locked,
     new_ref,
+    publish,
     write_lock,
 )
 from .errors import Conflict, InvalidInput, NotFound
@@ -261,13 +262,7 @@ def decide_appeal(
 
 def publish_fine(session: Session, fine_id: int, *, actor: str) -> Fine:
     fine = _fine(session, fine_id)
-    if fine.public:
-        return fine
-    now = clock.now()
-    fine.public, fine.published_at, fine.updated_at = True, now, now
-    audit.record(session, actor=actor, action="authority.fine_published",
-                 subject=("fine", fine.id), details={"ref": fine.ref})  # fmt: skip
-    session.flush()
+    publish(session, fine, "fine", actor=actor)
     return fine
 
 

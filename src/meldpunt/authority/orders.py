@@ -46,6 +46,7 @@ from .common import (
     iso,
     locked,
     new_ref,
+    publish,
     write_lock,
 )
 from .errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -325,13 +326,7 @@ def publish_order(session: Session, order_id: int, *, actor: str) -> Order:
     """Mark the order public (it appears on ``/decisions``); publishing twice changes nothing."""
     write_lock(session)
     order = _order(session, order_id, lock=True)
-    if order.public:
-        return order
-    now = clock.now()
-    order.public, order.published_at, order.updated_at = True, now, now
-    audit.record(session, actor=actor, action="authority.order_published",
-                 subject=("order", order.id), details={"ref": order.ref})  # fmt: skip
-    session.flush()
+    publish(session, order, "order", actor=actor)
     return order
 
 
