@@ -56,6 +56,7 @@ from meldpunt.reports.fetcher import (
 from meldpunt.reports.links import media_links, sniff
 from meldpunt.reports.vocabulary import Event, ItemState, Media
 from meldpunt.signals import HashOptions, ImageLimits, digest_bytes
+from meldpunt.signals.hashing import QUERY
 from meldpunt.store.models import UrlItem
 
 __all__ = ["FETCH_THREADS", "hash_options", "run_fetches"]
@@ -75,6 +76,8 @@ def hash_options(settings: Settings) -> HashOptions:
         dihedral=True,
         exif_transpose=settings.exif_transpose,
         min_quality=settings.pdq_min_quality,
+        trim=settings.pdq_trim,
+        features=QUERY if settings.match_features else 0,
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
