@@ -87,7 +87,8 @@ def _linear_fit(lines: NDArray[np.float32]) -> NDArray[np.float32]:
     x = np.linspace(-1.0, 1.0, lines.shape[1], dtype=np.float32)
     mean = lines.mean(axis=1, keepdims=True)
     slope = (lines * x).sum(axis=1, keepdims=True) / float((x * x).sum())
-    return (mean + slope * x).astype(np.float32)
+    fitted: NDArray[np.float32] = (mean + slope * x).astype(np.float32)
+    return fitted
 
 
 def _border_depth(lines: NDArray[np.float32], rules: BorderRules) -> int:
