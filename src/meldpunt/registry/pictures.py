@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 from meldpunt.clock import now
 from meldpunt.registry.errors import InvalidInput
 from meldpunt.registry.items import ItemResult, add_item
+from meldpunt.registry.matching import Query
 from meldpunt.registry.sets import SetRef
 from meldpunt.signals import ExactDigests, HashOptions, PdqSignal, SignalError, digest_bytes
 from meldpunt.signals.features import LocalFeatures
@@ -40,6 +41,7 @@ __all__ = [
     "PictureOutcome",
     "add_entry",
     "add_pictures",
+    "entry_of_query",
     "entry_options",
     "entry_signals",
     "keep_features",
@@ -82,6 +84,19 @@ def entry_signals(
             blob = pdq.features.strongest(ENTRY).to_bytes()
             pairs.append(("features", hashlib.sha256(blob).hexdigest()))
     return PictureEntry(pairs, blob)
+
+
+def entry_of_query(query: Query, *, min_quality: int = 0) -> PictureEntry:
+    """``entry_signals`` of a picture's query as ``matching.picture_query`` built it."""
+    pdq = None
+    if query.pdq is not None:
+        quality = query.pdq_quality if query.pdq_quality is not None else 0
+        pdq = PdqSignal(query.pdq, quality, quality < min_quality, query.pdq_dihedral or None,
+                        query.pdq_trimmed, query.local_features)  # fmt: skip
+    entry = entry_signals(None, pdq, min_quality=min_quality)
+    digests = [(kind, str(getattr(query, kind))) for kind in ("md5", "sha1", "sha256")
+               if getattr(query, kind)]  # fmt: skip
+    return PictureEntry(digests + entry.signals, entry.features)
 
 
 def pixel_signals_json(entry: PictureEntry) -> str:

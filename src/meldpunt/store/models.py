@@ -447,6 +447,9 @@ class UrlItem(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     pdq: Mapped[str | None] = mapped_column(String(64))
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    # New material's further signals from its pixels (``registry.pictures``, JSON), kept until
+    # an analyst grades it, so that its entry in the hotline's set carries them
+    picture_signals: Mapped[str | None] = mapped_column(Text)
     # the grade: by a registry match or by analysts
     grade: Mapped[str | None] = mapped_column(String(20))
     category: Mapped[str | None] = mapped_column(String(40))

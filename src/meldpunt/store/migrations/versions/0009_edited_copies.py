@@ -1,5 +1,7 @@
 """Edited copies: the ways a set may match (``hash_sets.ways_off``) and the local features of
-entries made from pictures (``item_features``, kept by the digest their signal names).
+entries made from pictures (``item_features``, kept by the digest their signal names); the
+hotline's new material keeps its further signals until it is graded
+(``url_items.picture_signals``).
 
 Revision ID: 0009
 Revises: 0006
@@ -22,6 +24,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("url_items") as batch:
+        batch.add_column(sa.Column("picture_signals", sa.Text(), nullable=True))
     with op.batch_alter_table("hash_sets") as batch:
         batch.add_column(
             sa.Column("ways_off", sa.String(length=100), server_default="", nullable=False)
@@ -36,6 +40,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("url_items") as batch:
+        batch.drop_column("picture_signals")
     op.drop_table("item_features")
     with op.batch_alter_table("hash_sets") as batch:
         batch.drop_column("ways_off")
