@@ -330,3 +330,29 @@ def test_images_made_by_the_edits_are_pictures():
         copy, quality = apply_edit(edit.name, rgb, seed=1)
         assert copy.dtype == np.uint8 and copy.ndim == 3
         Image.open(io.BytesIO(encode(copy, quality))).verify()
+
+
+def test_formats_carry_the_signals_they_can(session):
+    registry.create_set(session, "pixels")
+    registry.create_set(session, "copy")
+    add_pictures(session, "pixels", [("coffee", jpeg(photo("coffee")))], HashOptions())
+    session.commit()
+    out = io.StringIO()
+    registry.export_set(session, "pixels", out, "jsonl")
+    line = out.getvalue()
+    assert '"pdq_orientation"' in line and '"features"' in line
+    summary = registry.import_stream(session, "copy", io.BytesIO(line.encode()), format="jsonl")
+    assert summary.added == 1
+    session.commit()
+    matcher = Matcher.build(session)
+    query, _ = picture_query(encode(photo("coffee")[25:, 35:]), FILE)
+    assert {m.set for m in matcher.match(query).matches} == {"pixels", "copy"}
+    # features that are not what the line's signal names are refused, the rest of the file taken
+    forged = line.replace('"features": "', '"features": "AAAA', 1)
+    summary = registry.import_stream(session, "copy", io.BytesIO(forged.encode()), format="jsonl")
+    assert summary.rejected == 1 and summary.problems
+    # ThreatExchange CSV: turned and trimmed hashes are PDQ rows there; features are left out
+    out = io.StringIO()
+    registry.export_set(session, "pixels", out, "te-csv")
+    kinds = {row.split(",")[0] for row in out.getvalue().splitlines()[1:]}
+    assert kinds == {"md5", "sha1", "sha256", "pdq"}

@@ -22,19 +22,16 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from meldpunt.clock import now
 from meldpunt.registry.errors import InvalidInput
+from meldpunt.registry.features import keep_features
 from meldpunt.registry.items import ItemResult, add_item
 from meldpunt.registry.matching import Query
 from meldpunt.registry.sets import SetRef
 from meldpunt.signals import ExactDigests, HashOptions, PdqSignal, SignalError, digest_bytes
 from meldpunt.signals.features import LocalFeatures
 from meldpunt.signals.hashing import ENTRY, pdq_signal
-from meldpunt.store.models import ItemFeatures
 
 __all__ = [
     "PictureEntry",
@@ -125,20 +122,6 @@ def signals_from_json(text: str | None) -> PictureEntry | None:
             blob = None
             pairs = [p for p in pairs if p[0] != "features"]
     return PictureEntry(pairs, blob)
-
-
-def keep_features(session: Session, blob: bytes) -> str:
-    """Store features under their SHA-256 (once; the same picture in two sets shares them)."""
-    LocalFeatures.from_bytes(blob)  # refuse anything that is not features
-    digest = hashlib.sha256(blob).hexdigest()
-    if session.scalar(select(ItemFeatures.digest).where(ItemFeatures.digest == digest)):
-        return digest
-    try:
-        with session.begin_nested():
-            session.add(ItemFeatures(digest=digest, data=blob, created_at=now()))
-    except IntegrityError:  # stored by another writer meanwhile: the same bytes
-        pass
-    return digest
 
 
 def add_entry(
