@@ -86,3 +86,25 @@ def test_a_lone_hash_is_searched_in_its_estimated_orientations(db_url):
         assert [m["way"] for m in plain["matches"]] == ["plain"]
         bad = platform.post("/v1/check", json={"items": [{"signals": [], "orientations": 3}]})
         assert bad.status_code == 422
+
+
+def test_the_set_page_adds_pictures_and_turns_ways(db_url):
+    from web_support import csrf_of, sign_in
+
+    with running(db_url) as world, sign_in(world, "analyst") as browser:
+        page = browser.get("/ui/sets/police")
+        assert "Add pictures" in page.text and "Matches by" in page.text
+        token = csrf_of(page.text)
+        files = [("file", ("chelsea.jpg", jpeg(photo("chelsea")), "image/jpeg")),
+                 ("file", ("empty.jpg", b"", "image/jpeg"))]  # fmt: skip
+        added = browser.post("/ui/sets/police/pictures", files=files,
+                             data={"csrf": token, "category": "A1"})  # fmt: skip
+        assert added.status_code == 200, added.text[:500]
+        assert "1 of 2 pictures became entries" in added.text
+        assert "<img" not in added.text  # no picture is ever shown
+        turned = browser.post("/ui/sets/police/ways", data={"csrf": token, "on": ["trimmed"]},
+                              follow_redirects=True)  # fmt: skip
+        assert turned.status_code == 200
+        assert "orientation (off)" in turned.text and "verified (off)" in turned.text
+        refused = browser.post("/ui/sets/police/ways", data={"csrf": token, "on": ["sideways"]})
+        assert refused.status_code == 400
