@@ -38,6 +38,7 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/sets/{name}/items/{item_id}/withdraw"): (
         "analyst", {"reason": "listed twice"}
     ),
+    ("PUT", "/v1/sets/{name}/ways"): ("analyst", {"off": ["verified"], "on": ["trimmed"]}),
     ("POST", "/v1/orgs"): (
         "admin", {"name": "platform-c", "kind": "platform", "contact_email": "abuse@c.example"}
     ),
