@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from meldpunt.registry.matching import Query, picture_query
 from meldpunt.signals import (
     VIDEO_EXTENSIONS,
+    CorruptVideo,
     ExactDigests,
     FrameHash,
     HashOptions,
@@ -133,7 +134,10 @@ def _video_file(path: str, where: str, size: int, plan: HashPlan) -> FileResult:
 def _video(path: str, source: str | bytes, digests: ExactDigests, plan: HashPlan) -> FileResult:
     try:
         signal = video_signal(source, plan.video)
-    except NotAVideo:
+    except NotAVideo as exc:
+        if looks_like_video(_head(source)):  # a video container, damaged past reading
+            problem = CorruptVideo(f"a damaged video: {exc}")
+            return _failed(path, MediaKind.video, problem, digests.size, digests)
         if isinstance(source, bytes):
             return _picture_or_other(path, source, plan)
         with open(source, "rb") as stream:
@@ -144,6 +148,13 @@ def _video(path: str, source: str | bytes, digests: ExactDigests, plan: HashPlan
     except SignalError as exc:
         return _failed(path, MediaKind.video, exc, digests.size, digests)
     return FileResult(path, MediaKind.video, digests.size, _digest_query(digests), signal.frames)
+
+
+def _head(source: str | bytes) -> bytes:
+    if isinstance(source, bytes):
+        return source[:SNIFF_BYTES]
+    with open(source, "rb") as stream:
+        return stream.read(SNIFF_BYTES)
 
 
 def _picture_or_other(path: str, data: bytes, plan: HashPlan) -> FileResult:
