@@ -100,8 +100,9 @@ class Member:
 def clean_name(name: str) -> str:
     """A member's label: forward slashes, no empty, ``.`` or absolute parts, ``..`` written as
     ``%2E%2E``, control characters as ``\\xNN``. It never becomes a file name."""
-    text = "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in name)
-    parts = [p for p in text.replace("\\", "/").split("/") if p not in ("", ".")]
+    text = name.replace("\\", "/")
+    text = "".join(c if c.isprintable() or c == " " else f"\\x{ord(c):02x}" for c in text)
+    parts = [p for p in text.split("/") if p not in ("", ".")]
     parts = ["%2E%2E" if p == ".." else p for p in parts]
     return "/".join(parts) or "(unnamed)"
 
