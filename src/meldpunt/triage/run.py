@@ -220,7 +220,7 @@ class RayHasher(Hasher):
         options: dict[str, object] = {"include_dashboard": False, "log_to_driver": False,
                                       "ignore_reinit_error": True}  # fmt: skip
         if address == "local":
-            options.update(address="local", num_cpus=max(1, workers) or None,
+            options.update(address="local", num_cpus=workers or None,
                            object_store_memory=256 * 1024 * 1024,
                            _node_ip_address="127.0.0.1")  # fmt: skip
         else:
