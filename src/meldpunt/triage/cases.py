@@ -66,6 +66,13 @@ def get_case(session: Session, name: str) -> TriageCase:
     return row
 
 
+def get_case_by_id(session: Session, case_id: int) -> TriageCase:
+    row = session.get(TriageCase, case_id)
+    if row is None:
+        raise CaseNotFound(f"no triage case {case_id}")
+    return row
+
+
 def list_cases(session: Session) -> list[TriageCase]:
     return list(session.scalars(select(TriageCase).order_by(TriageCase.created_at.desc())))
 

@@ -27,6 +27,7 @@ from meldpunt.registry import (
     normalize_signals,
 )
 from meldpunt.store.models import TriageFile, TriageGroup
+from meldpunt.text import TextError, check_text
 from meldpunt.triage import cases
 from meldpunt.triage.errors import BadInput, CaseNotFound
 from meldpunt.triage.vocabulary import Decision, FileClass
@@ -59,6 +60,10 @@ def decide(
     if decision == Decision.illegal:
         if not category:
             raise BadInput("a decision 'illegal' needs a category")
+        try:
+            check_text(category, "a category", max_length=100)
+        except TextError as exc:
+            raise BadInput(str(exc)) from None
         try:
             code = classify(category).code
         except InvalidInput as exc:
