@@ -91,6 +91,9 @@ def video_signal(
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise CorruptVideo(f"cannot open the video: {_describe(exc)}") from exc
     with container:
+        format_name = container.format.name or ""
+        if format_name == "image2" or format_name.endswith("_pipe"):
+            raise NotAVideo(f"a still picture ({format_name}), not a video")
         if not container.streams.video:
             raise NotAVideo("the container holds no video stream")
         stream = container.streams.video[0]
