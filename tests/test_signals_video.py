@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from triage_support import pattern, png, sized, video
 
 from meldpunt.signals import (
     CorruptVideo,
@@ -17,6 +16,7 @@ from meldpunt.signals import (
     pdq_signal,
     video_signal,
 )
+from triage_support import pattern, png, sized, video
 
 
 @pytest.mark.parametrize(("fmt", "codec"), [("mp4", "libx264"), ("matroska", "libx264"),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -16,8 +15,8 @@ from meldpunt.registry.formats import vics
 from meldpunt.registry.records import ReadOptions
 from meldpunt.store.models import AuditEvent
 from meldpunt.triage import (
-    CaseConflict,
     BadInput,
+    CaseConflict,
     LocalHasher,
     decide,
     export,
@@ -29,7 +28,6 @@ from meldpunt.triage import (
     write_jsonl,
 )
 from meldpunt.triage.cases import get_case, groups_of, iter_files
-
 from triage_support import EXPECTED, Collection, build, seed_registry
 
 
@@ -90,7 +88,9 @@ def test_new_material_is_grouped_and_exact_copies_collapse(settings, engine, ses
     assert group["phone/backup.zip/old.tar.gz/camera.png"] == camera
     # gravel and its copy (a path trick in a zip) collapse; the generated picture and its copy
     # in a 7z inside a tar.gz inside a zip too
-    assert group["phone/backup.zip/%2E%2E/%2E%2E/etc/gravel.jpg"] == group["phone/photos/gravel.jpg"]
+    assert (
+        group["phone/backup.zip/%2E%2E/%2E%2E/etc/gravel.jpg"] == group["phone/photos/gravel.jpg"]
+    )
     assert group["phone/backup.zip/old.tar.gz/more.7z/generated copy.png"] == group[
         "phone/photos/generated.png"]  # fmt: skip
     assert len({camera, group["phone/photos/gravel.jpg"], group["phone/photos/generated.png"],

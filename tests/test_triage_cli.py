@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 
 from rich.console import Console
-from triage_support import jpeg, pattern, png
 from typer.testing import CliRunner
 
-from meldpunt.cli.app import app as meldpunt_app
 from meldpunt.cli import triage as triage_cli
+from meldpunt.cli.app import app as meldpunt_app
+from triage_support import jpeg, pattern, png
 
 runner = CliRunner()
 

@@ -12,11 +12,11 @@ import zipfile
 
 import pytest
 from sqlalchemy.orm import sessionmaker
-from triage_support import jpeg, pattern, png, sized, tarred, zipped
 
 from meldpunt.config import get_settings, reset_settings
 from meldpunt.triage import LocalHasher, hash_source_file, plan_from, rule_from, run_case
 from meldpunt.triage.cases import get_case, iter_files
+from triage_support import jpeg, pattern, png, sized, tarred, zipped
 
 MIB = 1024 * 1024
 
@@ -53,8 +53,12 @@ def _nested(levels: int, inner: bytes) -> bytes:
 def _odd_tar() -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w") as archive:
-        for name, data in (("/etc/passwd", b"root:x:0:0\n"), ("a\x1bb.jpg", png(pattern(3))),
-                           ("dup.png", png(pattern(4))), ("dup.png", png(pattern(5)))):
+        for name, data in (
+            ("/etc/passwd", b"root:x:0:0\n"),
+            ("a\x1bb.jpg", png(pattern(3))),
+            ("dup.png", png(pattern(4))),
+            ("dup.png", png(pattern(5))),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
@@ -104,7 +108,9 @@ def test_hostile_archives_are_named_and_the_run_goes_on(tight, engine, session, 
     assert got["seized/odd.tar/a\\x1bb.jpg"] == ("new", None)
     assert got["seized/odd.tar/dup.png"] == got["seized/odd.tar/dup.png~2"] == ("new", None)
     assert rows["seized/odd.tar/dup.png"].sha256 != rows["seized/odd.tar/dup.png~2"].sha256
-    assert got["seized/odd.tar/link-to-root"] == got["seized/odd.tar/dev-null"] == ("ignorable", None)
+    assert (
+        got["seized/odd.tar/link-to-root"] == got["seized/odd.tar/dev-null"] == ("ignorable", None)
+    )
     assert got["seized/text.gz"] == ("error", "corrupt_archive")
     assert got["seized/line\\x0abreak.png"] == ("new", None)
     for name in ("outside-link", "loop", "pipe"):

@@ -6,13 +6,13 @@ from __future__ import annotations
 import re
 
 from sqlalchemy.orm import sessionmaker
-from triage_support import jpeg, pattern, png
 
 from meldpunt.config import get_settings
 from meldpunt.store import make_engine
 from meldpunt.triage import LocalHasher, plan_from, rule_from, run_case
 from meldpunt.triage.cases import get_case, groups_of
 from service import running
+from triage_support import jpeg, pattern, png
 from web_support import csrf_of, sign_in
 
 # page -> the roles that may open it

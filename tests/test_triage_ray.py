@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy.orm import sessionmaker
-from triage_support import EXPECTED, build, seed_registry
 
 from meldpunt.triage import RayHasher, plan_from, rule_from, run_case
 from meldpunt.triage.cases import get_case, iter_files
+from triage_support import EXPECTED, build, seed_registry
 
 ray = pytest.importorskip("ray")
 
@@ -30,4 +30,3 @@ def test_a_local_ray_cluster_of_two_workers_gives_the_same_result(settings, engi
     assert report.hashed == 20
     rows = iter_files(session, get_case(session, "on-ray").id)
     assert {row.path: row.file_class for row in rows} == EXPECTED
-

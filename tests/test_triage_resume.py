@@ -12,10 +12,10 @@ import sys
 import time
 
 from sqlalchemy import func, select
-from triage_support import jpeg, pattern, png, tarred, zipped
 
 from meldpunt.store import init_db, make_engine
 from meldpunt.store.models import TriageCase, TriageFile
+from triage_support import jpeg, pattern, png, tarred, zipped
 
 FILES = 90
 

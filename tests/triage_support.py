@@ -16,12 +16,12 @@ import numpy as np
 from PIL import Image, ImageOps
 from sqlalchemy.orm import Session
 
+from imaging import photo
 from meldpunt import registry
 from meldpunt.signals import HashOptions, hash_file, video_signal
 
-from imaging import photo
-
 SIDE = (320, 240)
+SMALL = (160, 120)
 
 
 def jpeg(array: np.ndarray, quality: int = 90) -> bytes:
@@ -137,8 +137,9 @@ def build(root: Path) -> Collection:
     camera = sized("camera")
     files: dict[str, bytes] = {
         "photos/astronaut.jpg": jpeg(astronaut),
-        "photos/astronaut_small.png": png(np.asarray(Image.fromarray(astronaut).resize((160, 120)))),
-        "photos/astronaut_mirrored.jpg": jpeg(np.asarray(ImageOps.mirror(Image.fromarray(astronaut)))),
+        "photos/astronaut_small.png": png(np.asarray(Image.fromarray(astronaut).resize(SMALL))),
+        "photos/astronaut_mirrored.jpg": jpeg(np.asarray(ImageOps.mirror(Image.fromarray(
+            astronaut)))),
         "photos/chelsea.png": png(sized("chelsea")),
         "photos/coffee.jpg": jpeg(sized("coffee")),
         "photos/camera.png": png(camera),

@@ -369,7 +369,10 @@ class Settings(BaseSettings):
         default=600, ge=1, le=100_000, description="Frames sampled from one video at most."
     )
     triage_video_known_share: float = Field(
-        default=0.5, gt=0, le=1, allow_inf_nan=False,
+        default=0.5,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
         description="A video is known when at least this share of its usable sampled frames "
         "match the registry (and at least triage_video_known_frames of them).",
     )

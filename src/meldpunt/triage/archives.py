@@ -18,7 +18,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from meldpunt.errors import MeldpuntError
 from meldpunt.signals import Digester, ExactDigests
@@ -134,7 +134,7 @@ def _read(pieces: Iterable[bytes], name: str, budget: Budget) -> Member:
     return Member(name, b"".join(kept), digests, digests.size)
 
 
-def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
     while True:
         piece = stream.read(CHUNK)
         if not piece:
@@ -194,7 +194,7 @@ def _tar_members(source: str | bytes, budget: Budget) -> Iterator[Member]:
     names = _Names()
     with _open_source(source) as stream:
         try:
-            archive = tarfile.open(fileobj=stream, mode="r|*")
+            archive = tarfile.open(fileobj=stream, mode="r|*")  # noqa: SIM115 (closed below)
         except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
             raise ArchiveProblem(f"not a readable tar archive: {_describe(exc)}") from exc
         with archive:

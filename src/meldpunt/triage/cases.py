@@ -54,8 +54,9 @@ def open_case(session: Session, name: str, sources: Sequence[str], *, actor: str
                      created_at=at, updated_at=at, seconds=0.0, runs=0)  # fmt: skip
     session.add(row)
     session.flush()
+    details = {"name": name, "sources": list(sources)}
     audit.record(session, actor=actor, action="triage.case.created",
-                 subject=("triage_case", row.id), details={"name": name, "sources": list(sources)})  # fmt: skip
+                 subject=("triage_case", row.id), details=details)  # fmt: skip
     return row
 
 
@@ -129,8 +130,9 @@ def start_run(session: Session, case: TriageCase) -> None:
 def finish(session: Session, case: TriageCase, *, actor: str) -> None:
     case.state = CaseState.done
     case.finished_at = case.updated_at = now()
+    counts = class_counts(session, case.id)
     audit.record(session, actor=actor, action="triage.case.finished",
-                 subject=("triage_case", case.id), details=class_counts(session, case.id))  # fmt: skip
+                 subject=("triage_case", case.id), details=counts)  # fmt: skip
 
 
 def class_counts(session: Session, case_id: int) -> dict[str, int]:

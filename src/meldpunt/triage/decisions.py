@@ -121,8 +121,9 @@ def export(
             if not row.sha256 or row.sha256 in seen:
                 continue
             seen.add(row.sha256)
-            pairs = [(k, v) for k, v in (("md5", row.md5), ("sha1", row.sha1),
-                                         ("sha256", row.sha256), ("pdq", row.pdq)) if v]  # fmt: skip
+            values = (("md5", row.md5), ("sha1", row.sha1), ("sha256", row.sha256),
+                      ("pdq", row.pdq))  # fmt: skip
+            pairs = [(k, v) for k, v in values if v]
             pairs += [("pdq", f[0]) for f in json.loads(row.frames or "[]")]
             category = Category(group.category) if group.category else None
             items.append(ItemInput(signals=normalize_signals(pairs), category=category,

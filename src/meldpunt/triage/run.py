@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -217,8 +218,8 @@ class RayHasher(Hasher):
         except ImportError as exc:
             raise ClusterUnavailable("Ray is not installed: pip install 'meldpunt[ray]'") from exc
         self._ray = ray
-        options: dict[str, object] = {"include_dashboard": False, "log_to_driver": False,
-                                      "ignore_reinit_error": True}  # fmt: skip
+        options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                   "ignore_reinit_error": True}  # fmt: skip
         if address == "local":
             options.update(address="local", num_cpus=workers or None,
                            object_store_memory=256 * 1024 * 1024,
