@@ -42,9 +42,36 @@ from PIL import Image  # noqa: E402
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from corpus import PHOTOS, _photo, _render  # noqa: E402
+from corpus import PHOTOS, _photo  # noqa: E402
 
 RADIUS = 31
+
+
+class _Renderer:
+    """Distinct phone-like pictures, quickly: a random crop of a photo, resized, with sensor
+    grain taken from a few precomputed noise fields at random offsets (the corpus's own
+    renderer draws fresh noise for every picture, which is slow at phone sizes)."""
+
+    def __init__(self, size: tuple[int, int], rng: random.Random) -> None:
+        self.size = size
+        noise = np.random.default_rng(rng.randint(0, 2**31))
+        self.fields = [np.clip(noise.normal(0, 4, (size[1], size[0])), -12, 12).astype(np.int16)
+                       for _ in range(4)]  # fmt: skip
+
+    def __call__(self, photo: np.ndarray, rng: random.Random) -> Image.Image:
+        height, width = photo.shape[:2]
+        crop_w, crop_h = int(width * rng.uniform(0.5, 1.0)), int(height * rng.uniform(0.5, 1.0))
+        left, top = rng.randint(0, width - crop_w), rng.randint(0, height - crop_h)
+        image = Image.fromarray(photo[top : top + crop_h, left : left + crop_w])
+        image = image.resize(self.size, Image.Resampling.BILINEAR)
+        grain = np.roll(self.fields[rng.randrange(4)], rng.randrange(self.size[0]), axis=1)
+        pixels = np.asarray(image, dtype=np.int16) + grain[:, :, None]
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _render(photo: np.ndarray, size: tuple[int, int], rng: random.Random) -> Image.Image:
+    """A small picture (video frames) by the same method."""
+    return _Renderer(size, rng)(photo, rng)
 
 
 def _jpeg(image: Image.Image, quality: int) -> bytes:
@@ -85,8 +112,9 @@ def generate(folder: Path, files: int, size: tuple[int, int], seed: int = 11) ->
     n_pictures = files - n_videos - n_other
     listed: list[bytes] = []
     made = 0
+    render = _Renderer(size, rng)
     while made < n_pictures:
-        picture = _render(photos[PHOTOS[made % len(PHOTOS)]], size, rng)
+        picture = render(photos[PHOTOS[made % len(PHOTOS)]], rng)
         roll = rng.random()
         names = [f"IMG_{made:06d}.jpg"]
         data = [_jpeg(picture, rng.randint(80, 95))]

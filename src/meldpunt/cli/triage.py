@@ -89,8 +89,11 @@ def triage_command(
     settings = get_settings()
     workers = jobs or os.cpu_count() or 1
     show = sys.stderr.isatty()
+    from meldpunt.registry.matching import open_matcher
+
     with registry_session() as session:
-        session.commit()  # the schema exists; the run opens its own sessions
+        # the newest index snapshot (`meldpunt index snapshot`) brought up to date, else built
+        matcher = open_matcher(session, Path(settings.data_dir) / "index")
     try:
         hasher = RayHasher(ray, workers if jobs else 0) if ray else LocalHasher(workers)
         with _progress_bar() if show else _Quiet() as bar:
@@ -101,7 +104,7 @@ def triage_command(
 
             report = run_case(
                 case, sources, plan=plan_from(settings), rule=rule_from(settings), hasher=hasher,
-                batch_files=settings.triage_batch_files, progress=progress,
+                batch_files=settings.triage_batch_files, progress=progress, matcher=matcher,
             )  # fmt: skip
     except TriageError as exc:
         fail(str(exc))
