@@ -54,9 +54,10 @@ def test_triage_from_the_command_line(cli_db, tmp_path):
     assert [x["class"] for x in known] == ["known", "known", "new", "ignorable"]
     assert known[0]["matches"][0]["set"] == "case-hashes"
     assert known[0]["matches"][0]["category"] == "csam"
+    (phone / "later.png").write_bytes(png(pattern(3)))  # a finished case is final
     summary = meldpunt("triage", str(phone), "--case", "phone-2", "--jobs", "1",
                        "--out", str(tmp_path / "out2"))  # fmt: skip
-    assert "4 recorded before" in summary.output and "known" in summary.stdout
+    assert "0 files hashed, 4 recorded before" in summary.output and "known" in summary.stdout
     report = meldpunt("triage-case", "report", "phone-1", "--out", str(tmp_path / "again"))
     assert "summary.html" in report.stdout
 

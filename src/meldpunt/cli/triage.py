@@ -65,7 +65,7 @@ def triage_command(
         typer.Option("--out", help="Folder for the outputs (default: <data_dir>/cases/<case>)."),
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=0, help="Hashing processes (0: all cores).")
+        int, typer.Option("--jobs", "-j", min=0, max=1024, help="Hashing processes (0: all cores).")
     ] = 0,
     ray: Annotated[
         str | None,

@@ -157,14 +157,17 @@ def run_case(
         case = cases.open_case(session, name, labels, actor=actor)
         cases.start_run(session, case)
         case_id = case.id
+        finished_before = case.state == CaseState.done
         done = cases.recorded_paths(session, case_id)
         if matcher is None:
             matcher = Matcher.build(session)
         else:
             matcher.refresh(session)
     tasks = [t for t in walk(sources)]
-    todo = [t for t in tasks if t[0] not in done]
-    report = RunReport(name, CaseState.running, len(tasks), len(tasks) - len(todo), 0, 0)
+    # a finished case is final (its groups may be decided already): nothing more is hashed
+    todo = [] if finished_before else [t for t in tasks if t[0] not in done]
+    skipped = sum(1 for t in tasks if t[0] in done)
+    report = RunReport(name, CaseState.running, len(tasks), skipped, 0, 0)
     finished = 0
     if progress is not None:
         progress(0, len(todo))
