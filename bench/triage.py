@@ -360,17 +360,18 @@ def main() -> None:
                  **_score(peer_classes, truth)},
     }  # fmt: skip
     results["ratio"] = round(peer_seconds / seconds, 2)
-    print(f"meldpunt / peer, files per second on one core: {results['ratio']}x; "
-          f"known missed: meldpunt {results['meldpunt']['missed']}, "
-          f"peer {results['peer']['missed']} of {results['meldpunt']['known_in_truth']}")  # fmt: skip
+    ours, peer = results["meldpunt"], results["peer"]
+    print(f"meldpunt / peer, files per second on one core: {results['ratio']}x; known missed: "
+          f"meldpunt {ours['missed']}, peer {peer['missed']} of {ours['known_in_truth']}")
     if not args.no_ray:
         results["ray"] = {}
         for workers in (1, 2):
             hasher = RayHasher("local", workers=workers)
             ray_seconds, ray_classes = run_meldpunt(db_url, folder, f"ray{workers}-{stamp}", hasher)
             assert ray_classes == classes, "Ray gave another result"
+            rate = round(records / ray_seconds, 1)
             results["ray"][str(workers)] = {"seconds": round(ray_seconds, 2),
-                                            "files_per_second": round(records / ray_seconds, 1)}  # fmt: skip
+                                            "files_per_second": rate}  # fmt: skip
             print(f"ray, {workers} worker(s): {records / ray_seconds:.1f} files/s", flush=True)
         per_core = results["meldpunt"]["files_per_second"]
         results["cluster_cores_for_1m_files_per_hour"] = round(1_000_000 / 3600 / per_core, 1)

@@ -69,6 +69,8 @@ def plan_from(settings: Settings) -> HashPlan:
     return HashPlan(
         options=HashOptions(
             dihedral=True,
+            trim=settings.pdq_trim,  # a bordered copy's second hash, as the check service
+            features=0,  # local features are the check service's: too costly per file in bulk
             exif_transpose=settings.exif_transpose,
             min_quality=settings.pdq_min_quality,
             limits=ImageLimits(max_bytes=settings.max_image_bytes,

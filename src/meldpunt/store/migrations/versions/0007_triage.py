@@ -2,7 +2,7 @@
 of new material with reviewers' decisions.
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0009 (written to follow 0006; after main brought 0009, it follows 0009)
 Create Date: 2026-12-01 23:36:07.458711
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import meldpunt.store.types
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
