@@ -361,8 +361,10 @@ def main() -> None:
     }  # fmt: skip
     results["ratio"] = round(peer_seconds / seconds, 2)
     ours, peer = results["meldpunt"], results["peer"]
-    print(f"meldpunt / peer, files per second on one core: {results['ratio']}x; known missed: "
-          f"meldpunt {ours['missed']}, peer {peer['missed']} of {ours['known_in_truth']}")
+    print(
+        f"meldpunt / peer, files per second on one core: {results['ratio']}x; known missed: "
+        f"meldpunt {ours['missed']}, peer {peer['missed']} of {ours['known_in_truth']}"
+    )
     if not args.no_ray:
         results["ray"] = {}
         for workers in (1, 2):
