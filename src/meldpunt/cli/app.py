@@ -27,6 +27,7 @@ from meldpunt.cli import (
     service,
     sim,
     takedown,
+    triage,
 )
 from meldpunt.cli.common import (
     group,
@@ -138,6 +139,8 @@ app.add_typer(authority.authority_app, name="authority")
 app.add_typer(authority.hosters_app, name="hosters")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(dsa.dsa_app, name="dsa")
+app.command("triage")(triage.triage_command)
+app.add_typer(triage.case_app, name="triage-case")
 
 
 @app.command("version")

@@ -65,6 +65,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),
     ("Probing", "/ui/probing", frozenset({Role.admin})),
     ("Authority", "/ui/authority", frozenset({Role.authority, Role.admin})),
+    ("Triage", "/ui/triage", frozenset({Role.analyst, Role.admin})),
 )
 
 
