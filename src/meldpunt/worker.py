@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from meldpunt.authority.work import run_authority
 from meldpunt.checks.rechecks import run_rechecks
-from meldpunt.monitor.figures import run_monitor
+from meldpunt.monitor.figures import finish_settling, run_monitor
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.grading import run_fetches
 from meldpunt.takedown.attribution import run_attributions
@@ -73,16 +73,20 @@ def run_worker(
 ) -> None:
     """Run due work every ``poll_seconds`` until ``stop_event`` is set. A failing step is
     logged and the round goes on: the work it claimed becomes due again by itself."""
-    while not stop_event.is_set():
-        for name, step in STEPS:
-            if stop_event.is_set():
-                return
-            try:
-                while step(context, limit) >= limit and not stop_event.is_set():
-                    pass  # a full batch: there may be more
-            except Exception:
-                log.exception("worker step %s failed; trying again in %s s", name, poll_seconds)
-        _idle(context, stop_event, poll_seconds)
+    try:
+        while not stop_event.is_set():
+            for name, step in STEPS:
+                if stop_event.is_set():
+                    return
+                try:
+                    while step(context, limit) >= limit and not stop_event.is_set():
+                        pass  # a full batch: there may be more
+                except Exception:
+                    log.exception("worker step %s failed; trying again in %s s", name,
+                                  poll_seconds)  # fmt: skip
+            _idle(context, stop_event, poll_seconds)
+    finally:
+        finish_settling(context)
 
 
 def _idle(context: HotlineContext, stop_event: threading.Event, poll_seconds: float) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "quantile",
     "rebuild",
     "refresh",
+    "finish_settling",
     "run_monitor",
     "settle_totals",
     "split_key",
@@ -1019,6 +1020,13 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
 
 
 _settling: dict[int, threading.Thread] = {}
+
+
+def finish_settling(context: HotlineContext, timeout: float = 30.0) -> None:
+    """Wait for ``context``'s settling thread, if one runs (a worker that stops)."""
+    thread = _settling.pop(id(context), None)
+    if thread is not None and thread.is_alive():
+        thread.join(timeout)
 
 
 def _settle_quietly(sessions: Sessions) -> None:
