@@ -19,6 +19,7 @@ OPEN = {
     ("GET", "/v1/monitor/hosters"),
     ("GET", "/v1/monitor/platforms"),
     ("GET", "/v1/monitor/periods"),
+    ("GET", "/v1/exchange/key"),  # the instance's public key
 }
 
 # (method, path): the roles that may use it
@@ -76,6 +77,8 @@ ROUTES = {
     ("GET", "/v1/hosters/{asn}/record"): {"admin"},
     ("GET", "/v1/dsa/statements"): {"platform"},
     ("GET", "/v1/dsa/flagger-report"): {"analyst", "admin"},
+    # partners read with their own token, never an API key (tests/test_exchange.py)
+    ("GET", "/v1/feeds/{set_name}"): set(),
 }
 ROLES = ("platform", "analyst", "admin")
 
@@ -92,6 +95,7 @@ def concrete(path: str) -> str:
         .replace("{order_id}", "999999")
         .replace("{fine_id}", "999999")
         .replace("{asn}", "64500")
+        .replace("{set_name}", "police")
     )
 
 

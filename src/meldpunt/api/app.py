@@ -35,6 +35,7 @@ from .routes_admin import router as admin_router
 from .routes_authority import router as authority_router
 from .routes_check import router as check_router
 from .routes_dsa import router as dsa_router
+from .routes_exchange import router as exchange_router
 from .routes_items import router as items_router
 from .routes_monitor import router as monitor_router
 from .routes_notices import router as notices_router
@@ -200,6 +201,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(authority_router)
     app.include_router(monitor_router)
     app.include_router(dsa_router)
+    app.include_router(exchange_router)
     app.include_router(docs_router)
     app.include_router(web_router)
     return app

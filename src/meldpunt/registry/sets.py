@@ -51,6 +51,8 @@ class HashSetInfo:
     state: str  # 'active' | 'disabled'
     created_at: datetime
     updated_at: datetime
+    #: False: entries nobody at the hotline assessed (submitted by the person pictured).
+    reviewed: bool = True
 
     @property
     def active(self) -> bool:
@@ -77,6 +79,7 @@ def _info(row: HashSet) -> HashSetInfo:
         state=row.state,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        reviewed=bool(row.reviewed) if row.reviewed is not None else True,
     )
 
 
@@ -128,6 +131,7 @@ def create_set(
     default_category: str | None = None,
     pdq_threshold: int = DEFAULT_PDQ_THRESHOLD,
     actor: str = "system",
+    reviewed: bool = True,
 ) -> HashSetInfo:
     """Create a set (flushed, not committed); raises InvalidInput for bad values or a taken name."""
     try:
@@ -158,6 +162,7 @@ def create_set(
         state="active",
         created_at=at,
         updated_at=at,
+        reviewed=reviewed,
     )
     session.add(row)
     session.flush()
@@ -174,6 +179,7 @@ def create_set(
             "source_org": source_org,
             "default_category": code,
             "pdq_threshold": pdq_threshold,
+            **({} if reviewed else {"reviewed": False}),
             **trail.vouch(changes, seqs),
         },
     )
