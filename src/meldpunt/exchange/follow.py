@@ -134,15 +134,11 @@ def apply_page(
         signals = list(entry.signals)
         source = sources.get(remote)
         if source is not None:  # signals it had already, so that the new ones join the same item
-            signals += (
-                session.execute(
-                    select(ItemSignal.signal_type, ItemSignal.value).where(
-                        ItemSignal.item_id == source.item_id
-                    )
+            signals += session.execute(
+                select(ItemSignal.signal_type, ItemSignal.value).where(
+                    ItemSignal.item_id == source.item_id
                 )
-                .tuples()
-                .all()
-            )
+            ).all()
         inputs.append(
             ItemInput(
                 signals=tuple(dict.fromkeys(signals)),
