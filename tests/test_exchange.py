@@ -31,7 +31,7 @@ from meldpunt.exchange.keys import KEY_FILE, instance_key
 from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.store import init_db, make_engine, make_sessionmaker
 from meldpunt.store.models import EntrySource, Item, ItemSignal, PartnerFollow
-from service import serving, service_settings
+from service import service_settings, serving
 
 POLICY = exchange.partner_policy(FetchPolicy())
 
@@ -104,8 +104,11 @@ class Proxy:
                 if proxy.mode == "cut" and proxy.pages_left <= 0:
                     self.connection.close()  # the partner goes away mid-pull
                     return
-                answer = httpx.get(proxy.upstream + self.path, timeout=30,
-                                   headers={"Authorization": self.headers["Authorization"]})  # fmt: skip
+                answer = httpx.get(
+                    proxy.upstream + self.path,
+                    timeout=30,
+                    headers={"Authorization": self.headers["Authorization"]},
+                )
                 body = proxy.tamper(answer.content) if answer.status_code == 200 else answer.content
                 self.send_response(answer.status_code)
                 self.send_header("Content-Type", answer.headers["content-type"])
@@ -194,17 +197,34 @@ def test_two_instances_follow_each_other(db_url: str, tmp_path: Path) -> None:
 def _scenario(a: Instance, b: Instance, proxy: Proxy) -> None:
     # --- linking: each side adds the other, with its key, rules and the token it was given
     with a.session() as session:
-        _, token_for_b = exchange.add_partner(session, "b", url=b.url, public_key=b.key,
-                                              send_sets=["police", "mirror"],
-                                              receive=[("be-list", "from-b")])  # fmt: skip
+        _, token_for_b = exchange.add_partner(
+            session,
+            "b",
+            url=b.url,
+            public_key=b.key,
+            send_sets=["police", "mirror"],
+            receive=[("be-list", "from-b")],
+        )
         session.commit()
     with b.session() as session:
-        _, token_for_a = exchange.add_partner(session, "a", url=proxy.url, public_key=a.key,
-                                              send_sets=["be-list"], remote_token=token_for_b,
-                                              receive=[("police", "from-a")])  # fmt: skip
+        _, token_for_a = exchange.add_partner(
+            session,
+            "a",
+            url=proxy.url,
+            public_key=a.key,
+            send_sets=["be-list"],
+            remote_token=token_for_b,
+            receive=[("police", "from-a")],
+        )
         # the same instance once more, as a second partner sending its mirror into the same set
-        exchange.add_partner(session, "a-mirror", url=a.url, public_key=a.key,
-                             remote_token=token_for_b, receive=[("mirror", "from-a")])  # fmt: skip
+        exchange.add_partner(
+            session,
+            "a-mirror",
+            url=a.url,
+            public_key=a.key,
+            remote_token=token_for_b,
+            receive=[("mirror", "from-a")],
+        )
         session.commit()
     with a.session() as session:
         exchange.update_partner(session, "b", remote_token=token_for_a)
@@ -329,8 +349,9 @@ def test_a_page_sent_again_later_is_refused_as_old(session: Session, tmp_path: P
     registry.create_set(session, "police")
     registry.add_item(session, "police", [("pdq", _pdq())])
     key = instance_key(tmp_path)
-    info, _ = exchange.add_partner(session, "p", url="http://127.0.0.1:1", public_key=key.public,
-                                   send_sets=["police"])  # fmt: skip
+    info, _ = exchange.add_partner(
+        session, "p", url="http://127.0.0.1:1", public_key=key.public, send_sets=["police"]
+    )
     with use_clock(FrozenClock(now())) as clock:
         body = build_page(session, key, info, "police", after=0)
         page = parse_page(body, partner="p", public_key=key.public, set_name="police", after=0)
@@ -365,15 +386,26 @@ def test_a_page_with_changes_out_of_order_or_bad_content_is_refused(tmp_path: Pa
     good = [1, 7, "add", "pdq", _pdq(), "csam", "imported"]
 
     def signed(changes: list[list[object]]) -> bytes:
-        page = {"format": "meldpunt-feed/1", "key": key.fingerprint, "set": "s", "after": 0,
-                "issued_at": now().isoformat(), "head": 9, "head_at": None, "last": 9,
-                "last_at": None, "more": False, "changes": changes}  # fmt: skip
+        page = {
+            "format": "meldpunt-feed/1",
+            "key": key.fingerprint,
+            "set": "s",
+            "after": 0,
+            "issued_at": now().isoformat(),
+            "head": 9,
+            "head_at": None,
+            "last": 9,
+            "last_at": None,
+            "more": False,
+            "changes": changes,
+        }
         payload = orjson.dumps(page)
         return gzip.compress(base64.b64encode(key.sign(payload)) + b"\n" + payload)
 
-    parse = lambda body: parse_page(body, partner="p", public_key=key.public,  # noqa: E731
-                                    set_name="s", after=0)  # fmt: skip
-    assert len(parse(signed([good])).changes) == 1
+    def parse(body: bytes) -> object:
+        return parse_page(body, partner="p", public_key=key.public, set_name="s", after=0)
+
+    assert len(parse(signed([good])).changes) == 1  # type: ignore[attr-defined]
     for changes, why in [
         ([[2, *good[1:]], [2, *good[1:]]], "out of order"),
         ([[0, *good[1:]]], "out of order"),
