@@ -20,6 +20,11 @@ OPEN = {
     ("GET", "/v1/monitor/platforms"),
     ("GET", "/v1/monitor/periods"),
     ("GET", "/v1/exchange/key"),  # the instance's public key
+    # self-hashing: the case number and PIN are the keys (tests/test_selfhash.py)
+    ("POST", "/v1/protect/cases"),
+    ("POST", "/v1/protect/cases/{number}"),
+    ("POST", "/v1/protect/cases/{number}/pictures"),
+    ("POST", "/v1/protect/cases/{number}/withdraw"),
 }
 
 # (method, path): the roles that may use it

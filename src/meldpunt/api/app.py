@@ -39,6 +39,7 @@ from .routes_exchange import router as exchange_router
 from .routes_items import router as items_router
 from .routes_monitor import router as monitor_router
 from .routes_notices import router as notices_router
+from .routes_protect import router as protect_router
 from .routes_reports import router as reports_router
 from .routes_takedown import router as takedown_router
 from .schemas import check_request_schemas
@@ -202,6 +203,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(monitor_router)
     app.include_router(dsa_router)
     app.include_router(exchange_router)
+    app.include_router(protect_router)
     app.include_router(docs_router)
     app.include_router(web_router)
     return app

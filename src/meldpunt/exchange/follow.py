@@ -30,6 +30,7 @@ from meldpunt.exchange.feeds import DEFAULT_PAGE, FeedChange, FeedPage, parse_pa
 from meldpunt.registry import ItemInput, classify, disable_item, enable_item, lock_registry
 from meldpunt.registry.batch import apply_items
 from meldpunt.reports.fetcher import FetchError, FetchPolicy, FetchRefused, fetch
+from meldpunt.store import begin_write
 from meldpunt.store.models import EntrySource, Item, ItemSignal, Partner, PartnerFollow
 
 __all__ = ["FollowResult", "apply_page", "partner_policy", "pull", "pull_due"]
@@ -242,6 +243,7 @@ def _fetch_page(partner: Partner, follow: PartnerFollow, policy: FetchPolicy, li
 
 def _record_failure(sessions: sessionmaker[Session], follow_id: int, message: str) -> None:
     with sessions() as session:
+        begin_write(session)
         row = session.get(PartnerFollow, follow_id)
         if row is None:
             return
@@ -280,24 +282,32 @@ def pull_follow(
         )
     pages = 0
     while max_pages is None or pages < max_pages:
-        with sessions() as session:
+        with sessions() as session:  # read, then let go: no transaction waits on the network
             follow = session.get(PartnerFollow, follow_id)
             partner = session.get(Partner, follow.partner_id) if follow else None
             assert follow is not None and partner is not None
-            try:
-                body = _fetch_page(partner, follow, policy, limit)
-                page = parse_page(
-                    body,
-                    partner=partner.name,
-                    public_key=partner.public_key,
-                    set_name=follow.remote_set,
-                    after=follow.after_seq,
-                )
-            except (PageRefused, FeedUnavailable) as exc:
-                session.rollback()
-                result.error = str(exc)
-                _record_failure(sessions, follow_id, str(exc))
-                raise
+            after = follow.after_seq
+            session.expunge_all()
+        try:
+            body = _fetch_page(partner, follow, policy, limit)
+            page = parse_page(
+                body,
+                partner=partner.name,
+                public_key=partner.public_key,
+                set_name=follow.remote_set,
+                after=after,
+            )
+        except (PageRefused, FeedUnavailable) as exc:
+            result.error = str(exc)
+            _record_failure(sessions, follow_id, str(exc))
+            raise
+        with sessions() as session:
+            lock_registry(session)  # before the first read
+            follow = session.get(PartnerFollow, follow_id, populate_existing=True)
+            partner = session.get(Partner, partner.id, populate_existing=True)
+            assert follow is not None and partner is not None
+            if follow.after_seq != after:  # another worker applied this page meanwhile
+                continue
             apply_page(session, follow, partner, page)
             follow.last_pull_at = follow.last_success_at = now()
             follow.failures, follow.last_error = 0, None
@@ -371,6 +381,7 @@ def pull_due(
     """The worker's step: pull the follows that are due (at most ``limit``); returns how many
     changes were applied."""
     with sessions() as session:
+        begin_write(session)  # the claim below writes what this reads
         ids = list(
             session.scalars(
                 select(PartnerFollow.id)

@@ -26,8 +26,9 @@ from meldpunt import audit
 from meldpunt.clock import now
 from meldpunt.exchange.errors import InvalidInput, NotFound
 from meldpunt.exchange.keys import fingerprint, parse_public_key
-from meldpunt.registry import CODES, SetKind, create_set, get_set
+from meldpunt.registry import CODES, SetKind, create_set, get_set, lock_registry
 from meldpunt.registry import NotFound as SetNotFound
+from meldpunt.store import begin_write
 from meldpunt.store.models import Partner, PartnerFollow
 from meldpunt.text import TextError, check_name, check_text
 
@@ -306,6 +307,7 @@ def add_partner(
     """Add a partner (flushed, not committed). Returns it and, when it may read sets of ours
     (``send_sets``), the token it reads them with: shown once, kept only as a hash."""
     name = _checked_name(name, "a partner's name")
+    lock_registry(session)  # before the first read: it may create sets
     if session.scalar(select(Partner.id).where(Partner.name == name)) is not None:
         raise InvalidInput(f"a partner named {name!r} exists already")
     key = parse_public_key(public_key)
@@ -378,6 +380,7 @@ def update_partner(
 ) -> PartnerInfo:
     """Change what is given; a new public key is how a partner that changed its key is
     trusted again (the audit log keeps both fingerprints)."""
+    lock_registry(session)  # before the first read: it may create sets
     row = load_partner_row(session, name)
     details: dict[str, object] = {"name": row.name}
     if url is not None:
@@ -418,6 +421,7 @@ def update_partner(
 
 def issue_token(session: Session, name: str, *, actor: str = "system") -> str:
     """A new token for the partner to read our feeds with; the old one stops working."""
+    begin_write(session)
     row = load_partner_row(session, name)
     token = f"{TOKEN_PREFIX}{secrets.token_urlsafe(32)}"
     row.token_hash = _token_hash(token)
@@ -437,6 +441,7 @@ def set_partner_state(
     session: Session, name: str, *, enabled: bool, actor: str = "system"
 ) -> PartnerInfo:
     """Disable (no feeds served to it, none pulled from it) or enable a partner again."""
+    begin_write(session)
     row = load_partner_row(session, name)
     row.disabled_at = None if enabled else (row.disabled_at or now())
     row.updated_at = now()
