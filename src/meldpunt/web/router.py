@@ -20,6 +20,7 @@ from . import (
     pages_monitor,
     pages_notices,
     pages_orgs,
+    pages_protect,
     pages_queue,
     pages_report,
     pages_sets,
@@ -38,6 +39,7 @@ router.include_router(pages_sets.router)
 router.include_router(pages_orgs.router)
 router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
+router.include_router(pages_protect.router)
 router.include_router(pages_notices.router)
 router.include_router(pages_takedown.router)
 router.include_router(pages_authority.router)
