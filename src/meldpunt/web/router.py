@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from . import (
     auth,
     pages_authority,
+    pages_exchange,
     pages_main,
     pages_monitor,
     pages_notices,
@@ -37,6 +38,7 @@ router.include_router(auth.router)
 router.include_router(pages_main.router)
 router.include_router(pages_sets.router)
 router.include_router(pages_orgs.router)
+router.include_router(pages_exchange.router)
 router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
 router.include_router(pages_protect.router)
