@@ -26,7 +26,7 @@ from meldpunt import exchange, registry
 from meldpunt.clock import FrozenClock, now, use_clock
 from meldpunt.config import load_settings
 from meldpunt.exchange import PageRefused
-from meldpunt.exchange.feeds import build_page, parse_page
+from meldpunt.exchange.feeds import FeedPage, build_page, parse_page
 from meldpunt.exchange.keys import KEY_FILE, instance_key
 from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.store import init_db, make_engine, make_sessionmaker
@@ -377,6 +377,20 @@ def test_hostile_pages_are_refused_with_a_reason(body: bytes, why: str, tmp_path
         parse_page(body, partner="p", public_key=key.public, set_name="s", after=0)
 
 
+def _columns(rows: list[list[object]]) -> dict[str, list[object]]:
+    """Changes as a page's columns: numbers and entries as differences from the one before."""
+    names = ("seq", "entry", "action", "type", "value", "category", "reason")
+    out: dict[str, list[object]] = {name: [] for name in names}
+    seq, entry = 0, 0
+    for row in rows:
+        out["seq"].append(row[0] - seq)  # type: ignore[operator]
+        out["entry"].append(row[1] - entry)  # type: ignore[operator]
+        seq, entry = row[0], row[1]  # type: ignore[assignment]
+        for name, value in zip(names[2:], row[2:], strict=True):
+            out[name].append(value)
+    return out
+
+
 def test_a_page_with_changes_out_of_order_or_bad_content_is_refused(tmp_path: Path) -> None:
     import base64
 
@@ -385,7 +399,7 @@ def test_a_page_with_changes_out_of_order_or_bad_content_is_refused(tmp_path: Pa
     key = instance_key(tmp_path)
     good = [1, 7, "add", "pdq", _pdq(), "csam", "imported"]
 
-    def signed(changes: list[list[object]]) -> bytes:
+    def signed(changes: object) -> bytes:
         page = {
             "format": "meldpunt-feed/1",
             "key": key.fingerprint,
@@ -402,18 +416,23 @@ def test_a_page_with_changes_out_of_order_or_bad_content_is_refused(tmp_path: Pa
         payload = orjson.dumps(page)
         return gzip.compress(base64.b64encode(key.sign(payload)) + b"\n" + payload)
 
-    def parse(body: bytes) -> object:
+    def parse(body: bytes) -> FeedPage:
         return parse_page(body, partner="p", public_key=key.public, set_name="s", after=0)
 
-    assert len(parse(signed([good])).changes) == 1  # type: ignore[attr-defined]
+    assert parse(signed(_columns([good]))).changes[0].entry == 7
+    two = parse(signed(_columns([good, [3, 5, "remove", "md5", "a" * 32, "csam", "x"]])))
+    assert [(c.seq, c.entry, c.action) for c in two.changes] == [(1, 7, "add"), (3, 5, "remove")]
     for changes, why in [
-        ([[2, *good[1:]], [2, *good[1:]]], "out of order"),
-        ([[0, *good[1:]]], "out of order"),
-        ([[1, 7, "add", "pdq", "zz", "csam", "x"]], "change 1"),
-        ([[1, 7, "add", "pdq", _pdq(), "nonsense", "x"]], "unknown category"),
-        ([[1, 7, "explode", "pdq", _pdq(), "csam", "x"]], "unknown action"),
-        ([[1, 7, "add", "md5", "\x00" * 32, "csam", "x"]], "change 1"),
-        ([[1, 7]], "is not"),
+        (_columns([[2, *good[1:]], [2, *good[1:]]]), "out of order"),
+        (_columns([[0, *good[1:]]]), "out of order"),
+        (_columns([[1, 7, "add", "pdq", "zz", "csam", "x"]]), "change 1"),
+        (_columns([[1, 7, "add", "pdq", _pdq(), "nonsense", "x"]]), "unknown category"),
+        (_columns([[1, 7, "explode", "pdq", _pdq(), "csam", "x"]]), "unknown action"),
+        (_columns([[1, 7, "add", "md5", "\x00" * 32, "csam", "x"]]), "change 1"),
+        (_columns([[1, -7, "add", "pdq", _pdq(), "csam", "x"]]), "entry"),
+        ({**_columns([good]), "seq": []}, "differ in length"),
+        ([[1, 7]], "columns"),
+        ({"seq": [1]}, "columns"),
     ]:
         with pytest.raises(PageRefused, match=why):
             parse(signed(changes))

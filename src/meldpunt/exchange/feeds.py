@@ -6,7 +6,13 @@ page itself, the JSON bytes that were signed::
     {"format": "meldpunt-feed/1", "key": "<fingerprint>", "set": "police", "after": 0,
      "issued_at": "2026-12-01T23:00:00+00:00", "head": 812, "head_at": "...",
      "last": 500, "last_at": "...", "more": true,
-     "changes": [[seq, entry, "add", "pdq", "f8f8...", "csam_baseline", "imported"], ...]}
+     "changes": {"seq": [3, 1, 1, ...], "entry": [1, 1, 0, ...], "action": ["add", ...],
+                 "type": ["pdq", ...], "value": ["f8f8...", ...],
+                 "category": ["csam_baseline", ...], "reason": ["imported", ...]}}
+
+The changes go column by column, change numbers and entry ids as differences from the one
+before (the first from ``after``, and from 0): repeated words and small numbers compress to
+almost nothing, so a page costs little more than its hashes (about 33 bytes a PDQ entry).
 
 Each change states a result (see ``registry.changes``): ``add``/``update`` the entry is active
 with this category and this signal, ``remove`` it is not (any more). A change whose category
@@ -53,6 +59,7 @@ MAX_PAGE = 50_000
 #: A page larger than this, unpacked, is refused (50,000 changes take about 8 MB).
 MAX_PAGE_BYTES = 64 * 1024 * 1024
 ACTIONS = ("add", "update", "remove")
+COLUMNS = ("seq", "entry", "action", "type", "value", "category", "reason")
 
 
 @dataclass(frozen=True)
@@ -131,13 +138,18 @@ def build_page(
         .order_by(RegistryChange.seq.desc())
         .limit(1)
     ).one_or_none() or (0, None)
-    changes: list[list[Any]] = []
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    previous_seq, previous_entry = after, 0
     for seq, _at, item_id, action, kind, value, category, reason in rows:
         if item_id is None:
             continue  # set-wide changes (created, disabled) are this instance's own business
         if shown is not None and category not in shown:
             action, reason = "remove", "not_shared"
-        changes.append([seq, item_id, action, kind, value, category, reason])
+        columns["seq"].append(seq - previous_seq)
+        columns["entry"].append(item_id - previous_entry)
+        previous_seq, previous_entry = seq, item_id
+        for name, word in zip(COLUMNS[2:], (action, kind, value, category, reason), strict=True):
+            columns[name].append(word)
     last, last_at = (rows[-1][0], rows[-1][1]) if rows else (after, None)
     page = {
         "format": FORMAT,
@@ -150,11 +162,11 @@ def build_page(
         "last": last,
         "last_at": _iso(last_at),
         "more": more,
-        "changes": changes,
+        "changes": columns,
     }
     payload = orjson.dumps(page)
     signature = base64.b64encode(key.sign(payload))
-    return gzip.compress(signature + b"\n" + payload, compresslevel=6, mtime=0)
+    return gzip.compress(signature + b"\n" + payload, compresslevel=9, mtime=0)
 
 
 def _unpack(body: bytes) -> bytes:
@@ -190,20 +202,22 @@ def _int(value: object, what: str) -> int:
     return value
 
 
-def _change(raw: object, previous: int) -> FeedChange:
-    if not isinstance(raw, list) or len(raw) != 7:
-        raise PageRefused(
-            f"a change after {previous} is not [seq, entry, action, type, value, category, reason]"
-        )
-    seq, entry, action, kind, value, category, reason = raw
-    seq = _int(seq, f"the change after {previous}")
-    if seq <= previous:
+def _change(raw: tuple[object, ...], previous: int, previous_entry: int) -> FeedChange:
+    seq_step, entry_step, action, kind, value, category, reason = raw
+    if not isinstance(seq_step, int) or isinstance(seq_step, bool) or seq_step > 2**62:
+        raise PageRefused(f"the change after {previous} has no change number")
+    seq = previous + seq_step
+    if seq_step <= 0:
         raise PageRefused(f"change {seq} comes after {previous}: the changes are out of order")
-    entry = _int(entry, f"change {seq}'s entry")
+    if not isinstance(entry_step, int) or isinstance(entry_step, bool):
+        raise PageRefused(f"change {seq} has no entry")
+    entry = _int(previous_entry + entry_step, f"change {seq}'s entry")
     if action not in ACTIONS:
         raise PageRefused(f"change {seq} has an unknown action {str(action)[:20]!r}")
     if not all(isinstance(v, str) for v in (kind, value, category, reason)):
         raise PageRefused(f"change {seq}: type, value, category and reason are text")
+    assert isinstance(kind, str) and isinstance(value, str)
+    assert isinstance(category, str) and isinstance(reason, str)
     if category not in CODES:
         raise PageRefused(f"change {seq} has an unknown category {category[:40]!r}")
     if len(reason) > 40 or not reason.isprintable():
@@ -213,6 +227,17 @@ def _change(raw: object, previous: int) -> FeedChange:
     except SignalProblem as exc:
         raise PageRefused(f"change {seq}: {exc}") from None
     return FeedChange(seq, entry, action, kind, value, category, reason)
+
+
+def _columns(raw: object) -> list[tuple[object, ...]]:
+    if not isinstance(raw, dict) or set(raw) != set(COLUMNS):
+        raise PageRefused(f"the page's changes are not the columns {', '.join(COLUMNS)}")
+    columns = [raw[name] for name in COLUMNS]
+    if not all(isinstance(c, list) for c in columns) or len({len(c) for c in columns}) != 1:
+        raise PageRefused("the page's columns of changes differ in length")
+    if len(columns[0]) > MAX_PAGE:
+        raise PageRefused(f"the page lists more than {MAX_PAGE:,} changes")
+    return list(zip(*columns, strict=True))
 
 
 def parse_page(
@@ -272,15 +297,12 @@ def parse_page(
         )
     if age < -timedelta(minutes=5):
         raise PageRefused("the page was issued in the future: check both clocks")
-    raw_changes = page.get("changes")
-    if not isinstance(raw_changes, list):
-        raise PageRefused("the page has no list of changes")
     changes = []
-    previous = after
-    for raw in raw_changes:
-        change = _change(raw, previous)
+    previous, previous_entry = after, 0
+    for raw in _columns(page.get("changes")):
+        change = _change(raw, previous, previous_entry)
         changes.append(change)
-        previous = change.seq
+        previous, previous_entry = change.seq, change.entry
     last = _int(page.get("last"), "the page's 'last'")
     if last < previous or (not changes and last < after):
         raise PageRefused(f"the page says its last change is {last}, but it lists {previous}")
