@@ -253,6 +253,11 @@ def _scenario(a: Instance, b: Instance, proxy: Proxy) -> None:
         assert client.get("/v1/feeds/police").status_code == 401
         bad = client.get("/v1/feeds/police", headers={"Authorization": "Bearer mpx_wrong"})
         assert bad.status_code == 403
+        as_b = {"Authorization": f"Bearer {token_for_a}"}
+        for hostile, status in [("police?after=-1", 422), ("police?limit=0", 422),
+                                ("police?after=99999999999999999999999", 422),
+                                ("po%00lice", 403), ("..%2F..%2Fetc", 404)]:  # fmt: skip
+            assert client.get(f"/v1/feeds/{hostile}", headers=as_b).status_code in (status, 404)
 
     # --- removals travel; an entry another partner still sends stays
     with a.session() as session:
