@@ -86,7 +86,8 @@ def test_the_257_item_oracle_attack_leaks_nothing_and_is_caught(either_world: Wo
                  for r in results}  # fmt: skip
         # the same for every item: nothing about distances ("reviewed" is the set's, not the hit's)
         assert shown == {
-            '{"set": "police", "category": "csam_baseline", "signal_type": "pdq", "reviewed": true}'
+            '{"set": "police", "category": "csam_baseline", "signal_type": "pdq", "way": "plain", '
+            '"reviewed": true}'
         }
         assert "distance" not in answer.text
 

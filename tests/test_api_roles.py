@@ -40,6 +40,8 @@ ROUTES = {
     ("POST", "/v1/sets"): {"analyst", "admin"},
     ("POST", "/v1/sets/{name}/items"): {"analyst", "admin"},
     ("POST", "/v1/sets/{name}/items/{item_id}/withdraw"): {"analyst", "admin"},
+    ("POST", "/v1/sets/{name}/pictures"): {"analyst", "admin"},
+    ("PUT", "/v1/sets/{name}/ways"): {"analyst", "admin"},
     ("GET", "/v1/orgs"): {"admin"},
     ("POST", "/v1/orgs"): {"admin"},
     ("POST", "/v1/orgs/{name}/keys"): {"admin"},

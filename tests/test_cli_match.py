@@ -61,7 +61,7 @@ def test_match_files_known_unknown_and_rotated(world):
     known = by_name["known.jpg"]
     assert known["known"] is True
     expected = {"set": "police", "entry": world["item"], "category": "csam_baseline"}
-    assert known["matches"][0] == {**expected, "signal_type": "pdq", "distance": 0}
+    assert known["matches"][0] == {**expected, "signal_type": "pdq", "distance": 0, "way": "plain"}
     assert by_name["mirrored.jpg"]["known"] is True  # orientation hashes are on by default
     assert by_name["other.jpg"] == {
         "path": str(folder / "other.jpg"),

@@ -27,6 +27,7 @@ from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.reports.grading import run_fetches
 from meldpunt.reports.preview import PreviewUnavailable, preview_item
 from meldpunt.signals import digest_bytes, pdq_signal
+from meldpunt.sim.edits import apply_edit
 from meldpunt.store import make_sessionmaker
 from meldpunt.store.models import AuditEvent, ItemEvent, UrlItem
 from service import running
@@ -232,6 +233,35 @@ def test_a_graded_picture_makes_its_next_copy_known_to_the_worker(engine, sessio
     )  # fmt: skip
     graded = events_of(session, copy.id)[-1][2]
     assert (graded["set"], graded["signal_type"]) == ("hotline", "pdq")
+
+
+def test_a_graded_picture_makes_its_cropped_and_captioned_copy_known(
+    engine, session, settings, clock
+):
+    """New material keeps what its pixels gave until it is graded; its entry then carries the
+    turned hashes and local features, so an edited copy the plain hash misses is known."""
+    context = HotlineContext(make_sessionmaker(engine), settings=settings, policy=POLICY)
+    edited, quality = apply_edit("rotate-3+crop-5%", photo("astronaut"), seed=2)
+    routes = {
+        "/first.jpg": lambda h: send(h, 200, NEW, Content_Type="image/jpeg"),
+        "/edited.jpg": lambda h: send(h, 200, jpeg(edited, quality), Content_Type="image/jpeg"),
+    }
+    with serve("127.0.0.2", routes) as (base, _):
+        first, _ = items.open_item(session, f"{base}/first.jpg", kind="ncii", actor="test")
+        session.commit()
+        assert run_fetches(context, 10) == 1
+        assert item_of(session, first.id).picture_signals  # kept while it waits
+        grade(session, settings, first.id, "illegal", "ncii")
+        entry = events_of(session, first.id)[-1][2]["hotline_set"]["entry"]
+        kinds = {kind for kind, _ in registry.get_item(session, entry).signals}
+        assert {"pdq", "pdq_orientation", "features"} <= kinds
+        copy, _ = items.open_item(session, f"{base}/edited.jpg", kind="ncii", actor="test")
+        session.commit()
+        assert run_fetches(context, 10) == 1
+    item = item_of(session, copy.id)
+    assert (item.state, item.grade, item.graded_by) == ("ready", "illegal", "match")
+    graded = events_of(session, copy.id)[-1][2]
+    assert (graded["entry"], graded["way"]) == (entry, "verified")
 
 
 def test_a_graded_picture_is_known_to_every_platforms_check_within_seconds(db_url, settings):

@@ -90,6 +90,43 @@ class Settings(BaseSettings):
     exif_transpose: bool = Field(
         default=True, description="Apply the EXIF orientation before hashing."
     )
+    pdq_trim: bool = Field(
+        default=True,
+        description="Also hash a picture without its uniform border (letterboxing, padding, "
+        "frames), as a second PDQ hash.",
+    )
+    match_orientation_estimates: bool = Field(
+        default=True,
+        description="Also search the 7 orientations estimated from a PDQ hash sent alone "
+        "(a check can say otherwise with 'orientations').",
+    )
+    match_estimated_threshold: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="The most bits an estimated orientation may be from an entry (empty: the "
+        "set's threshold).",
+    )
+    match_features: bool = Field(
+        default=True,
+        description="Look up pictures that meldpunt hashes (file checks, fetches, match) by "
+        "their local features too, against entries made from pictures.",
+    )
+    match_feature_min_inliers: int = Field(
+        default=15,
+        ge=8,
+        le=128,
+        description="Local features that must agree on one placement for a verified match.",
+    )
+    match_feature_radius: int = Field(
+        default=32, ge=8, le=64, description="Bits between two local features that correspond."
+    )
+    match_feature_min_votes: int = Field(
+        default=6,
+        ge=2,
+        le=128,
+        description="Features that must find an entry before it is checked.",
+    )
     log_level: LogLevel = "INFO"
     hit_recheck_after_hours: float = Field(
         default=24.0,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from meldpunt import registry
 from meldpunt.checks import (
@@ -25,6 +27,8 @@ from meldpunt.checks import (
 )
 from meldpunt.checks.probing import list_alerts
 from meldpunt.clock import now
+from meldpunt.registry.pictures import add_pictures
+from meldpunt.signals import FileTooLarge, SignalError
 from meldpunt.text import FreeText, NameText, OneLine
 
 from .auth import AdminKey, AnalystKey, current_principal
@@ -37,7 +41,11 @@ router = APIRouter()
 
 def _plain(value: Any) -> dict[str, Any]:
     data = asdict(value)
-    return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in data.items()}
+    return {
+        k: (v.isoformat() if hasattr(v, "isoformat") else sorted(v) if isinstance(v, frozenset)
+            else v)
+        for k, v in data.items()
+    }  # fmt: skip
 
 
 # use_enum_values: the schemas list the domain's words, the routes get plain strings
@@ -140,6 +148,85 @@ def new_item(request: Request, name: str, body: ItemIn, principal: AnalystKey) -
         )
         session.commit()
         return {"outcome": result.outcome, "item": _plain(result.item)}
+
+
+PICTURES_BODY = {
+    "requestBody": {
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "category": {"type": "string"},
+                    },
+                    "required": ["file"],
+                }
+            },
+        },
+        "required": True,
+    }
+}
+
+
+@router.post(
+    "/v1/sets/{name}/pictures",
+    tags=["registry"],
+    status_code=201,
+    summary="Add entries from pictures (multipart files): every signal derived from pixels, "
+    "the pictures not kept",
+    openapi_extra=PICTURES_BODY,
+)
+async def new_pictures(request: Request, name: str, principal: AnalystKey) -> dict[str, Any]:
+    state = service_of(request)
+    form = await request.form(max_files=state.settings.max_upload_files, max_fields=4)
+    files = [value for _, value in form.multi_items() if not isinstance(value, str)]
+    category = form.get("category")
+    if not files:
+        raise ApiError(422, "invalid_request", "add pictures as one or more 'file' fields")
+    if category is not None and not isinstance(category, str):
+        raise ApiError(422, "invalid_request", "category is a text field")
+    options = state.settings.hash_options()
+    limit = options.limits.max_bytes
+
+    def pictures() -> Iterator[tuple[str, bytes | SignalError]]:
+        for upload in files:  # one in memory at a time
+            label = (upload.filename or "upload")[:200]
+            upload.file.seek(0)
+            data = upload.file.read(limit + 1)
+            if len(data) > limit:
+                yield label, FileTooLarge(f"{label}: files are limited to {limit:,} bytes")
+            else:
+                yield label, data
+
+    def add() -> list[dict[str, Any]]:
+        with state.sessions() as session:
+            outcomes = add_pictures(session, name, pictures(), options,
+                                    category=category or None, actor=f"key:{principal.key_id}",
+                                    decode=state.decode_budget.pdq_signal)  # fmt: skip
+            session.commit()
+        return [asdict(o) for o in outcomes]
+
+    return {"pictures": await run_in_threadpool(add)}
+
+
+class WaysIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+    off: list[registry.MatchWay] = Field(default_factory=list, max_length=10)
+    on: list[registry.MatchWay] = Field(default_factory=list, max_length=10)
+
+
+@router.put(
+    "/v1/sets/{name}/ways",
+    tags=["registry"],
+    summary="Turn ways of matching off or on for a set (orientation, trimmed, verified)",
+)
+def set_ways(request: Request, name: str, body: WaysIn, principal: AnalystKey) -> dict[str, Any]:
+    with service_of(request).sessions() as session:
+        info = registry.set_ways(session, name, off=body.off, on=body.on,
+                                 actor=f"key:{principal.key_id}")  # fmt: skip
+        session.commit()
+        return _plain(info)
 
 
 @router.post(

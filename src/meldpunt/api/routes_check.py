@@ -86,7 +86,8 @@ def _query_of(item: CheckItem) -> MatchQuery:
         elif kind.name not in ("md5", "sha1", "sha256"):
             raise InvalidSignal(f"{kind.name} signals cannot be checked")
         values[kind.name] = value
-    return MatchQuery(**values, pdq_quality=quality, pdq_dihedral=tuple(turns))
+    estimate = item.get("orientations")
+    return MatchQuery(**values, pdq_quality=quality, pdq_dihedral=tuple(turns), estimate=estimate)
 
 
 def _best_per_set(answer: MatchAnswer) -> MatchAnswer:
@@ -267,7 +268,7 @@ async def run_checks(
         if isinstance(answer, ItemError) or isinstance(query, ItemError):
             continue
         for m in answer.matches:
-            value = getattr(query, m.signal_type) or ""
+            value = query.matched_value(m.signal_type)
             new_hits.append(NewHit.from_match(m, value, platform_ref=ref, public_url=url))
     written: list[int] = await asyncio.wrap_future(state.writer.submit(principal.org_id, new_hits))
     hit_ids = iter(written)
@@ -288,6 +289,7 @@ async def run_checks(
                 "set": m.set,
                 "category": m.category,
                 "signal_type": m.signal_type,
+                "way": str(m.way),
                 "hit_id": next(hit_ids),
                 "reviewed": m.set_id not in unreviewed,
             }

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 from meldpunt.checks import Outcome
+from meldpunt.registry.vocabulary import MatchWay
 from meldpunt.text import FreeText, OneLine
 
 MAX_BATCH = 1_000
@@ -44,6 +45,16 @@ class CheckItem(TypedDict):
             "orientations of it.",
         ),
     ]
+    orientations: NotRequired[
+        Annotated[
+            bool | None,
+            Field(
+                description="For a PDQ hash sent alone: also search the 7 turned and mirrored "
+                "versions estimated from it (left out: the service's setting, on by default). "
+                "Several PDQ values in one item are taken as its orientations instead."
+            ),
+        ]
+    ]
     ref: NotRequired[
         Annotated[
             str | None,
@@ -71,7 +82,12 @@ def largest_check_request() -> bytes:
     """The largest valid check request, as compact JSON with ASCII text: every limit above at
     its maximum (about 7 MB)."""
     signal = {"type": "t" * MAX_TYPE, "value": "f" * MAX_VALUE, "quality": 100}
-    item = {"signals": [signal] * MAX_SIGNALS, "ref": "r" * MAX_REF, "url": "u" * MAX_URL}
+    item = {
+        "signals": [signal] * MAX_SIGNALS,
+        "orientations": False,
+        "ref": "r" * MAX_REF,
+        "url": "u" * MAX_URL,
+    }
     return json.dumps({"items": [item] * MAX_BATCH}, separators=(",", ":")).encode()
 
 
@@ -100,6 +116,12 @@ class MatchOut(BaseModel):
     set: str
     category: str
     signal_type: str
+    way: MatchWay = Field(
+        MatchWay.plain,
+        description="How the match was found: plain, orientation (a turned or mirrored "
+        "version), trimmed (without a border), verified (local features in one placement: "
+        "crops, overlays, small rotations)",
+    )
     distance: int | None = Field(None, description=DISTANCE_NOTE)
     hit_id: int = Field(description="The hit's id: random, for outcomes and GET /v1/hits/{id}")
     reviewed: bool = Field(

@@ -19,6 +19,7 @@ from meldpunt.checks import Subscription
 from meldpunt.checks.probing import ProbeDetector, ProbingPolicy
 from meldpunt.config import Settings, get_settings
 from meldpunt.signals import HashOptions, ImageLimits
+from meldpunt.signals.hashing import QUERY
 
 from .follower import IndexFollower
 from .limits import DecodeBudget, RateLimiter
@@ -106,7 +107,14 @@ class ServiceSettings:
             max_pixels=self.max_upload_pixels,
             max_decode_bytes=self.decode_budget_bytes,
         )
-        return HashOptions(dihedral=True, min_quality=self.pdq_min_quality, limits=limits)
+        project = self.project or get_settings()
+        return HashOptions(
+            dihedral=True,
+            min_quality=self.pdq_min_quality,
+            limits=limits,
+            trim=project.pdq_trim,
+            features=QUERY if project.match_features else 0,
+        )
 
 
 class Metrics:

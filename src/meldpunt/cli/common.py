@@ -113,8 +113,9 @@ def iter_files(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def hash_options(*, exact: bool, dihedral: bool, exif: bool) -> HashOptions:
-    """Hashing options from the command's flags and the configured image limits."""
+def hash_options(*, exact: bool, dihedral: bool, exif: bool, features: int = 0) -> HashOptions:
+    """Hashing options from the command's flags and the configured image limits (``features``:
+    how many local features to keep, 0 for none)."""
     from meldpunt.config import get_settings
     from meldpunt.signals import HashOptions, ImageLimits
 
@@ -122,6 +123,8 @@ def hash_options(*, exact: bool, dihedral: bool, exif: bool) -> HashOptions:
     return HashOptions(
         exact=exact,
         dihedral=dihedral,
+        trim=settings.pdq_trim,
+        features=features,
         exif_transpose=exif and settings.exif_transpose,
         min_quality=settings.pdq_min_quality,
         limits=ImageLimits(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -170,15 +171,20 @@ def match_command(
         matcher = open_matcher(session)
         for label, query in _signal_queries(list(signal or []), signals_file):
             if isinstance(query, Query):
+                query = replace(query, estimate=None if dihedral else False)
                 answer = matcher.match(query, categories=wanted, min_quality=min_quality)
                 emit(_record("signal", label, answer, None))
             else:
                 emit(_record("signal", label, None, str(query)))
         files = list(iter_files(paths or []))
-        options = hash_options(exact=False, dihedral=dihedral, exif=True)
+        from meldpunt.signals.hashing import QUERY
+
+        features = QUERY if get_settings().match_features else 0
+        options = hash_options(exact=False, dihedral=dihedral, exif=True, features=features)
         results = hash_many(files, options, jobs or os.cpu_count() or 1)
         for result in with_progress(results, len(files), sys.stderr.isatty()):
             query = Query.of_signals(result.digests, result.pdq)
+            query = replace(query, estimate=None if dihedral else False)
             answer = matcher.match(query, categories=wanted, min_quality=min_quality)
             emit(_record("path", result.path, answer, result.error))
     if fmt == "table" and records:

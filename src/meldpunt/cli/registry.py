@@ -5,6 +5,8 @@
     meldpunt sets show police-nl
     meldpunt sets export police-nl - --format jsonl
     meldpunt sets withdraw police-nl 4711 --reason "wrongly classified by the source"
+    meldpunt sets add hotline-nl photo.jpg folder/ --category A1   # entries from pictures
+    meldpunt sets ways police-nl --off verified                    # how the set may match
 
 The database is the configured one (``database_url``), migrated on first use.
 """
@@ -24,7 +26,7 @@ from rich.table import Table
 
 from meldpunt import registry
 from meldpunt.cli.common import fail as _fail
-from meldpunt.cli.common import group, is_narrow, registry_session
+from meldpunt.cli.common import group, hash_options, is_narrow, iter_files, registry_session
 from meldpunt.cli.common import stderr as _stderr
 from meldpunt.cli.common import stdout as _stdout
 from meldpunt.cli.common import table as _table
@@ -81,6 +83,7 @@ def _set_record(info: HashSetInfo, summary: SetSummary | None = None) -> dict[st
         "source_org": info.source_org,
         "default_category": info.default_category,
         "pdq_threshold": info.pdq_threshold,
+        "ways_off": sorted(info.ways_off),
         "created_at": info.created_at.isoformat(),
         "updated_at": info.updated_at.isoformat(),
     }
@@ -204,6 +207,7 @@ def show_command(
         "source": info.source_org,
         "default category": info.default_category,
         "PDQ threshold": info.pdq_threshold,
+        "ways turned off": ", ".join(sorted(info.ways_off)),
     }
     for label, value in settings.items():
         if value not in (None, ""):
@@ -363,3 +367,74 @@ def withdraw_command(
     with registry_session() as session:
         info = registry.withdraw_item(session, entry, reason=reason, hash_set=name, actor="cli")
     print(f"{name}: entry {info.id} {info.status}")
+
+
+@sets_app.command("add")
+def add_command(
+    name: Annotated[str, typer.Argument(help="The set to add to.")],
+    pictures: Annotated[list[Path], typer.Argument(help="Pictures and folders of them.")],
+    category: Annotated[
+        str | None, typer.Option("--category", help="Their category (default: the set's).")
+    ] = None,
+    output_format: Annotated[
+        ListFormat, typer.Option("--format", "-f", help="table or json")
+    ] = ListFormat.table,
+) -> None:
+    """Add entries from pictures, with every signal meldpunt derives from pixels (digests, PDQ
+    and its orientations, the trimmed hash, local features); the pictures are not kept."""
+    from rich.progress import track
+
+    from meldpunt.registry.pictures import add_pictures
+    from meldpunt.signals import FileTooLarge, SignalError, UnreadableFile
+
+    missing = [str(p) for p in pictures if not p.exists()]
+    if missing:
+        _fail(f"no such file or folder: {', '.join(missing)}", 2)
+    files = list(iter_files(pictures))
+    options = hash_options(exact=False, dihedral=True, exif=True)
+    limit = options.limits.max_bytes
+
+    def read(path: Path) -> bytes | SignalError:
+        try:
+            if path.stat().st_size > limit:
+                return FileTooLarge(f"{path}: larger than {limit:,} bytes")
+            return path.read_bytes()
+        except OSError as exc:
+            return UnreadableFile(f"cannot read {path}: {exc.strerror or exc}")
+
+    shown = track(files, description="adding", console=_stderr(), transient=True,
+                  disable=not sys.stderr.isatty())  # fmt: skip
+    with registry_session() as session:
+        outcomes = add_pictures(session, name, ((str(p), read(p)) for p in shown), options,
+                                category=category, actor="cli")  # fmt: skip
+    if output_format is ListFormat.json:
+        print(json.dumps([o.__dict__ for o in outcomes], indent=2))
+    else:
+        shown_table = _table(f"{name}: pictures added")
+        for column in ("picture", "outcome", "entry", "signals or problem"):
+            shown_table.add_column(column)
+        for o in outcomes:
+            detail = str(o.signals) if o.problem is None else o.problem
+            shown_table.add_row(o.name, o.outcome, str(o.item_id or "—"), detail)
+        _stdout().print(shown_table)
+    rejected = sum(o.outcome == "rejected" for o in outcomes)
+    _stderr().print(f"{len(outcomes) - rejected} added or updated, {rejected} refused",
+                    highlight=False)  # fmt: skip
+    if rejected and rejected == len(outcomes):
+        raise typer.Exit(1)
+
+
+@sets_app.command("ways")
+def ways_command(
+    name: Annotated[str, typer.Argument(help="The set.")],
+    off: Annotated[
+        list[registry.MatchWay] | None, typer.Option("--off", help="Turn this way off.")
+    ] = None,
+    on: Annotated[list[registry.MatchWay] | None, typer.Option("--on", help="Turn it on.")] = None,
+) -> None:
+    """Show or change the ways a set matches: plain always; orientation, trimmed and verified
+    unless turned off."""
+    with registry_session() as session:
+        info = registry.set_ways(session, name, off=off or [], on=on or [], actor="cli")
+    for way in registry.MatchWay:
+        print(f"{way.value}: {'off' if way.value in info.ways_off else 'on'}")

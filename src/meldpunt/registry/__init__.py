@@ -65,15 +65,17 @@ from meldpunt.registry.sets import (
     enable_set,
     get_set,
     list_sets,
+    set_ways,
 )
 from meldpunt.registry.signal_types import PhotoDNA, register_registry_signal_types
 from meldpunt.registry.summaries import SetSummary, set_summaries, set_summary
-from meldpunt.registry.vocabulary import ItemStatus, SetKind, SetState
+from meldpunt.registry.vocabulary import ItemStatus, MatchWay, SetKind, SetState
 
 register_registry_signal_types()
 
 __all__ = [
     "ItemStatus",
+    "MatchWay",
     "SetKind",
     "SetState",
     "CODES",
@@ -125,5 +127,6 @@ __all__ = [
     "normalize_signals",
     "set_summaries",
     "set_summary",
+    "set_ways",
     "withdraw_item",
 ]

@@ -17,7 +17,7 @@ from meldpunt.registry.formats import icse, jsonl, plain, te_csv, vics
 from meldpunt.registry.records import ExportItem
 from meldpunt.registry.sets import SetRef, get_set
 from meldpunt.registry.vocabulary import ITEM_STATUSES
-from meldpunt.store.models import Item, ItemSignal
+from meldpunt.store.models import Item, ItemFeatures, ItemSignal
 
 __all__ = ["EXPORT_FORMATS", "export_set", "iter_items"]
 
@@ -44,8 +44,13 @@ def iter_items(
             Item.note,
             ItemSignal.signal_type,
             ItemSignal.value,
+            ItemFeatures.data,
         )
         .join(ItemSignal, ItemSignal.item_id == Item.id)
+        .outerjoin(
+            ItemFeatures,
+            (ItemSignal.signal_type == "features") & (ItemFeatures.digest == ItemSignal.value),
+        )
         .where(Item.set_id == info.id, Item.status.in_(list(statuses)))
         .order_by(Item.id, ItemSignal.id)
     )
@@ -74,6 +79,7 @@ def _item(rows: list[Row[Any]]) -> ExportItem:
         status=first.status,
         note=first.note,
         signals=tuple((row.signal_type, row.value) for row in rows),
+        features=next((bytes(row.data) for row in rows if row.data is not None), None),
     )
 
 

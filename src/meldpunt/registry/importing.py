@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from meldpunt.registry.batch import ItemInput, apply_items, normalize_signals
 from meldpunt.registry.categories import CODES, Category, classify
 from meldpunt.registry.errors import FormatError, InvalidInput
+from meldpunt.registry.features import keep_features
 from meldpunt.registry.formats import FORMATS, SNIFF_BYTES, detect
 from meldpunt.registry.records import ImportRecord, ReadOptions, RecordProblem
 from meldpunt.registry.sets import HashSetInfo, SetRef, get_set
@@ -228,6 +229,8 @@ def import_stream(
                 continue
             if item.category is not None and item.category.code == "unknown":
                 summary.unknown_categories[(item.category.scheme, item.category.raw)] += 1
+            if record.features is not None:
+                keep_features(session, record.features)
             pending.append((record.number, item))
             if len(pending) >= batch_size:
                 flush()

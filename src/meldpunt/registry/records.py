@@ -44,6 +44,8 @@ class ImportRecord:
     #: Other fields the format carries (VICS flags, series, ThreatExchange tags): read, typed,
     #: not stored.
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: The local features a ``features`` signal names (meldpunt's own JSON Lines carries them).
+    features: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class ExportItem:
     status: str
     note: str | None
     signals: tuple[tuple[str, str], ...]
+    #: The local features the item's ``features`` signal names, where the export reads them.
+    features: bytes | None = None
 
 
 _TRUE = {"true", "t", "yes", "y", "1"}

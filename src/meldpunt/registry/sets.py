@@ -7,6 +7,7 @@ log and audit trail refer to them); a set that should no longer count is disable
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from meldpunt.registry.categories import CODES, classify
 from meldpunt.registry.changes import ChangeRow, append_changes
 from meldpunt.registry.errors import InvalidInput, NotFound
 from meldpunt.registry.locking import lock_registry
-from meldpunt.registry.vocabulary import SET_KINDS
+from meldpunt.registry.vocabulary import SET_KINDS, MatchWay
 from meldpunt.store.models import HashSet
 from meldpunt.text import TextError, check_name, check_text, could_be_name
 
@@ -51,6 +52,7 @@ class HashSetInfo:
     state: str  # 'active' | 'disabled'
     created_at: datetime
     updated_at: datetime
+    ways_off: frozenset[str] = frozenset()  # ``MatchWay`` names this set does not match by
     #: False: entries nobody at the hotline assessed (submitted by the person pictured).
     reviewed: bool = True
 
@@ -79,6 +81,7 @@ def _info(row: HashSet) -> HashSetInfo:
         state=row.state,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        ways_off=frozenset(w for w in (row.ways_off or "").split(",") if w),
         reviewed=bool(row.reviewed) if row.reviewed is not None else True,
     )
 
@@ -203,6 +206,46 @@ def _set_state(session: Session, ref: SetRef, state: str, actor: str) -> HashSet
         action=f"registry.set.{state}",
         subject=("hash_set", row.id),
         details={"name": row.name, **trail.vouch(changes, seqs)},
+    )
+    return _info(row)
+
+
+def set_ways(
+    session: Session,
+    ref: SetRef,
+    *,
+    off: Iterable[str] = (),
+    on: Iterable[str] = (),
+    actor: str = "system",
+) -> HashSetInfo:
+    """Turn ways of matching (``MatchWay``) off or on for a set. ``plain`` is how a set matches
+    at all and cannot be turned off (disable the set instead)."""
+    known = {way.value for way in MatchWay}
+    asked_off, asked_on = {str(w).strip() for w in off}, {str(w).strip() for w in on}
+    unknown = sorted((asked_off | asked_on) - known)
+    if unknown:
+        raise InvalidInput(f"unknown way of matching {unknown[0]!r} (known: {', '.join(known)})")
+    if MatchWay.plain in asked_off:
+        raise InvalidInput("a set always matches the plain way; disable the set to stop it")
+    if asked_off & asked_on:
+        raise InvalidInput(f"turned both off and on: {', '.join(sorted(asked_off & asked_on))}")
+    lock_registry(session)
+    row = load_set_row(session, ref)
+    before = frozenset(w for w in (row.ways_off or "").split(",") if w)
+    after = (before | asked_off) - asked_on
+    if after == before:
+        return _info(row)
+    row.ways_off = ",".join(sorted(after))
+    row.updated_at = now()
+    session.flush()
+    changes = [ChangeRow(row.id, None, "update", None, None, None, "set_ways")]
+    seqs = append_changes(session, changes)
+    audit.record(
+        session,
+        actor=actor,
+        action="registry.set.ways",
+        subject=("hash_set", row.id),
+        details={"name": row.name, "ways_off": sorted(after), **trail.vouch(changes, seqs)},
     )
     return _info(row)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["ITEM_STATUSES", "SET_KINDS", "ItemStatus", "SetKind", "SetState"]
+__all__ = ["ITEM_STATUSES", "SET_KINDS", "ItemStatus", "MatchWay", "SetKind", "SetState"]
 
 
 class SetKind(StrEnum):
@@ -21,6 +21,25 @@ class SetKind(StrEnum):
 
     blocklist = "blocklist"
     allowlist = "allowlist"
+
+
+class MatchWay(StrEnum):
+    """How a match was found, so that a hotline and a platform can weigh it:
+
+    * ``plain``: the picture's PDQ hash (or an MD5/SHA digest) against an entry's own;
+    * ``orientation``: a turned or mirrored version of the picture (its true orientation hashes
+      when meldpunt hashed the pixels, else estimated from the one hash sent) or of the entry;
+    * ``trimmed``: the picture or the entry without its uniform border;
+    * ``verified``: the picture's local features against an entry made from a picture, placed
+      by one geometric transform (crops, overlays, small rotations).
+
+    Every way but ``plain`` can be turned off per set.
+    """
+
+    plain = "plain"
+    orientation = "orientation"
+    trimmed = "trimmed"
+    verified = "verified"
 
 
 class SetState(StrEnum):

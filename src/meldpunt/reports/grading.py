@@ -43,6 +43,7 @@ from meldpunt import clock
 from meldpunt.config import Settings
 from meldpunt.registry.categories import CODES
 from meldpunt.registry.matching import Match, MatchAnswer, Query, picture_query
+from meldpunt.registry.pictures import entry_of_query, pixel_signals_json
 from meldpunt.reports import items
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.fetcher import (
@@ -56,6 +57,7 @@ from meldpunt.reports.fetcher import (
 from meldpunt.reports.links import media_links, sniff
 from meldpunt.reports.vocabulary import Event, ItemState, Media
 from meldpunt.signals import HashOptions, ImageLimits, digest_bytes
+from meldpunt.signals.hashing import QUERY
 from meldpunt.store.models import UrlItem
 
 __all__ = ["FETCH_THREADS", "hash_options", "run_fetches"]
@@ -75,6 +77,8 @@ def hash_options(settings: Settings) -> HashOptions:
         dihedral=True,
         exif_transpose=settings.exif_transpose,
         min_quality=settings.pdq_min_quality,
+        trim=settings.pdq_trim,
+        features=QUERY if settings.match_features else 0,
         limits=ImageLimits(
             max_bytes=settings.max_image_bytes,
             max_pixels=settings.max_image_pixels,
@@ -192,6 +196,7 @@ def _match_details(match: Match) -> dict[str, Any]:
         "category": match.category,
         "signal_type": match.signal_type,
         "distance": match.distance,
+        "way": str(match.way),
     }
 
 
@@ -228,7 +233,7 @@ def _record_failure(
     return items.Note(item.id, Event.fetch_failed, ACTOR, details, audited=False)
 
 
-def _record_hashes(item: UrlItem, out: _Outcome, now: datetime) -> None:
+def _record_hashes(item: UrlItem, out: _Outcome, now: datetime, *, new: bool = False) -> None:
     item.media = str(out.media) if out.media else None
     item.content_type = out.content_type
     item.size = out.size
@@ -240,6 +245,9 @@ def _record_hashes(item: UrlItem, out: _Outcome, now: datetime) -> None:
     if query is not None:
         item.md5, item.sha1, item.sha256 = query.md5, query.sha1, query.sha256
         item.pdq, item.pdq_quality = query.pdq, query.pdq_quality
+        # new material may become an entry of the hotline's set: keep what its pixels gave
+        kept = entry_of_query(query) if new and query.local_features is not None else None
+        item.picture_signals = pixel_signals_json(kept) if kept is not None else None
 
 
 def _record_page(session: Session, item: UrlItem, out: _Outcome, cap: int) -> list[items.Note]:
@@ -309,7 +317,7 @@ def _record_one(
     if out.failure is not None:
         note = _record_failure(session, item, out, settings, now)
         return [note] if note is not None else []
-    _record_hashes(item, out, now)
+    _record_hashes(item, out, now, new=out.media != Media.page and not (answer and answer.known))
     if out.media == Media.page:
         return _record_page(session, item, out, settings.hotline_max_children)
     return _record_media(session, item, out, answer, now)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from meldpunt import clock, registry
 from meldpunt.config import Settings
 from meldpunt.registry.categories import CODES, Category, classify
+from meldpunt.registry.pictures import keep_features, signals_from_json
 from meldpunt.reports import items
 from meldpunt.reports.errors import Conflict, InvalidInput
 from meldpunt.reports.vocabulary import Event, Grade, ItemState
@@ -236,12 +237,22 @@ def police_cleared(session: Session, item_id: int, *, actor: str, settings: Sett
     return item
 
 
-def _signals(item: UrlItem, settings: Settings) -> list[tuple[str, str]]:
+DIGESTS = ("md5", "sha1", "sha256")
+
+
+def _signals(item: UrlItem, settings: Settings) -> tuple[list[tuple[str, str]], bytes | None]:
+    """The item's signals for an entry, and the local features they name (when its fetch kept
+    the further signals of its pixels: orientations, trimmed hash, features)."""
     digests = (("md5", item.md5), ("sha1", item.sha1), ("sha256", item.sha256))
     found = [(kind, value) for kind, value in digests if value]
-    if item.pdq and (item.pdq_quality or 0) >= settings.pdq_min_quality:
-        found.append(("pdq", item.pdq))
-    return found
+    quality_ok = bool(item.pdq) and (item.pdq_quality or 0) >= settings.pdq_min_quality
+    if quality_ok:
+        found.append(("pdq", str(item.pdq)))
+    kept = signals_from_json(item.picture_signals)
+    if kept is None or not quality_ok:
+        return found, None
+    found += [(k, v) for k, v in kept.signals if (k, v) not in found and k not in DIGESTS]
+    return found, kept.features
 
 
 def hotline_set(session: Session, settings: Settings, actor: str) -> registry.HashSetInfo:
@@ -268,11 +279,13 @@ def add_to_hotline_set(
 ) -> dict[str, Any]:
     """Add ``item``'s hashes to the hotline's set with category ``code``; returns what was done,
     for the item's timeline."""
-    signals = _signals(item, settings)
+    signals, features = _signals(item, settings)
     if not signals or code is None:
         return {"added": False, "reason": "the item has no hashes to add"}
     hash_set = hotline_set(session, settings, actor)
     try:
+        if features is not None:
+            keep_features(session, features)
         result = registry.add_item(session, hash_set, signals, category=Category(code),
                                    reference=f"url_item:{item.id}",
                                    note=f"hotline item {item.id}", actor=actor)  # fmt: skip

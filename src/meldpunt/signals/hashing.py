@@ -19,15 +19,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .borders import find_border
 from .errors import FileTooLarge, ImageTooLarge, SignalError, UnreadableFile
 from .exact import ExactDigests, digest_bytes, digest_file
+from .features import ENTRY_FEATURES, QUERY_FEATURES, LocalFeatures, local_features
 from .image import ImageInfo, ImageLimits, Source, decode_cost, decode_luma, decode_rgb
-from .pdq import ORIENTATION_TRANSFORMS, ORIENTATIONS, LumaBuffers, PdqHash, Transform
+from .pdq import (
+    ORIENTATION_TRANSFORMS,
+    ORIENTATIONS,
+    LumaBuffers,
+    PdqHash,
+    Transform,
+    luma_from_rgb,
+)
 
 # The shorter side, in pixels, that reduced decoding keeps at least (measured in bench/hashing.py).
 DEFAULT_MIN_SIDE = 320
@@ -52,6 +61,15 @@ class HashOptions:
     min_side: int = DEFAULT_MIN_SIDE
     precise_below: float = DEFAULT_PRECISE_BELOW  # 0: never decode a second time
     limits: ImageLimits = field(default_factory=ImageLimits)
+    # a second PDQ hash of the picture without its uniform border, when it has one
+    trim: bool = True
+    # local features (``features.py``): 0 for none, else how many to keep
+    features: int = 0
+
+
+#: ``HashOptions.features`` for a picture that is checked, and for one that becomes an entry.
+QUERY = QUERY_FEATURES
+ENTRY = ENTRY_FEATURES
 
 
 @dataclass(frozen=True)
@@ -62,20 +80,63 @@ class PdqSignal:
     quality: int
     low_quality: bool
     dihedral: tuple[str, ...] | None = None
+    # the hash of the picture inside its border (``borders.py``), when it has one
+    trimmed: str | None = None
+    features: LocalFeatures | None = field(default=None, compare=False, repr=False)
 
 
-def _pdq_fast(source: Source, options: HashOptions) -> tuple[PdqHash, tuple[str, ...] | None]:
+@dataclass(frozen=True)
+class _Extras:
+    trimmed: str | None = None
+    features: LocalFeatures | None = None
+
+
+def _extras(
+    luma: np.ndarray[Any, Any], orientation: Transform, scale: int, options: HashOptions
+) -> _Extras:
+    """The trimmed hash and the local features of a (possibly reduced) luminance array in its
+    stored orientation; ``orientation`` turns it the way people see it."""
+    if not options.trim and not options.features:
+        return _Extras()
+    trimmed = None
+    if options.trim:
+        box = find_border(luma)
+        if box is not None:
+            inside = luma[box.top : box.bottom, box.left : box.right]
+            buffers = LumaBuffers(
+                inside,
+                (box.height * scale, box.width * scale),
+                scale,
+                with_flips=orientation != ORIENTATION_TRANSFORMS[ORIENTATIONS[0]],
+            )
+            trimmed = buffers.pdq(orientation).hash
+    features = None
+    if options.features:
+        features = local_features(orientation.apply(luma), options.features)
+    return _Extras(trimmed, features)
+
+
+_Hashes = tuple[PdqHash, tuple[str, ...] | None, _Extras]
+
+
+def _pdq_fast(source: Source, options: HashOptions) -> _Hashes:
     rewind = _rewinder(source, options)
     if rewind is not None:
         source = rewind()
-    primary, turned, precise = _pdq_decoded(source, options, options.min_side)
+    primary, turned, extras, precise = _pdq_decoded(source, options, options.min_side)
     if precise or primary.spread is None or primary.spread >= options.precise_below:
-        return primary, turned
-    # low contrast: the reduced decoding's small errors would flip too many bits
+        return primary, turned, extras
+    # low contrast: the reduced decoding's small errors would flip too many bits (the border
+    # and the features are found well enough in the first decoding)
     try:
-        return _pdq_decoded(rewind() if rewind is not None else source, options, 0)[:2]
+        again = _pdq_decoded(
+            rewind() if rewind is not None else source,
+            replace(options, trim=False, features=0),
+            0,
+        )
+        return again[0], again[1], extras
     except ImageTooLarge:  # the full-size decoding does not fit the limits: keep the first
-        return primary, turned
+        return primary, turned, extras
 
 
 def pdq_cost(info: ImageInfo, options: HashOptions = HashOptions()) -> int:
@@ -92,7 +153,7 @@ def pdq_cost(info: ImageInfo, options: HashOptions = HashOptions()) -> int:
 
 def _pdq_decoded(
     source: Source, options: HashOptions, min_side: int
-) -> tuple[PdqHash, tuple[str, ...] | None, bool]:
+) -> tuple[PdqHash, tuple[str, ...] | None, _Extras, bool]:
     """The fast hashes of ``source`` decoded with ``min_side``; True when the pixels were those
     the reference hashes (full size, luminance converted from RGB)."""
     decoded = decode_luma(
@@ -102,12 +163,13 @@ def _pdq_decoded(
     needs_flips = options.dihedral or decoded.orientation != ORIENTATION_TRANSFORMS[ORIENTATIONS[0]]
     buffers = LumaBuffers(decoded.luma, decoded.full_shape, decoded.scale, with_flips=needs_flips)
     primary = buffers.pdq(decoded.orientation)
+    extras = _extras(decoded.luma, decoded.orientation, decoded.scale, options)
     if not options.dihedral:
-        return primary, None, precise
+        return primary, None, extras, precise
     turned = tuple(
         buffers.pdq(decoded.orientation.then(ORIENTATION_TRANSFORMS[o])).hash for o in ORIENTATIONS
     )
-    return primary, turned, precise
+    return primary, turned, extras, precise
 
 
 def _rewinder(source: Source, options: HashOptions) -> Callable[[], Source] | None:
@@ -138,25 +200,36 @@ def _reference_pdq(rgb: np.ndarray[Any, Any]) -> PdqHash:
     return PdqHash(f"{value:064x}", int(quality))
 
 
-def _pdq_exact(source: Source, options: HashOptions) -> tuple[PdqHash, tuple[str, ...] | None]:
+def _pdq_exact(source: Source, options: HashOptions) -> _Hashes:
     decoded = decode_rgb(source, limits=options.limits, exif_transpose=options.exif_transpose)
     seen = decoded.orientation.apply(decoded.rgb)
     primary = _reference_pdq(seen)
+    extras = _Extras()
+    if options.trim or options.features:
+        luma = luma_from_rgb(np.asarray(seen, dtype=np.uint8))
+        identity = ORIENTATION_TRANSFORMS[ORIENTATIONS[0]]
+        extras = _extras(luma, identity, 1, replace(options, trim=False))
+        box = find_border(luma) if options.trim else None
+        if box is not None:  # the reference's own hash of the pixels inside the border
+            inside = seen[box.top : box.bottom, box.left : box.right]
+            extras = _Extras(_reference_pdq(inside).hash, extras.features)
     if not options.dihedral:
-        return primary, None
+        return primary, None, extras
     turned = tuple(_reference_pdq(ORIENTATION_TRANSFORMS[o].apply(seen)).hash for o in ORIENTATIONS)
-    return primary, turned
+    return primary, turned, extras
 
 
 def pdq_signal(source: Source, options: HashOptions = HashOptions()) -> PdqSignal:
     """The PDQ signal of an image (path, bytes or binary stream). Raises a ``SignalError``."""
     compute = _pdq_exact if options.exact else _pdq_fast
-    primary, turned = compute(source, options)
+    primary, turned, extras = compute(source, options)
     return PdqSignal(
         hash=primary.hash,
         quality=primary.quality,
         low_quality=primary.quality < options.min_quality,
         dihedral=turned,
+        trimmed=extras.trimmed if extras.trimmed != primary.hash else None,
+        features=extras.features,
     )
 
 
@@ -181,6 +254,8 @@ class FileSignals:
                 record["pdq_low_quality"] = True
             if dihedral:
                 record["pdq_dihedral"] = list(self.pdq.dihedral or ()) if self.pdq else None
+            if self.pdq is not None and self.pdq.trimmed:
+                record["pdq_trimmed"] = self.pdq.trimmed
         if self.error is not None:
             record["error"] = self.error
             record["error_code"] = self.error_code
@@ -239,6 +314,8 @@ __all__ = [
     "HashOptions",
     "PdqSignal",
     "Transform",
+    "ENTRY",
+    "QUERY",
     "hash_file",
     "pdq_signal",
 ]

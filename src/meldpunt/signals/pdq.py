@@ -271,6 +271,37 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+_ODD_FREQUENCIES = np.arange(16) % 2 == 0  # row/column k holds DCT frequency k + 1
+
+
+def estimate_orientations(hex_hash: str) -> tuple[str, ...]:
+    """The hashes of the picture's eight orientations (``ORIENTATIONS`` order), estimated from
+    its hash alone, for when only a hash is at hand.
+
+    Bit (i, j) of a hash says whether DCT coefficient (i + 1, j + 1) of the 64 x 64 buffer lies
+    above the coefficients' median. Transposing the picture transposes the coefficients, so that
+    part is exact. Mirroring it negates the coefficients of odd frequency along the mirrored
+    axis; the median of natural pictures' coefficients lies close to 0, so their bits mostly
+    invert. Two things make the estimate differ from the turned picture's own hash: coefficients
+    close to the median, and PDQ's sampling grid, which is not symmetric (a mirrored picture is
+    sampled up to a pixel away from the mirror image of the original's samples), which matters
+    for fine texture. Measured on benign photos: about 20 bits on average, more for textures
+    (bench/detection.py).
+    """
+    raw = np.unpackbits(np.frombuffer(bytes.fromhex(hex_hash), dtype=np.uint8)).reshape(16, 16)
+    bits = raw[::-1, ::-1]  # bits[i, j]: coefficient (i + 1, j + 1)
+    out = []
+    for orientation in ORIENTATIONS:
+        transform = ORIENTATION_TRANSFORMS[orientation]
+        turned = bits.T.copy() if transform.transpose else bits.copy()
+        if transform.flip_rows:
+            turned[_ODD_FREQUENCIES, :] ^= 1
+        if transform.flip_cols:
+            turned[:, _ODD_FREQUENCIES] ^= 1
+        out.append(bytes(np.packbits(turned[::-1, ::-1].ravel())).hex())
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PdqHash:
     hash: str

@@ -91,6 +91,30 @@ class PDQ(HexSignalType):
         return (int(cls.normalize(a), 16) ^ int(cls.normalize(b), 16)).bit_count()
 
 
+class PDQOrientation(PDQ):
+    """The PDQ hash of an entry's picture turned or mirrored (stored for entries made from
+    pixels, so a copy hashed by someone else in another orientation matches its own hash)."""
+
+    name = "pdq_orientation"
+
+
+class PDQTrimmed(PDQ):
+    """The PDQ hash of a picture without its uniform border (``borders.py``)."""
+
+    name = "pdq_trimmed"
+
+
+class LocalFeaturesRef(HexSignalType):
+    """The SHA-256 of a picture's local features (``features.py``); the features themselves are
+    kept beside the entry, and only the digest travels in the change log and in exports."""
+
+    name = "features"
+    hex_length = 64
+
+
+#: The PDQ-like types, all searched in the one PDQ index.
+PDQ_TYPES = ("pdq", "pdq_orientation", "pdq_trimmed")
+
 _REGISTRY: dict[str, type[SignalType]] = {}
 _ALIASES = {"pdq_hash": "pdq", "sha-1": "sha1", "sha-256": "sha256", "md-5": "md5",
             "photo_md5": "md5", "video_md5": "md5"}  # fmt: skip
@@ -108,7 +132,7 @@ def register(signal_type: type[SignalType]) -> type[SignalType]:
     return signal_type
 
 
-for _builtin in (MD5, SHA1, SHA256, PDQ):
+for _builtin in (MD5, SHA1, SHA256, PDQ, PDQOrientation, PDQTrimmed, LocalFeaturesRef):
     register(_builtin)
 
 _plugins_loaded = False

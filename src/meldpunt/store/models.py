@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -116,6 +117,9 @@ class HashSet(Base):
     default_category: Mapped[str | None] = mapped_column(String(40))
     pdq_threshold: Mapped[int] = mapped_column(Integer, default=31)
     state: Mapped[str] = mapped_column(String(20), default="active")
+    # The ways of matching (``registry.vocabulary.MatchWay``) turned off for this set, by name,
+    # comma-separated; empty: every way is on.
+    ways_off: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     #: False: its entries were not assessed by the hotline (submitted by the person pictured,
@@ -173,6 +177,18 @@ class ItemSignal(Base):
     set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
     signal_type: Mapped[str] = mapped_column(String(40))
     value: Mapped[str] = mapped_column(String(1000))
+
+
+class ItemFeatures(Base):
+    """The local features of a picture (``signals.features``), kept by their SHA-256: an item's
+    ``features`` signal names them, so the change log and exports carry the digest, not the
+    few kilobytes."""
+
+    __tablename__ = "item_features"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
 
 
 class RegistryChange(Base):
@@ -442,6 +458,9 @@ class UrlItem(Base):
     sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     pdq: Mapped[str | None] = mapped_column(String(64))
     pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    # New material's further signals from its pixels (``registry.pictures``, JSON), kept until
+    # an analyst grades it, so that its entry in the hotline's set carries them
+    picture_signals: Mapped[str | None] = mapped_column(Text)
     # the grade: by a registry match or by analysts
     grade: Mapped[str | None] = mapped_column(String(20))
     category: Mapped[str | None] = mapped_column(String(40))

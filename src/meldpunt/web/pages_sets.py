@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -12,6 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from meldpunt import registry
 from meldpunt.api.state import service_of
 from meldpunt.registry import EXPORT_FORMATS, FormatError, ImportSummary
+from meldpunt.registry import pictures as registry_pictures
+from meldpunt.registry.pictures import PictureOutcome
+from meldpunt.signals import FileTooLarge, SignalError
 
 from .auth import Analyst, CsrfChecked, actor
 from .exporting import CONTENT_TYPES, download_name, stream_export
@@ -77,7 +81,7 @@ def one_set(request: Request, session: Analyst, name: str, q: str = "", after: i
     if is_htmx(request):
         return fragment(request, "_entries.html", **values)
     return page(request, "set.html", formats=EXPORT_FORMATS, import_formats=IMPORT_FORMATS,
-                **values)  # fmt: skip
+                ways=[w.value for w in registry.MatchWay], **values)  # fmt: skip
 
 
 @router.post("/ui/sets/{name}/state", response_class=HTMLResponse, dependencies=[CsrfChecked])
@@ -119,6 +123,68 @@ def withdraw_entry(
         return fragment(request, "_entry_row.html", e=entry, set_path=_set_path(name))
     session.flash(f"Entry {entry.id} withdrawn: it no longer matches (within seconds).")
     return redirect(_set_path(name))
+
+
+@router.post("/ui/sets/{name}/pictures", response_class=HTMLResponse, dependencies=[CsrfChecked])
+async def add_pictures(
+    request: Request,
+    session: Analyst,
+    name: str,
+    file: Annotated[list[UploadFile], File()],
+    category: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    state = service_of(request)
+    options = state.settings.hash_options()
+    limit = options.limits.max_bytes
+    who = actor(session)
+
+    def pictures() -> Iterator[tuple[str, bytes | SignalError]]:
+        for upload in file:  # one in memory at a time
+            label = (upload.filename or "upload")[:200]
+            upload.file.seek(0)
+            data = upload.file.read(limit + 1)
+            yield label, (FileTooLarge(f"{label}: larger than {limit:,} bytes")
+                          if len(data) > limit else data)  # fmt: skip
+
+    def add() -> list[PictureOutcome]:
+        with state.sessions() as db:
+            outcomes = registry_pictures.add_pictures(
+                db,
+                name,
+                pictures(),
+                options,
+                category=category.strip() or None,
+                actor=who,
+                decode=state.decode_budget.pdq_signal,
+            )
+            db.commit()
+        return outcomes
+
+    outcomes = await run_in_threadpool(add)
+    refused = sum(o.outcome == "rejected" for o in outcomes)
+    return page(request, "pictures_result.html", set_path=_set_path(name), set_name=name,
+                outcomes=outcomes, refused=refused)  # fmt: skip
+
+
+@router.post("/ui/sets/{name}/ways", response_class=HTMLResponse, dependencies=[CsrfChecked])
+def set_ways(
+    request: Request,
+    session: Analyst,
+    name: str,
+    on: Annotated[list[str] | None, Form(max_length=20)] = None,
+) -> Response:
+    chosen = set(on or [])
+    optional = [w.value for w in registry.MatchWay if w != registry.MatchWay.plain]
+    if chosen - set(optional):
+        raise PageError(400, "Unknown way", f"Ways: {', '.join(optional)}.")
+    with service_of(request).sessions() as db:
+        info = registry.set_ways(db, name, on=[w for w in optional if w in chosen],
+                                 off=[w for w in optional if w not in chosen],
+                                 actor=actor(session))  # fmt: skip
+        db.commit()
+    off = ", ".join(sorted(info.ways_off)) or "none"
+    session.flash(f"Set {info.name}: ways turned off: {off} (within seconds).")
+    return done(request, _set_path(info.name))
 
 
 def _import(

@@ -23,6 +23,9 @@ reported with its line number and skipped.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, TextIO
@@ -35,11 +38,16 @@ from meldpunt.registry.records import (
     RecordProblem,
     text_lines,
 )
+from meldpunt.signals.errors import InvalidSignal
+from meldpunt.signals.features import LocalFeatures
 
 __all__ = ["NAME", "read", "sniff", "write"]
 
 NAME = "jsonl"
 
+
+#: Longer "features" text is refused (meldpunt keeps at most a few hundred features, 36 bytes each).
+MAX_FEATURES_TEXT = 64 * 1024
 
 #: The signals of a `meldpunt hash` line, in the order the item gets them.
 HASH_SIGNALS = ("md5", "sha1", "sha256", "pdq")
@@ -124,7 +132,26 @@ def _record(line: Any, number: int) -> ImportRecord:
         reference=_optional_text(line, "reference"),
         note=_optional_text(line, "note"),
         status=_optional_text(line, "status"),
+        features=_features(line),
     )
+
+
+def _features(line: dict[str, Any]) -> bytes | None:
+    """The local features a line carries (base64), checked: what its ``features`` signal names."""
+    text = line.get("features")
+    if text is None:
+        return None
+    if not isinstance(text, str) or len(text) > MAX_FEATURES_TEXT:
+        raise ValueError("features must be base64 text of meldpunt's local features")
+    try:
+        data = base64.b64decode(text, validate=True)
+        LocalFeatures.from_bytes(data)
+    except (binascii.Error, InvalidSignal) as exc:
+        raise ValueError(f"features: {exc}") from None
+    named = {value for kind, value in _signals(line["signals"]) if kind == "features"}
+    if hashlib.sha256(data).hexdigest() not in named:
+        raise ValueError("features do not match the digest of the line's features signal")
+    return data
 
 
 def read(stream: BinaryIO, options: ReadOptions) -> Iterator[ImportRecord | RecordProblem]:
@@ -148,6 +175,7 @@ def line(item: ExportItem) -> dict[str, Any]:
         "category_scheme": item.category_scheme,
         "note": item.note,
         "signals": [{"type": kind, "value": value} for kind, value in item.signals],
+        **({"features": base64.b64encode(item.features).decode()} if item.features else {}),
     }
 
 

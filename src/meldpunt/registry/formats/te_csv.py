@@ -8,6 +8,10 @@ class (POSITIVE_CLASS takes the set's default category, NEGATIVE_CLASS means non
 value of any other scheme; a tag that is one of meldpunt's codes (``csam_baseline``) gives the
 category directly, which is how meldpunt's own export keeps it. ``collab`` and ``tags`` are read
 into the record's attributes.
+
+ThreatExchange knows PDQ but not meldpunt's further hashes of a picture: an entry's turned and
+trimmed PDQ hashes are written as ``pdq`` rows (so that tools reading the file find turned and
+framed copies too), and its local features, which only meldpunt reads, are left out.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ from meldpunt.registry.records import (
 __all__ = ["HEADER", "NAME", "read", "sniff", "write"]
 
 NAME = "te-csv"
+#: meldpunt's own types as ThreatExchange names them, and those it has no name for
+AS_WRITTEN = {"pdq_orientation": "pdq", "pdq_trimmed": "pdq"}
+NOT_WRITTEN = frozenset({"features"})
 HEADER = ("signal_type", "signal_str", "collab", "category", "tags")
 
 
@@ -76,6 +83,8 @@ def write(items: Iterable[ExportItem], out: TextIO, *, collab: str = "") -> int:
     for item in items:
         opinion = "NEGATIVE_CLASS" if item.category == "non_pertinent" else "POSITIVE_CLASS"
         for kind, value in item.signals:
-            writer.writerow([kind, value, collab, opinion, item.category])
+            if kind in NOT_WRITTEN:
+                continue
+            writer.writerow([AS_WRITTEN.get(kind, kind), value, collab, opinion, item.category])
         count += 1
     return count

@@ -1,0 +1,138 @@
+"""Borders: finding the uniform or near-uniform margins that letterboxing, padding and frames add.
+
+A copy with a border is a different picture to PDQ: the DCT sees the border's edge, and the
+content is smaller in the 64 x 64 buffer. Trimming the border first gives back the content's
+hash. ``find_border`` looks at a picture's luminance from each side inwards:
+
+* the picture is first reduced (area averaging) to at most ``WORK_SIDE`` pixels a side, which
+  averages away the noise of a grainy or JPEG-compressed border;
+* a line (row or column) belongs to the border while it is flat or an even ramp along its
+  length (its mean distance from the straight line that fits it best stays under ``noise``,
+  which lets uniform, noisy and gradient borders through and stops at texture and at the
+  curved shading of a picture's smooth parts) and close to the line before it everywhere along
+  its length
+  (``step``, ``step_max``), so a border may change colour slowly from the edge inwards but
+  content may not, not even a small shape in a smooth part;
+* a border must be at least ``min_share`` and at most ``max_share`` of that side, and must end in
+  a clear step to the content along most of its length (``edge``, ``edge_share``), or it is not
+  one: a smooth part of the picture that fades into the rest, or that ends at one shape, is
+  left alone.
+
+Pure numpy; the result is the box of the content in the given array's coordinates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+WORK_SIDE = 256
+
+
+@dataclass(frozen=True)
+class Box:
+    """Rows ``top:bottom`` and columns ``left:right`` of a picture (exclusive ends)."""
+
+    top: int
+    bottom: int
+    left: int
+    right: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+
+@dataclass(frozen=True)
+class BorderRules:
+    noise: float = 6.0  # largest mean residue along a border line, luminance levels
+    step: float = 4.0  # largest mean change from one border line to the next
+    step_max: float = 16.0  # largest change anywhere along the line from one to the next
+    edge: float = 6.0  # smallest mean change from the last border line to the content
+    edge_share: float = 0.5  # the share of the line along which the content must start
+    min_share: float = 0.01  # a border narrower than this share of the side is ignored
+    max_share: float = 0.4  # a border wider than this is not trimmed (one side)
+    min_content: float = 0.3  # the content keeps at least this share of each side
+
+
+def _reduce(luma: NDArray[np.generic]) -> tuple[NDArray[np.float32], float, float]:
+    rows, cols = luma.shape
+    fy = max(1, -(-rows // WORK_SIDE))
+    fx = max(1, -(-cols // WORK_SIDE))
+    h, w = rows // fy, cols // fx
+    if h < 8 or w < 8:
+        return np.asarray(luma, dtype=np.float32), 1.0, 1.0
+    pixels = np.asarray(luma[: h * fy, : w * fx], dtype=np.float32)
+    small = pixels.reshape(h, fy, w, fx).mean(axis=(1, 3), dtype=np.float32)
+    return small, float(fy), float(fx)
+
+
+def _smooth(lines: NDArray[np.float32], width: int = 7) -> NDArray[np.float32]:
+    """Each row of ``lines`` averaged over a sliding window (edges repeated)."""
+    pad = width // 2
+    padded = np.pad(lines, ((0, 0), (pad, pad)), mode="edge")
+    sums = np.cumsum(padded, axis=1, dtype=np.float64)
+    sums = np.concatenate([np.zeros((len(lines), 1)), sums], axis=1)
+    return ((sums[:, width:] - sums[:, :-width]) / width).astype(np.float32)
+
+
+def _linear_fit(lines: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Each row of ``lines`` as the straight line that fits it best (least squares)."""
+    x = np.linspace(-1.0, 1.0, lines.shape[1], dtype=np.float32)
+    mean = lines.mean(axis=1, keepdims=True)
+    slope = (lines * x).sum(axis=1, keepdims=True) / float((x * x).sum())
+    fitted: NDArray[np.float32] = (mean + slope * x).astype(np.float32)
+    return fitted
+
+
+def _border_depth(lines: NDArray[np.float32], rules: BorderRules) -> int:
+    """How many of ``lines`` (outermost first) form a border; 0 when they do not."""
+    count = len(lines)
+    limit = int(count * rules.max_share) + 1
+    head = lines[: limit + 1]
+    smooth = _smooth(head)
+    residue = np.abs(head - _linear_fit(head)).mean(axis=1)
+    depth = 0
+    while depth < min(limit, count - 1) and residue[depth] <= rules.noise:
+        if depth:
+            change = np.abs(smooth[depth] - smooth[depth - 1])
+            if change.mean() > rules.step or change.max() > rules.step_max:
+                break
+        depth += 1
+    if depth < max(1, int(np.ceil(count * rules.min_share))) or depth > limit - 1:
+        return 0
+    end = np.abs(smooth[depth] - smooth[depth - 1])
+    if end.mean() < rules.edge or np.mean(end > rules.edge) < rules.edge_share:
+        return 0  # no clear end all along: a smooth part of the picture, not a border
+    return depth
+
+
+def find_border(luma: NDArray[np.generic], rules: BorderRules = BorderRules()) -> Box | None:
+    """The content's box inside a border, or None when the picture has no border to trim."""
+    rows, cols = luma.shape
+    small, fy, fx = _reduce(luma)
+    h, w = small.shape
+    if h < 8 or w < 8:
+        return None
+    top = _border_depth(small, rules)
+    bottom = _border_depth(small[::-1], rules)
+    left = _border_depth(small.T, rules)
+    right = _border_depth(small.T[::-1], rules)
+    if not (top or bottom or left or right):
+        return None
+    # back to the array's coordinates, rounded towards the content
+    box = Box(
+        top=min(rows, int(np.ceil(top * fy))),
+        bottom=max(0, rows - int(np.ceil(bottom * fy))),
+        left=min(cols, int(np.ceil(left * fx))),
+        right=max(0, cols - int(np.ceil(right * fx))),
+    )
+    if box.height < rules.min_content * rows or box.width < rules.min_content * cols:
+        return None
+    return box
