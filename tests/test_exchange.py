@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import _postgres_admin, postgres_test_url
 from meldpunt import exchange, registry
+from meldpunt.audit_verify import verify_all
 from meldpunt.clock import FrozenClock, now, use_clock
 from meldpunt.config import load_settings
 from meldpunt.exchange import PageRefused
@@ -348,6 +349,11 @@ def _scenario(a: Instance, b: Instance, proxy: Proxy) -> None:
     with b.session() as session:
         (info,) = [f for f in exchange.get_partner(session, "a").follows]
         assert info.behind == 0 and info.last_error is None
+    # everything received went through the registry's own writes: the audit log vouches for it
+    for instance in (a, b):
+        with instance.session() as session:
+            report = verify_all(session)
+            assert report.ok, (instance.name, report.rows[:3])
 
 
 def test_a_page_sent_again_later_is_refused_as_old(session: Session, tmp_path: Path) -> None:

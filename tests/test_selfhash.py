@@ -12,6 +12,7 @@ import httpx
 from sqlalchemy import select
 
 from meldpunt import registry
+from meldpunt.audit_verify import verify_all
 from meldpunt.config import load_settings
 from meldpunt.registry.selfcases import SELF_SET
 from meldpunt.signals import HashOptions, digest_bytes, pdq_signal
@@ -135,6 +136,9 @@ def test_a_case_from_opening_to_withdrawal(db_url: str, tmp_path: Path) -> None:
             ).status_code
             == 400
         )
+        with world.session() as session:  # every change to the set is vouched for
+            report = verify_all(session)
+            assert report.ok, report.rows[:3]
 
 
 def _caught_up(world: World, public: httpx.Client) -> None:
