@@ -372,15 +372,20 @@ def test_a_page_sent_again_later_is_refused_as_old(session: Session, tmp_path: P
             parse_page(body, partner="p", public_key=key.public, set_name="police", after=0)
 
 
+def _gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
 @pytest.mark.parametrize(
     ("body", "why"),
     [
         (b"not gzip", "not gzip"),
-        (gzip.compress(b"no signature line"), "no signature line"),
-        (gzip.compress(b"\x00\x00\n{}"), "not base64"),
-        (gzip.compress(b"A" * 88 + b"\n{}"), "does not verify"),
-        (gzip.compress(b"x" * 10)[:-4], "cut off"),
+        (_gz(b"no signature line"), "no signature line"),
+        (_gz(b"\x00\x00\n{}"), "not base64"),
+        (_gz(b"A" * 88 + b"\n{}"), "does not verify"),
+        (_gz(b"x" * 10)[:-4], "cut off"),
     ],
+    ids=["not-gzip", "no-signature", "bad-base64", "bad-signature", "cut-off"],
 )
 def test_hostile_pages_are_refused_with_a_reason(body: bytes, why: str, tmp_path: Path) -> None:
     key = instance_key(tmp_path)
