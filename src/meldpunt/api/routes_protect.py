@@ -20,6 +20,7 @@ from meldpunt import clock
 from meldpunt.registry import selfcases
 from meldpunt.registry.matching import Query as MatchQuery
 from meldpunt.registry.selfcases import CaseView, Picture
+from meldpunt.text import OneLine
 
 from .errors import ApiError
 from .state import ServiceState, service_of
@@ -28,7 +29,7 @@ router = APIRouter(tags=["self-hashing"])
 
 PDQ = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{64}$")]
 MD5 = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
-Pin = Annotated[str, Field(max_length=200)]
+Pin = Annotated[OneLine, Field(max_length=200)]
 Number = Annotated[str, Path(max_length=40)]
 
 UNDER_18 = (
