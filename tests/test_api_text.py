@@ -41,6 +41,7 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/sets/{name}/items/{item_id}/withdraw"): (
         "analyst", {"reason": "listed twice"}
     ),
+    ("PUT", "/v1/sets/{name}/ways"): ("analyst", {"off": ["verified"], "on": ["trimmed"]}),
     ("POST", "/v1/orgs"): (
         "admin", {"name": "platform-c", "kind": "platform", "contact_email": "abuse@c.example"}
     ),
@@ -83,7 +84,6 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/fines/{fine_id}/objection"): ("admin", {"outcome": "upheld", "note": "heard"}),
     ("POST", "/v1/fines/{fine_id}/appeal"): ("admin", {"outcome": "reduced", "amount_euros": 5,
                                                        "note": "judged"}),
-    ("PUT", "/v1/sets/{name}/ways"): ("analyst", {"off": ["orientation"], "on": ["trimmed"]}),
     # self-hashing: no key needed (one is ignored); add comes before withdraw
     ("POST", "/v1/protect/cases"): ("admin", {"adult": True, "own_pictures": True,
                                               "pin": "tulip-7391", "pictures": [PICTURE]}),

@@ -18,6 +18,7 @@ from meldpunt.monitor import vocabulary as monitor_words
 from meldpunt.reports import vocabulary as reports_words
 from meldpunt.store import models
 from meldpunt.takedown import vocabulary as takedown_words
+from meldpunt.triage import vocabulary as triage_words
 
 VOCABULARIES: list[tuple[type[StrEnum], tuple[str, ...]]] = [
     (registry.SetKind, models.SET_KINDS),
@@ -41,6 +42,10 @@ VOCABULARIES: list[tuple[type[StrEnum], tuple[str, ...]]] = [
     (authority_words.OrderStatus, models.ORDER_STATUSES),
     (authority_words.ReviewOutcome, models.REVIEW_OUTCOMES),
     (monitor_words.Period, models.MONITOR_PERIODS),
+    (triage_words.CaseState, models.TRIAGE_CASE_STATES),
+    (triage_words.FileClass, models.TRIAGE_CLASSES),
+    (triage_words.MediaKind, models.TRIAGE_KINDS),
+    (triage_words.Decision, models.TRIAGE_DECISIONS),
 ]
 
 

@@ -410,6 +410,48 @@ class Settings(BaseSettings):
         "PIN attempts).",
     )  # fmt: skip
 
+    # --- triage of seized collections ---
+    triage_video_seconds_per_frame: float = Field(
+        default=1.0, gt=0, le=3600, allow_inf_nan=False,
+        description="A video's frames are sampled and PDQ-hashed this many seconds apart.",
+    )  # fmt: skip
+    triage_video_max_frames: int = Field(
+        default=600, ge=1, le=100_000, description="Frames sampled from one video at most."
+    )
+    triage_video_known_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="A video is known when at least this share of its usable sampled frames "
+        "match the registry (and at least triage_video_known_frames of them).",
+    )
+    triage_video_known_frames: int = Field(
+        default=1, ge=1, description="Matching frames a known video needs at least."
+    )
+    triage_max_video_bytes: int = Field(
+        default=8 * 1024**3, gt=0, description="Larger videos are digested, not decoded."
+    )
+    triage_max_member_bytes: int = Field(
+        default=256 * 1024 * 1024, gt=0,
+        description="An archive member is held in memory up to this size; larger ones are "
+        "digested only and named too large.",
+    )  # fmt: skip
+    triage_max_expanded_bytes: int = Field(
+        default=64 * 1024**3, gt=0,
+        description="The archives of one source file expand to at most this many bytes "
+        "(zip bombs stop here, named).",
+    )  # fmt: skip
+    triage_max_archive_members: int = Field(
+        default=1_000_000, gt=0, description="Members of one source file's archives at most."
+    )
+    triage_max_archive_depth: int = Field(
+        default=6, ge=1, le=64, description="Archives nested deeper are named, not opened."
+    )
+    triage_batch_files: int = Field(
+        default=32, ge=1, le=10_000, description="Files a worker hashes per task."
+    )
+
     smtp_host: str = Field(default="127.0.0.1", description="The mail relay notices go through.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_from: str = Field(

@@ -28,6 +28,7 @@ from meldpunt.cli import (
     service,
     sim,
     takedown,
+    triage,
 )
 from meldpunt.cli.common import (
     group,
@@ -141,6 +142,8 @@ app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(dsa.dsa_app, name="dsa")
 app.add_typer(exchange.partners_app, name="partners")
 app.add_typer(exchange.exchange_app, name="exchange")
+app.command("triage")(triage.triage_command)
+app.add_typer(triage.case_app, name="triage-case")
 
 
 @app.command("version")

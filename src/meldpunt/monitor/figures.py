@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
@@ -109,6 +111,8 @@ _GROUP = "g:"
 #: How often the worker's step computes the totals' quantiles of the periods that changed
 #: (a scan of the period's items); their counts follow every refresh.
 TOTAL_QUANTILE_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 _COUNTS = tuple(n for n in HOSTER_FIGURES if not n.endswith("_hours"))
 _LOCK_ID = 7_310_412  # the PostgreSQL advisory lock that serialises refreshes
 _DAY = timedelta(hours=24)
@@ -988,7 +992,12 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
     """The worker's step: ``refresh`` at most every ``monitor_refresh_seconds`` (by the clock's
     monotonic time); returns the number of groups it recomputed. ``limit`` is not a cap on
     groups: a refresh takes every change since its mark, so that a page is never behind by
-    more than one refresh."""
+    more than one refresh.
+
+    Every ``TOTAL_QUANTILE_SECONDS`` the totals' medians are settled (``settle_totals``) in a
+    thread of their own: at national scale that reads a year of rows for a while, and the
+    refreshes must go on meanwhile (an event waits for the next refresh, not for the settling).
+    What is left to settle is in the marks, so a thread that stops loses nothing."""
     now = clock.monotonic()
     last = _last_run.get(id(context))
     if last is not None and 0 <= now - last < context.settings.monitor_refresh_seconds:
@@ -996,7 +1005,24 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
     _last_run[id(context)] = now
     done = refresh(context.sessions, quantiles=False)
     settled = _last_quantiles.get(id(context))
-    if settled is None or not 0 <= now - settled < TOTAL_QUANTILE_SECONDS:
+    running = _settling.get(id(context))
+    if (running is None or not running.is_alive()) and (
+        settled is None or not 0 <= now - settled < TOTAL_QUANTILE_SECONDS
+    ):
         _last_quantiles[id(context)] = now
-        done += settle_totals(context.sessions)
+        thread = threading.Thread(
+            target=_settle_quietly, args=(context.sessions,), name="monitor-settle", daemon=True
+        )
+        _settling[id(context)] = thread
+        thread.start()
     return done
+
+
+_settling: dict[int, threading.Thread] = {}
+
+
+def _settle_quietly(sessions: Sessions) -> None:
+    try:
+        settle_totals(sessions)
+    except Exception:  # the marks stay; the next round settles them
+        log.exception("settling the monitor's totals failed; they are settled next time")

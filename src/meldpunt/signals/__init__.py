@@ -9,41 +9,60 @@ Pure: imports nothing else of meldpunt, touches no database and no network.
 
 from .errors import (
     CorruptImage,
+    CorruptVideo,
     FileTooLarge,
     ImageTooLarge,
     InvalidSignal,
     NotAnImage,
+    NotAVideo,
     SignalError,
     UnreadableFile,
 )
-from .exact import ExactDigests, digest_bytes, digest_file, digest_stream
+from .exact import Digester, ExactDigests, digest_bytes, digest_file, digest_stream
 from .hashing import FileSignals, HashOptions, PdqSignal, hash_file, pdq_cost, pdq_signal
 from .image import ImageInfo, ImageLimits, decode_cost, probe_image
 from .pdq import ORIENTATIONS, Orientation, hamming
+from .video import (
+    VIDEO_EXTENSIONS,
+    FrameHash,
+    VideoOptions,
+    VideoSignal,
+    looks_like_video,
+    video_signal,
+)
 
 __all__ = [
     "ORIENTATIONS",
+    "VIDEO_EXTENSIONS",
     "CorruptImage",
+    "CorruptVideo",
+    "Digester",
     "ExactDigests",
     "FileSignals",
     "FileTooLarge",
+    "FrameHash",
     "HashOptions",
     "ImageInfo",
     "ImageLimits",
     "ImageTooLarge",
     "InvalidSignal",
+    "NotAVideo",
     "NotAnImage",
     "Orientation",
     "PdqSignal",
     "SignalError",
     "UnreadableFile",
+    "VideoOptions",
+    "VideoSignal",
     "decode_cost",
     "digest_bytes",
     "digest_file",
     "digest_stream",
     "hamming",
     "hash_file",
+    "looks_like_video",
     "pdq_cost",
     "pdq_signal",
     "probe_image",
+    "video_signal",
 ]

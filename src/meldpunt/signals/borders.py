@@ -16,7 +16,10 @@ hash. ``find_border`` looks at a picture's luminance from each side inwards:
 * a border must be at least ``min_share`` and at most ``max_share`` of that side, and must end in
   a clear step to the content along most of its length (``edge``, ``edge_share``), or it is not
   one: a smooth part of the picture that fades into the rest, or that ends at one shape, is
-  left alone.
+  left alone;
+* padding is mostly even: a side whose border blends into the picture's edge (so that it has no
+  clear end) is trimmed as deep as the opposite side's border when its lines look like border
+  that deep.
 
 Pure numpy; the result is the box of the content in the given array's coordinates.
 """
@@ -91,8 +94,9 @@ def _linear_fit(lines: NDArray[np.float32]) -> NDArray[np.float32]:
     return fitted
 
 
-def _border_depth(lines: NDArray[np.float32], rules: BorderRules) -> int:
-    """How many of ``lines`` (outermost first) form a border; 0 when they do not."""
+def _border_depth(lines: NDArray[np.float32], rules: BorderRules) -> tuple[int, int]:
+    """How many of ``lines`` (outermost first) form a border (0 when they do not), and how many
+    look like one, whether or not they end in a clear step."""
     count = len(lines)
     limit = int(count * rules.max_share) + 1
     head = lines[: limit + 1]
@@ -106,11 +110,44 @@ def _border_depth(lines: NDArray[np.float32], rules: BorderRules) -> int:
                 break
         depth += 1
     if depth < max(1, int(np.ceil(count * rules.min_share))) or depth > limit - 1:
+        return 0, depth
+    # the content starts at the next line, or the one after when the next is half border (the
+    # border's edge fell inside a line of the reduced picture)
+    ends = [np.abs(smooth[k] - smooth[depth - 1]) for k in (depth, min(depth + 1, len(smooth) - 1))]
+    if not any(
+        e.mean() >= rules.edge and np.mean(e > rules.edge) >= rules.edge_share for e in ends
+    ):
+        return 0, depth  # no clear end all along: a smooth part of the picture, not a border
+    return depth, depth
+
+
+def _opposite(one: tuple[int, int], other: tuple[int, int]) -> tuple[int, int]:
+    """Padding is mostly even: where one side has a border and the opposite side's lines look
+    like border as deep (their end just blends into the picture's edge), both sides get it."""
+    (depth_a, run_a), (depth_b, run_b) = one, other
+    if depth_a and not depth_b and run_b >= 0.9 * depth_a:
+        depth_b = depth_a
+    elif depth_b and not depth_a and run_a >= 0.9 * depth_b:
+        depth_a = depth_b
+    return depth_a, depth_b
+
+
+def _refine(lines: NDArray[np.float32], depth: int, factor: float, rules: BorderRules) -> int:
+    """The first line of ``lines`` (full resolution, outermost first) that differs from the
+    border clearly, searched around line ``depth * factor``; 0 for no border."""
+    if not depth:
         return 0
-    end = np.abs(smooth[depth] - smooth[depth - 1])
-    if end.mean() < rules.edge or np.mean(end > rules.edge) < rules.edge_share:
-        return 0  # no clear end all along: a smooth part of the picture, not a border
-    return depth
+    guess = int(round(depth * factor))
+    inside = max(0, int(depth * factor - 2 * factor) - 1)  # a line surely in the border
+    reference = _smooth(lines[inside : inside + 1])[0]
+    first = max(inside + 1, guess - int(2 * factor))
+    last = min(len(lines) - 1, guess + int(2 * factor) + 1)
+    window = _smooth(lines[first : last + 1])
+    for offset, line in enumerate(window):
+        change = np.abs(line - reference)
+        if change.mean() >= rules.edge and np.mean(change > rules.edge) >= rules.edge_share:
+            return first + offset
+    return int(np.ceil((depth + 0.5) * factor))  # no clear line: half a reduced line inwards
 
 
 def find_border(luma: NDArray[np.generic], rules: BorderRules = BorderRules()) -> Box | None:
@@ -120,18 +157,19 @@ def find_border(luma: NDArray[np.generic], rules: BorderRules = BorderRules()) -
     h, w = small.shape
     if h < 8 or w < 8:
         return None
-    top = _border_depth(small, rules)
-    bottom = _border_depth(small[::-1], rules)
-    left = _border_depth(small.T, rules)
-    right = _border_depth(small.T[::-1], rules)
+    top, bottom = _opposite(_border_depth(small, rules), _border_depth(small[::-1], rules))
+    left, right = _opposite(_border_depth(small.T, rules), _border_depth(small.T[::-1], rules))
     if not (top or bottom or left or right):
         return None
-    # back to the array's coordinates, rounded towards the content
+
+    # back to the array's coordinates: the border's edge sought line by line near where the
+    # reduced picture puts it
+    array = np.asarray(luma, dtype=np.float32)
     box = Box(
-        top=min(rows, int(np.ceil(top * fy))),
-        bottom=max(0, rows - int(np.ceil(bottom * fy))),
-        left=min(cols, int(np.ceil(left * fx))),
-        right=max(0, cols - int(np.ceil(right * fx))),
+        top=_refine(array, top, fy, rules),
+        bottom=rows - _refine(array[::-1], bottom, fy, rules),
+        left=_refine(array.T, left, fx, rules),
+        right=cols - _refine(array.T[::-1], right, fx, rules),
     )
     if box.height < rules.min_content * rows or box.width < rules.min_content * cols:
         return None

@@ -50,6 +50,19 @@ class ImageTooLarge(SignalError):
     status = 413
 
 
+class NotAVideo(SignalError):
+    """The bytes are not a video container with a video stream that FFmpeg reads."""
+
+    code = "not_a_video"
+    status = 415
+
+
+class CorruptVideo(SignalError):
+    """The file is a video container but its frames cannot be decoded (damaged, hostile)."""
+
+    code = "corrupt_video"
+
+
 class InvalidSignal(SignalError, ValueError):
     """A hash value that is not valid for its signal type."""
 

@@ -24,7 +24,10 @@ class ExactDigests:
     size: int
 
 
-class _Digester:
+class Digester:
+    """MD5, SHA-1 and SHA-256 of bytes fed in pieces (``update``), for callers that read the
+    pieces themselves (members of an archive)."""
+
     def __init__(self) -> None:
         self._hashes = (hashlib.md5(usedforsecurity=False), hashlib.sha1(usedforsecurity=False),
                         hashlib.sha256())  # fmt: skip
@@ -41,14 +44,14 @@ class _Digester:
 
 
 def digest_bytes(data: bytes) -> ExactDigests:
-    digester = _Digester()
+    digester = Digester()
     digester.update(data)
     return digester.result()
 
 
 def digest_stream(stream: Readable, chunk_bytes: int = CHUNK_BYTES) -> ExactDigests:
     """Hash a stream chunk by chunk: memory stays at one chunk whatever the size."""
-    digester = _Digester()
+    digester = Digester()
     buffer = bytearray(chunk_bytes)
     view = memoryview(buffer)
     while True:

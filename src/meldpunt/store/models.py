@@ -25,6 +25,9 @@ from meldpunt.store.base import Base
 from meldpunt.store.types import BigIntPK
 
 __all__ = [
+    "TriageCase",
+    "TriageFile",
+    "TriageGroup",
     "ApiKey",
     "AuditEvent",
     "CheckCount",
@@ -965,3 +968,95 @@ class SelfCaseItem(Base):
         _BIG_FK, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     added_at: Mapped[datetime]
+
+
+# --- triage: seized collections split into known, new and ignorable material ---------------------
+
+TRIAGE_CASE_STATES = ("running", "done")
+TRIAGE_CLASSES = ("known", "ignorable", "new", "error")
+TRIAGE_KINDS = ("picture", "video", "archive", "other")
+TRIAGE_DECISIONS = ("illegal", "not_illegal")
+
+
+class TriageCase(Base):
+    """One scan of a collection. Its files are recorded as they are hashed, so a run that was
+    interrupted continues where it stopped."""
+
+    __tablename__ = "triage_cases"
+    __table_args__ = (
+        CheckConstraint(_one_of("state", TRIAGE_CASE_STATES), name="state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    state: Mapped[str] = mapped_column(String(10))
+    sources: Mapped[str] = mapped_column(Text)  # JSON list of the sources as given
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)  # time spent, all runs
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    registry_seq: Mapped[int | None] = mapped_column(BigInteger)  # the registry as matched
+
+
+class TriageFile(Base):
+    """One file of a case (an archive's member labelled ``ARCHIVE/MEMBER``)."""
+
+    __tablename__ = "triage_files"
+    __table_args__ = (
+        CheckConstraint(_one_of("kind", TRIAGE_KINDS), name="kind"),
+        CheckConstraint(_one_of("file_class", TRIAGE_CLASSES), name="file_class"),
+        UniqueConstraint("case_id", "path_key", name="uq_triage_files_path"),
+        Index("ix_triage_files_class", "case_id", "file_class"),
+        Index("ix_triage_files_group", "case_id", "group_number"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("triage_cases.id"))
+    path: Mapped[str] = mapped_column(Text)
+    path_key: Mapped[str] = mapped_column(String(64))  # SHA-256 of the path: unique per case
+    kind: Mapped[str] = mapped_column(String(10))
+    file_class: Mapped[str] = mapped_column(String(10))
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    md5: Mapped[str | None] = mapped_column(String(32))
+    sha1: Mapped[str | None] = mapped_column(String(40))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    pdq: Mapped[str | None] = mapped_column(String(64))
+    pdq_quality: Mapped[int | None] = mapped_column(Integer)
+    pdq_dihedral: Mapped[str | None] = mapped_column(Text)  # 8 hashes, space-separated
+    frames: Mapped[str | None] = mapped_column(Text)  # JSON [[pdq, quality, seconds], ...]
+    frames_matched: Mapped[int | None] = mapped_column(Integer)
+    matches: Mapped[str | None] = mapped_column(Text)  # JSON list of matches
+    group_number: Mapped[int | None] = mapped_column(Integer)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime]
+
+
+class TriageGroup(Base):
+    """New material within the PDQ threshold of each other (exact copies collapsed), with a
+    reviewer's decision once made."""
+
+    __tablename__ = "triage_groups"
+    __table_args__ = (
+        CheckConstraint(_one_of("decision", TRIAGE_DECISIONS), name="decision"),
+        UniqueConstraint("case_id", "number", name="uq_triage_groups_number"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(_BIG_FK, ForeignKey("triage_cases.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    files: Mapped[int] = mapped_column(Integer)
+    distinct_files: Mapped[int] = mapped_column(Integer)  # different SHA-256 values
+    representative: Mapped[str] = mapped_column(Text)  # its path
+    decision: Mapped[str | None] = mapped_column(String(12))
+    category: Mapped[str | None] = mapped_column(String(30))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+    exported_to: Mapped[str | None] = mapped_column(String(200))
+    exported_at: Mapped[datetime | None]

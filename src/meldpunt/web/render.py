@@ -66,6 +66,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Partners", "/ui/partners", frozenset({Role.admin})),
     ("Probing", "/ui/probing", frozenset({Role.admin})),
     ("Authority", "/ui/authority", frozenset({Role.authority, Role.admin})),
+    ("Triage", "/ui/triage", frozenset({Role.analyst, Role.admin})),
 )
 
 

@@ -26,6 +26,7 @@ from . import (
     pages_report,
     pages_sets,
     pages_takedown,
+    pages_triage,
 )
 from .render import PageError, PageRoute
 
@@ -46,6 +47,7 @@ router.include_router(pages_notices.router)
 router.include_router(pages_takedown.router)
 router.include_router(pages_authority.router)
 router.include_router(pages_monitor.router)
+router.include_router(pages_triage.router)
 
 fallback = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -3,7 +3,7 @@ came from; people's own cases of self-hashed pictures; sets whose entries were n
 change log by set (partners' feeds).
 
 Revision ID: 0008
-Revises: 0009
+Revises: 0007
 Create Date: 2026-12-01 23:34:56.930414
 """
 
@@ -17,7 +17,7 @@ from alembic import op
 import meldpunt.store.types
 
 revision: str = "0008"
-down_revision: str | None = "0009"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
