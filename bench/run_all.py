@@ -7,7 +7,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["hashing.py", "matching.py", "takedown.py", "monitor.py", "triage.py", "detection.py"]
+BENCHMARKS = [
+    "hashing.py",
+    "matching.py",
+    "takedown.py",
+    "monitor.py",
+    "triage.py",
+    "detection.py",
+    "exchange.py",
+]
 
 
 def main() -> int:

@@ -84,8 +84,10 @@ def test_the_257_item_oracle_attack_leaks_nothing_and_is_caught(either_world: Wo
         assert all(r["match"] for r in results)
         shown = {json.dumps({k: v for k, v in r["matches"][0].items() if k != "hit_id"})
                  for r in results}  # fmt: skip
+        # the same for every item: nothing about distances ("reviewed" is the set's, not the hit's)
         assert shown == {
-            '{"set": "police", "category": "csam_baseline", "signal_type": "pdq", "way": "plain"}'
+            '{"set": "police", "category": "csam_baseline", "signal_type": "pdq", "way": "plain", '
+            '"reviewed": true}'
         }
         assert "distance" not in answer.text
 

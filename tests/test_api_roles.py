@@ -19,6 +19,12 @@ OPEN = {
     ("GET", "/v1/monitor/hosters"),
     ("GET", "/v1/monitor/platforms"),
     ("GET", "/v1/monitor/periods"),
+    ("GET", "/v1/exchange/key"),  # the instance's public key
+    # self-hashing: the case number and PIN are the keys (tests/test_selfhash.py)
+    ("POST", "/v1/protect/cases"),
+    ("POST", "/v1/protect/cases/{number}"),
+    ("POST", "/v1/protect/cases/{number}/pictures"),
+    ("POST", "/v1/protect/cases/{number}/withdraw"),
 }
 
 # (method, path): the roles that may use it
@@ -78,6 +84,8 @@ ROUTES = {
     ("GET", "/v1/hosters/{asn}/record"): {"admin"},
     ("GET", "/v1/dsa/statements"): {"platform"},
     ("GET", "/v1/dsa/flagger-report"): {"analyst", "admin"},
+    # partners read with their own token, never an API key (tests/test_exchange.py)
+    ("GET", "/v1/feeds/{set_name}"): set(),
 }
 ROLES = ("platform", "analyst", "admin")
 
@@ -94,6 +102,7 @@ def concrete(path: str) -> str:
         .replace("{order_id}", "999999")
         .replace("{fine_id}", "999999")
         .replace("{asn}", "64500")
+        .replace("{set_name}", "police")
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from meldpunt import checks, clock
+from meldpunt.registry import selfcases
 from meldpunt.store.db import begin_write
 from meldpunt.store.models import AbuseContact, Notice, NoticeItem
 from notice_support import add_contact, ready_item
@@ -24,6 +25,8 @@ from web_support import csrf_of, sign_in
 BAD = ["\x00", "\x1b", "\x7f", "\x85"]  # NUL, ESC, DEL, a C1 control (NEL)
 
 # A request that succeeds, per route that takes a JSON body; the role that may send it.
+PICTURE = {"pdq": "a5" * 32, "quality": 90, "md5": "3c" * 16, "orientations": ["5a" * 32]}
+
 BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/sets"): (
         "analyst",
@@ -81,6 +84,13 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/fines/{fine_id}/objection"): ("admin", {"outcome": "upheld", "note": "heard"}),
     ("POST", "/v1/fines/{fine_id}/appeal"): ("admin", {"outcome": "reduced", "amount_euros": 5,
                                                        "note": "judged"}),
+    # self-hashing: no key needed (one is ignored); add comes before withdraw
+    ("POST", "/v1/protect/cases"): ("admin", {"adult": True, "own_pictures": True,
+                                              "pin": "tulip-7391", "pictures": [PICTURE]}),
+    ("POST", "/v1/protect/cases/{number}"): ("admin", {"pin": "tulip-7391"}),
+    ("POST", "/v1/protect/cases/{number}/pictures"): ("admin", {"pin": "tulip-7391",
+                                                                "pictures": [PICTURE]}),
+    ("POST", "/v1/protect/cases/{number}/withdraw"): ("admin", {"pin": "tulip-7391"}),
 }  # fmt: skip
 
 # A field that only another shape of the body has (a list of strings instead of objects): the
@@ -124,8 +134,9 @@ def with_value(body: Any, path: str, change: Any) -> Any:
     return {**body, head: with_value(body[head], rest, change)}
 
 
-def concrete(path: str, hit_id: int, notice_id: int = 1) -> str:
+def concrete(path: str, hit_id: int, notice_id: int = 1, number: str = "NC-0") -> str:
     name = "platform-a" if path.startswith("/v1/orgs/") else "police"
+    path = path.replace("{number}", number)
     path = path.replace("{name}", name).replace("{hit_id}", str(hit_id)).replace("{item_id}", "1")
     fine = "2" if path.endswith("/appeal") else "1"  # see authority_things
     path = path.replace("{case_id}", "1").replace("{order_id}", "1").replace("{fine_id}", fine)
@@ -201,6 +212,14 @@ def a_queued_item(world: World) -> int:
         return item.id
 
 
+def a_case(world: World) -> str:
+    """A self-hashing case (PIN tulip-7391); its number."""
+    with world.session() as session:
+        view = selfcases.open_case(session, "tulip-7391", [selfcases.Picture("c3" * 32, 90)])
+        session.commit()
+        return view.number
+
+
 def assert_json_error(response: httpx.Response, status: int, where: Any) -> None:
     assert response.status_code == status, (where, response.status_code, response.text[:300])
     assert response.headers["content-type"].startswith("application/json"), where
@@ -213,6 +232,7 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
             spec = anonymous.get("/openapi.json").json()
         hit_id = a_hit(world)
         assert a_queued_item(world) == 1
+        number = a_case(world)
         hoster_key, notice_id = a_notice(world)
         authority_things(world)
         clients = {role: world.client(role) for role in ("platform", "analyst", "admin")}
@@ -236,7 +256,7 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
                 for bad in BAD:
                     sent = with_value(shaped, field, lambda v, bad=bad: f"{v[:2]}{bad}{v[2:]}")
                     response = clients[role].request(
-                        method, concrete(path, hit_id, notice_id), json=sent
+                        method, concrete(path, hit_id, notice_id, number), json=sent
                     )
                     where = (method, path, field, bad)
                     tried += 1
@@ -253,7 +273,9 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
         for (method, path), (role, body) in [*BODIES.items(), *shapes]:
             if path == "/v1/check":
                 body = known_body(world, body)
-            response = clients[role].request(method, concrete(path, hit_id, notice_id), json=body)
+            response = clients[role].request(
+                method, concrete(path, hit_id, notice_id, number), json=body
+            )
             assert response.status_code < 300, (method, path, response.text[:300])
         for client in clients.values():
             client.close()

@@ -396,6 +396,19 @@ class Settings(BaseSettings):
         default=1.0, gt=0, le=3600, allow_inf_nan=False,
         description="How often the worker brings the monitor's figures up to date.",
     )  # fmt: skip
+    exchange_pull_seconds: float = Field(
+        default=60.0, gt=0, le=86400, allow_inf_nan=False,
+        description="How often the worker pulls each partner's feeds (docs/exchange.md).",
+    )  # fmt: skip
+    selfhash_max_pictures: int = Field(
+        default=50, ge=1, le=10_000,
+        description="The most pictures one self-hashing case may hold (docs/selfhash.md).",
+    )  # fmt: skip
+    selfhash_per_hour: int = Field(
+        default=20, ge=1, le=1_000_000,
+        description="Self-hashing requests one address may make per hour (new cases, additions, "
+        "PIN attempts).",
+    )  # fmt: skip
 
     # --- triage of seized collections ---
     triage_video_seconds_per_frame: float = Field(

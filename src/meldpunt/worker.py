@@ -7,6 +7,7 @@ restart loses nothing. A round runs each step in turn until none has anything du
 - the re-checks of hits' public URLs (``checks.rechecks``);
 - the hotline's steps, in the order an item moves through them (``STEPS``);
 - the authority's: orders mailed, and their compliance evaluated after the re-checks.
+- the partners' feeds, pulled when due (``exchange.work``);
 - the monitor's figures, brought up to date (``monitor.figures.run_monitor``).
 
 Each step takes the ``HotlineContext`` and a batch size and returns how much it did.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 
 from meldpunt.authority.work import run_authority
 from meldpunt.checks.rechecks import run_rechecks
+from meldpunt.exchange.work import run_exchange
 from meldpunt.monitor.figures import finish_settling, run_monitor
 from meldpunt.reports.context import HotlineContext
 from meldpunt.reports.grading import run_fetches
@@ -46,6 +48,7 @@ STEPS: list[tuple[str, Step]] = [
     ("notices", run_notices),
     ("re-checks", run_lifecycle),  # after notices
     ("authority", run_authority),  # orders: delivery, then compliance after the re-checks
+    ("exchange", run_exchange),  # partners' feeds, pulled when due
     ("monitor", run_monitor),  # last: the figures follow what the steps before changed
 ]
 

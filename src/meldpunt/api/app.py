@@ -35,9 +35,11 @@ from .routes_admin import router as admin_router
 from .routes_authority import router as authority_router
 from .routes_check import router as check_router
 from .routes_dsa import router as dsa_router
+from .routes_exchange import router as exchange_router
 from .routes_items import router as items_router
 from .routes_monitor import router as monitor_router
 from .routes_notices import router as notices_router
+from .routes_protect import router as protect_router
 from .routes_reports import router as reports_router
 from .routes_takedown import router as takedown_router
 from .schemas import check_request_schemas
@@ -200,6 +202,8 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.include_router(authority_router)
     app.include_router(monitor_router)
     app.include_router(dsa_router)
+    app.include_router(exchange_router)
+    app.include_router(protect_router)
     app.include_router(docs_router)
     app.include_router(web_router)
     return app

@@ -209,6 +209,13 @@ def _write_alert(state: ServiceState, suspicion: Suspicion) -> None:
     )
 
 
+def _unreviewed_sets(state: ServiceState) -> frozenset[int]:
+    """The sets whose entries nobody at the hotline assessed (people's own submissions)."""
+    return frozenset(
+        state.follower.use(lambda matcher: [i for i, s in matcher.sets.items() if not s.reviewed])
+    )
+
+
 async def run_checks(
     state: ServiceState,
     principal: Principal,
@@ -269,6 +276,7 @@ async def run_checks(
     state.metrics.checked(principal.org_name, len(queries), len(new_hits))
     # Plain dicts, serialised once: for a batch of 1,000, response models cost more than matching.
     results: list[dict[str, Any]] = []
+    unreviewed = _unreviewed_sets(state) if new_hits else frozenset()
     for index, (answer, ref) in enumerate(zip(answers, refs, strict=True)):
         if answer is NO_MATCH:  # most items: the same answer, without per-item work
             results.append(_no_match(index, ref))
@@ -283,6 +291,7 @@ async def run_checks(
                 "signal_type": m.signal_type,
                 "way": str(m.way),
                 "hit_id": next(hit_ids),
+                "reviewed": m.set_id not in unreviewed,
             }
             for m in answer.matches
         ]

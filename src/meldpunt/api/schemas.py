@@ -124,6 +124,11 @@ class MatchOut(BaseModel):
     )
     distance: int | None = Field(None, description=DISTANCE_NOTE)
     hit_id: int = Field(description="The hit's id: random, for outcomes and GET /v1/hits/{id}")
+    reviewed: bool = Field(
+        True,
+        description="False: the entry was submitted by the person pictured and not assessed by "
+        "the hotline (non-consensual intimate images); review the upload before acting",
+    )
 
 
 class CheckResult(BaseModel):

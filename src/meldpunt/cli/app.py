@@ -20,6 +20,7 @@ from meldpunt.cli import (
     authority,
     checks,
     dsa,
+    exchange,
     match,
     monitor,
     registry,
@@ -139,6 +140,8 @@ app.add_typer(authority.authority_app, name="authority")
 app.add_typer(authority.hosters_app, name="hosters")
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(dsa.dsa_app, name="dsa")
+app.add_typer(exchange.partners_app, name="partners")
+app.add_typer(exchange.exchange_app, name="exchange")
 app.command("triage")(triage.triage_command)
 app.add_typer(triage.case_app, name="triage-case")
 

@@ -53,6 +53,8 @@ class HashSetInfo:
     created_at: datetime
     updated_at: datetime
     ways_off: frozenset[str] = frozenset()  # ``MatchWay`` names this set does not match by
+    #: False: entries nobody at the hotline assessed (submitted by the person pictured).
+    reviewed: bool = True
 
     @property
     def active(self) -> bool:
@@ -80,6 +82,7 @@ def _info(row: HashSet) -> HashSetInfo:
         created_at=row.created_at,
         updated_at=row.updated_at,
         ways_off=frozenset(w for w in (row.ways_off or "").split(",") if w),
+        reviewed=bool(row.reviewed) if row.reviewed is not None else True,
     )
 
 
@@ -131,6 +134,7 @@ def create_set(
     default_category: str | None = None,
     pdq_threshold: int = DEFAULT_PDQ_THRESHOLD,
     actor: str = "system",
+    reviewed: bool = True,
 ) -> HashSetInfo:
     """Create a set (flushed, not committed); raises InvalidInput for bad values or a taken name."""
     try:
@@ -161,6 +165,7 @@ def create_set(
         state="active",
         created_at=at,
         updated_at=at,
+        reviewed=reviewed,
     )
     session.add(row)
     session.flush()
@@ -177,6 +182,7 @@ def create_set(
             "source_org": source_org,
             "default_category": code,
             "pdq_threshold": pdq_threshold,
+            **({} if reviewed else {"reviewed": False}),
             **trail.vouch(changes, seqs),
         },
     )

@@ -20,6 +20,7 @@ import os
 import socket
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -393,7 +394,11 @@ def _target(url: str) -> tuple[str, str, int, str]:
 
 
 def _one(
-    url: str, policy: FetchPolicy, method: str, deadline: _Deadline
+    url: str,
+    policy: FetchPolicy,
+    method: str,
+    deadline: _Deadline,
+    extra: Mapping[str, str] | None = None,
 ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
     scheme, host, port, path = _target(url)
     sock = _connect(scheme, host, port, policy, deadline)
@@ -404,6 +409,7 @@ def _one(
         "Accept": "*/*",
         "Accept-Encoding": "identity",
         "Connection": "close",
+        **(extra or {}),
     }
     try:
         connection.request(method, path, headers=headers)
@@ -438,15 +444,22 @@ def _read(
         return b"".join(chunks), False, f"reading the body failed: {exc or type(exc).__name__}"
 
 
-def fetch(url: str, policy: FetchPolicy, *, method: str = "GET") -> FetchResult:
+def fetch(
+    url: str,
+    policy: FetchPolicy,
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | None = None,
+) -> FetchResult:
     """Fetch ``url`` under ``policy``. Raises FetchRefused (not allowed: do not retry) or
     FetchFailed (network trouble; FetchUnresolvable when the name does not resolve,
-    FetchTimedOut when the whole fetch took longer than ``policy.total_seconds``)."""
+    FetchTimedOut when the whole fetch took longer than ``policy.total_seconds``).
+    ``headers`` are sent besides the fetcher's own (a partner's feed token, say)."""
     method = method.upper()
     current = url
     deadline = _Deadline(url, policy)
     for _ in range(policy.max_redirects + 1):
-        connection, response = _one(current, policy, method, deadline)
+        connection, response = _one(current, policy, method, deadline, headers)
         try:
             location = response.getheader("Location")
             if response.status in REDIRECTS and location:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -57,6 +58,11 @@ __all__ = [
     "Order",
     "OrderItem",
     "Penalty",
+    "EntrySource",
+    "Partner",
+    "PartnerFollow",
+    "SelfCase",
+    "SelfCaseItem",
 ]
 
 
@@ -119,6 +125,9 @@ class HashSet(Base):
     ways_off: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    #: False: its entries were not assessed by the hotline (submitted by the person pictured,
+    #: ``registry.selfcases``); every match says so, and platforms review before acting.
+    reviewed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     def __repr__(self) -> str:
         return (
@@ -194,6 +203,8 @@ class RegistryChange(Base):
     __tablename__ = "registry_changes"
     __table_args__ = (
         CheckConstraint(_one_of("action", CHANGE_ACTIONS), name="action"),
+        # a set's feed for partners: its changes after N
+        Index("ix_registry_changes_set_seq", "set_id", "seq"),
         # Never reuse a change number on SQLite, even after the newest row was deleted.
         {"sqlite_autoincrement": True},
     )
@@ -858,6 +869,105 @@ class MonitorMark(Base):
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     at: Mapped[datetime | None]
     last_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+# --- exchange: partners, the sets followed from them, where received entries came from ----------
+
+
+class Partner(Base):
+    """Another instance (another hotline, another country) that reads our feeds, sends us its
+    own, or both. Its public key verifies the pages it sends; the token it reads ours with is
+    kept as a SHA-256 only."""
+
+    __tablename__ = "partners"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    public_key: Mapped[str] = mapped_column(String(100))  # Ed25519, raw 32 bytes in base64
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    remote_token: Mapped[str | None] = mapped_column(String(200))  # we read their feeds with it
+    send_sets: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of set names
+    send_categories: Mapped[str | None] = mapped_column(Text)  # JSON list of codes; NULL: all
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class PartnerFollow(Base):
+    """One of a partner's sets that we follow into a set of ours, and how far we are."""
+
+    __tablename__ = "partner_follows"
+    __table_args__ = (UniqueConstraint("partner_id", "remote_set", name="uq_partner_follows_set"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"), index=True)
+    remote_set: Mapped[str] = mapped_column(String(200))
+    local_set_id: Mapped[int] = mapped_column(ForeignKey("hash_sets.id"))
+    categories: Mapped[str | None] = mapped_column(Text)  # JSON list of codes taken in; NULL: all
+    after_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    applied_at: Mapped[datetime | None]  # the source's time of the last change applied
+    remote_head: Mapped[int] = mapped_column(BigInteger, default=0)
+    remote_head_at: Mapped[datetime | None]
+    changes_applied: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_pull_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    next_pull_at: Mapped[datetime | None] = mapped_column(index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+
+
+class EntrySource(Base):
+    """A partner's entry that became (part of) one of our items: an item two partners both
+    send has two sources."""
+
+    __tablename__ = "entry_sources"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "remote_set", "remote_item", name="uq_entry_sources_remote"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        _BIG_FK, ForeignKey("items.id", ondelete="CASCADE"), index=True
+    )
+    partner_id: Mapped[int] = mapped_column(ForeignKey("partners.id"))
+    remote_set: Mapped[str] = mapped_column(String(200))
+    remote_item: Mapped[int] = mapped_column(BigInteger)
+    remote_seq: Mapped[int] = mapped_column(BigInteger)  # the change that last touched it
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime]
+
+
+# --- self-hashing: a person's own pictures, hashed on their device ------------------------------
+
+
+class SelfCase(Base):
+    """A person's case: the hashes of their own pictures, reachable with a number and the PIN
+    they chose (kept as scrypt only)."""
+
+    __tablename__ = "self_cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), unique=True)
+    pin_hash: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    withdrawn_at: Mapped[datetime | None]
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+
+
+class SelfCaseItem(Base):
+    """An item (the hashes of one picture) of a case."""
+
+    __tablename__ = "self_case_items"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("self_cases.id"), primary_key=True)
+    item_id: Mapped[int] = mapped_column(
+        _BIG_FK, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    added_at: Mapped[datetime]
 
 
 # --- triage: seized collections split into known, new and ignorable material ---------------------

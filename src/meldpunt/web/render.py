@@ -63,6 +63,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Notices", "/ui/notices", frozenset({Role.analyst, Role.admin})),
     ("Hits", "/ui/hits", frozenset({Role.platform, Role.admin})),
     ("Organisations", "/ui/orgs", frozenset({Role.admin})),
+    ("Partners", "/ui/partners", frozenset({Role.admin})),
     ("Probing", "/ui/probing", frozenset({Role.admin})),
     ("Authority", "/ui/authority", frozenset({Role.authority, Role.admin})),
     ("Triage", "/ui/triage", frozenset({Role.analyst, Role.admin})),

@@ -16,10 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from . import (
     auth,
     pages_authority,
+    pages_exchange,
     pages_main,
     pages_monitor,
     pages_notices,
     pages_orgs,
+    pages_protect,
     pages_queue,
     pages_report,
     pages_sets,
@@ -37,8 +39,10 @@ router.include_router(auth.router)
 router.include_router(pages_main.router)
 router.include_router(pages_sets.router)
 router.include_router(pages_orgs.router)
+router.include_router(pages_exchange.router)
 router.include_router(pages_queue.router)
 router.include_router(pages_report.router)
+router.include_router(pages_protect.router)
 router.include_router(pages_notices.router)
 router.include_router(pages_takedown.router)
 router.include_router(pages_authority.router)

@@ -1,0 +1,449 @@
+"""Exchange benchmark: linking two instances on this machine, and the browser's hasher.
+
+1. initial pull: a set of ``--entries`` PDQ entries followed from one instance (``meldpunt
+   serve`` in its own process) into another (``exchange.pull`` here): time, bytes on the wire
+   per entry (goals at 10 million entries: under 60 s, at most 40 bytes an entry);
+2. steady stream: a writer in its own process adds ``--rate`` entries a second to the source for
+   ``--seconds`` seconds while the follower pulls without pause; the lag from each change's
+   commit to the follower's commit of the page that holds it, p50/p99/max (goal: p99 under 5 s);
+3. peer: the same set fetched by Meta's ``threatexchange fetch`` through meldpunt's plugin
+   (``meldpunt.exchange.txplugin``), from scratch; the ratio to step 1 printed;
+4. the browser's hasher (``/protect``): pictures hashed per second (decode, MD5, PDQ with its
+   eight orientations) in headless Chromium at 2 and 12 megapixels, beside the server's fast path
+   (``pdq_signal`` with orientations, and the MD5) on the same files, one core each.
+
+    .venv/bin/python bench/exchange.py                     # 200,000 entries, a few minutes
+    .venv/bin/python bench/exchange.py --entries 10000000 --rate 1000 --seconds 60   # full size
+    .venv/bin/python bench/exchange.py --postgresql        # both instances on PostgreSQL
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+sys.path.insert(0, str(HERE))
+
+from takedown import free_port, percentiles  # noqa: E402
+
+PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+GOALS = {"seconds_per_10m": 60.0, "bytes_per_entry": 40.0, "lag_p99_s": 5.0}
+SERVE = """
+import sys, uvicorn
+from meldpunt.api import ServiceSettings, create_app
+uvicorn.run(create_app(ServiceSettings.from_settings(run_worker=False)), host="127.0.0.1",
+            port=int(sys.argv[1]), log_level="warning")
+"""
+WRITE = """
+import json, secrets, sys, time
+from meldpunt.registry import ItemInput, normalize_signals
+from meldpunt.registry.batch import apply_items
+from meldpunt.store import make_engine, make_sessionmaker
+url, rate, seconds, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+sessions = make_sessionmaker(make_engine(url))
+per_tick, tick = max(1, int(rate / 10)), 0.1
+start = time.time()
+with open(out, "w") as log:
+    while time.time() - start < seconds:
+        due = start + tick * (1 + int((time.time() - start) / tick))
+        items = [ItemInput(normalize_signals([("pdq", secrets.token_hex(32))]))
+                 for _ in range(per_tick)]
+        with sessions() as session:
+            result = apply_items(session, "stream", items, actor="bench", audit_each=False)
+            session.commit()
+        log.write(json.dumps([result.seqs[0], result.seqs[1], time.time()]) + "\\n")
+        log.flush()
+        time.sleep(max(0.0, due - time.time()))
+"""
+
+
+def _env(data_dir: Path, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MELDPUNT_")}
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "meldpunt.toml").write_text("")
+    env.update(
+        {
+            "MELDPUNT_DATABASE_URL": url,
+            "MELDPUNT_DATA_DIR": str(data_dir),
+            "MELDPUNT_CONFIG": str(data_dir / "meldpunt.toml"),
+            "PYTHONPATH": str(HERE.parent / "src"),
+        }
+    )
+    return env
+
+
+def _databases(postgresql: bool, work: Path) -> tuple[str, str, list[str]]:
+    if not postgresql:
+        return f"sqlite:///{work / 'source.db'}", f"sqlite:///{work / 'follower.db'}", []
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    admin = create_engine(PG_DEFAULT)
+    urls, schemas = [], []
+    for role in ("source", "follower"):
+        schema = f"bench_exchange_{role}_{secrets.token_hex(4)}"
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        schemas.append(schema)
+        url = make_url(PG_DEFAULT).update_query_dict({"options": f"-csearch_path={schema}"})
+        urls.append(url.render_as_string(hide_password=False))
+    return urls[0], urls[1], schemas
+
+
+def _fill(url: str, entries: int) -> float:
+    """The source's set of ``entries`` PDQ entries, written as an import writes them."""
+    from rich.progress import Progress
+
+    from meldpunt.registry import ItemInput, create_set, normalize_signals
+    from meldpunt.registry.batch import apply_items
+    from meldpunt.store import init_db, make_engine, make_sessionmaker
+
+    init_db(url)
+    sessions = make_sessionmaker(make_engine(url))
+    started = time.perf_counter()
+    with sessions() as session:
+        create_set(session, "police", default_category="csam_baseline")
+        create_set(session, "stream", default_category="csam_baseline")
+        session.commit()
+    with Progress(disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("source set", total=entries)
+        for first in range(0, entries, 5000):
+            count = min(5000, entries - first)
+            items = [
+                ItemInput(normalize_signals([("pdq", secrets.token_hex(32))])) for _ in range(count)
+            ]
+            with sessions() as session:
+                apply_items(session, "police", items, actor="bench", audit_each=False)
+                session.commit()
+            progress.advance(task, count)
+    return time.perf_counter() - started
+
+
+def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    import httpx
+
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=_env(data_dir, url))
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return process, base
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the source did not start")
+
+
+def _link(
+    source_url: str, follower_url: str, source_dir: Path, follower_dir: Path, base: str
+) -> str:
+    from meldpunt import exchange
+    from meldpunt.store import init_db, make_engine, make_sessionmaker
+
+    init_db(follower_url)
+    with make_sessionmaker(make_engine(source_url))() as session:
+        _, token = exchange.add_partner(
+            session,
+            "follower",
+            url="http://127.0.0.1:9",
+            public_key=exchange.instance_key(follower_dir).public,
+            send_sets=["police", "stream"],
+        )
+        session.commit()
+    assert token
+    with make_sessionmaker(make_engine(follower_url))() as session:
+        exchange.add_partner(
+            session,
+            "source",
+            url=base,
+            public_key=exchange.instance_key(source_dir).public,
+            receive=[("police", None), ("stream", None)],
+            remote_token=token,
+        )
+        session.commit()
+    return token
+
+
+def _initial_pull(follower_url: str, entries: int) -> dict[str, Any]:
+    from rich.progress import Progress
+
+    from meldpunt import exchange
+    from meldpunt.exchange.follow import pull_follow
+    from meldpunt.reports.fetcher import FetchPolicy
+    from meldpunt.store import make_engine, make_sessionmaker
+    from meldpunt.store.models import PartnerFollow
+
+    sessions = make_sessionmaker(make_engine(follower_url))
+    with sessions() as session:
+        follow_id = session.query(PartnerFollow.id).filter_by(remote_set="police").scalar()
+    policy = exchange.partner_policy(FetchPolicy())
+    with Progress(disable=not sys.stderr.isatty()) as progress:
+        task = progress.add_task("initial pull", total=entries)
+        started = time.perf_counter()
+        result = pull_follow(
+            sessions,
+            follow_id,
+            policy,
+            limit=50_000,
+            on_page=lambda r: progress.update(task, completed=r.changes),
+        )
+        seconds = time.perf_counter() - started
+    assert result.changes == entries, (result.changes, entries)
+    return {
+        "entries": entries,
+        "seconds": round(seconds, 2),
+        "pages": result.pages,
+        "bytes": result.bytes,
+        "bytes_per_entry": round(result.bytes / entries, 1),
+        "entries_per_second": round(entries / seconds),
+        "projected_seconds_at_10m": round(seconds * 10_000_000 / entries),
+    }
+
+
+def _stream(
+    source_url: str, follower_url: str, source_dir: Path, rate: float, seconds: float, work: Path
+) -> dict[str, Any]:
+    from meldpunt import exchange
+    from meldpunt.exchange.follow import pull_follow
+    from meldpunt.reports.fetcher import FetchPolicy
+    from meldpunt.store import make_engine, make_sessionmaker
+    from meldpunt.store.models import PartnerFollow
+
+    sessions = make_sessionmaker(make_engine(follower_url))
+    with sessions() as session:
+        follow_id = session.query(PartnerFollow.id).filter_by(remote_set="stream").scalar()
+    policy = exchange.partner_policy(FetchPolicy())
+    log = work / "stream.jsonl"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITE, source_url, str(rate), str(seconds), str(log)],
+        env=_env(source_dir, source_url),
+    )
+    applied: list[tuple[int, float]] = []  # (last seq applied, when)
+    last = 0
+    while writer.poll() is None or last < _last_written(log):
+        result = pull_follow(sessions, follow_id, policy, limit=50_000, max_pages=1)
+        now = time.time()
+        if result.after > last:
+            last = result.after
+            applied.append((last, now))
+        else:
+            time.sleep(0.02)
+    lags = []
+    for line in log.read_text().splitlines():
+        first, final, committed = json.loads(line)
+        when = next(t for seq, t in applied if seq >= final)
+        lags.extend([when - committed] * (final - first + 1))
+    p50, p99 = percentiles(lags, 50, 99)
+    return {
+        "rate_per_second": rate,
+        "seconds": seconds,
+        "changes": len(lags),
+        "achieved_rate": round(len(lags) / seconds),
+        "lag_p50_s": round(p50, 3),
+        "lag_p99_s": round(p99, 3),
+        "lag_max_s": round(max(lags), 3),
+    }
+
+
+def _last_written(log: Path) -> int:
+    try:
+        lines = log.read_text().splitlines()
+    except FileNotFoundError:
+        return 0
+    return json.loads(lines[-1])[1] if lines else 0
+
+
+def _threatexchange(base: str, token: str, source_dir: Path, work: Path) -> dict[str, Any]:
+    from meldpunt.exchange.keys import instance_key
+
+    state = work / "tx"
+    state.mkdir()
+    env = {
+        **os.environ,
+        "TX_STATEDIR": str(state),
+        "HOME": str(state),
+        "TX_MELDPUNT_TOKEN": token,
+        "PYTHONPATH": str(HERE.parent / "src"),
+    }
+
+    def tx(*args: str) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "threatexchange", *args], env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"threatexchange {' '.join(args)}: {done.stderr[-2000:]}")
+        return done
+
+    tx("config", "extensions", "add", "meldpunt.exchange.txplugin")
+    tx(
+        "config",
+        "collab",
+        "edit",
+        "meldpunt",
+        "police",
+        "--create",
+        "--url",
+        base,
+        "--set-name",
+        "police",
+        "--public-key",
+        instance_key(source_dir).public,
+        "--page-size",
+        "50000",
+    )
+    started = time.perf_counter()
+    tx("fetch")
+    seconds = time.perf_counter() - started
+    return {"seconds": round(seconds, 2)}
+
+
+def _browser(pictures: int, work: Path) -> dict[str, Any]:
+    """Pictures per second in headless Chromium and on the server's fast path, same files."""
+    from corpus import build
+
+    from meldpunt.signals import HashOptions, digest_bytes, pdq_signal
+
+    sizes = {"2MP": (1632, 1224), "12MP": (4000, 3000)}
+    images = build(HERE / ".corpus-exchange", per_size=pictures, png_share=0.0, sizes=sizes)
+    out: dict[str, Any] = {}
+    hashing = (HERE.parent / "src/meldpunt/web/static/protect/hashing.js").read_text()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        page = chromium.new_page()
+        page.set_content("<html><body></body></html>")
+        page.add_script_tag(content=hashing)
+        for size in sizes:
+            files = [i.path.read_bytes() for i in images if i.size_name == size]
+            encoded = [base64.b64encode(data).decode() for data in files]
+            # the bytes are handed over first (the page reads a chosen file from disk itself)
+            handles = page.evaluate_handle(
+                """(all) => all.map((e) => new Blob(
+                [Uint8Array.from(atob(e), (c) => c.charCodeAt(0))], {type: "image/jpeg"}))""",
+                encoded,
+            )
+            took = page.evaluate(
+                """async (blobs) => {
+                const start = performance.now();
+                for (const blob of blobs) await globalThis.meldpuntHashing.hashFile(blob);
+                return (performance.now() - start) / 1000; }""",
+                handles,
+            )
+            started = time.perf_counter()
+            for data in files:
+                digest_bytes(data)
+                pdq_signal(data, HashOptions(dihedral=True))
+            server = time.perf_counter() - started
+            out[size] = {
+                "pictures": len(files),
+                "browser_per_second": round(len(files) / took, 2),
+                "server_per_second": round(len(files) / server, 2),
+                "server_over_browser": round(took / server, 1),
+            }
+        chromium.close()
+    return out
+
+
+def _chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    pull = results["initial_pull"]
+    names = ["meldpunt pull", "threatexchange fetch"]
+    values = [pull["seconds"], results["threatexchange"]["seconds"]]
+    left.bar(names, values, color=["#2b6cb0", "#a0aec0"])
+    left.set_ylabel("seconds")
+    left.set_title(
+        f"initial pull of {pull['entries']:,} entries ({pull['bytes_per_entry']} B/entry)"
+    )
+    sizes = list(results["browser"])
+    x = range(len(sizes))
+    left_bars = [results["browser"][s]["browser_per_second"] for s in sizes]
+    right_bars = [results["browser"][s]["server_per_second"] for s in sizes]
+    right.bar([i - 0.2 for i in x], left_bars, width=0.4, label="browser (Chromium)")
+    right.bar([i + 0.2 for i in x], right_bars, width=0.4, label="server fast path")
+    right.set_xticks(list(x), sizes)
+    right.set_ylabel("pictures / second")
+    right.set_title("hashing with 8 orientations and MD5")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--entries", type=int, default=200_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="changes a second")
+    parser.add_argument("--seconds", type=float, default=20.0, help="how long the stream runs")
+    parser.add_argument("--pictures", type=int, default=4, help="per size, for the browser")
+    parser.add_argument("--postgresql", action="store_true")
+    parser.add_argument("--out", default=str(HERE / "results" / "exchange.json"))
+    args = parser.parse_args()
+    results: dict[str, Any] = {"database": "postgresql" if args.postgresql else "sqlite"}
+    with tempfile.TemporaryDirectory() as scratch:
+        work = Path(scratch)
+        source_url, follower_url, schemas = _databases(args.postgresql, work)
+        source_dir, follower_dir = work / "source", work / "follower"
+        try:
+            results["fill_seconds"] = round(_fill(source_url, args.entries), 1)
+            server, base = _serve(source_url, source_dir)
+            try:
+                token = _link(source_url, follower_url, source_dir, follower_dir, base)
+                results["initial_pull"] = _initial_pull(follower_url, args.entries)
+                print("initial pull:", json.dumps(results["initial_pull"]), flush=True)
+                results["threatexchange"] = _threatexchange(base, token, source_dir, work)
+                ratio = results["threatexchange"]["seconds"] / results["initial_pull"]["seconds"]
+                results["threatexchange"]["ratio_to_meldpunt"] = round(ratio, 2)
+                print(
+                    f"threatexchange fetch: {results['threatexchange']['seconds']} s, "
+                    f"{ratio:.2f}x meldpunt's pull",
+                    flush=True,
+                )
+                results["stream"] = _stream(
+                    source_url, follower_url, source_dir, args.rate, args.seconds, work
+                )
+                print("stream:", json.dumps(results["stream"]), flush=True)
+            finally:
+                server.terminate()
+                server.wait(30)
+        finally:
+            if schemas:
+                from sqlalchemy import create_engine
+
+                with create_engine(PG_DEFAULT).begin() as connection:
+                    for schema in schemas:
+                        connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        results["browser"] = _browser(args.pictures, work)
+        print("browser:", json.dumps(results["browser"]), flush=True)
+    results["goals"] = GOALS
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    _chart(results, out.with_suffix(".png"))
+    print(f"written {out} and {out.with_suffix('.png')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,358 @@
+"""People's own cases: the hashes of their own intimate pictures, made on their own device.
+
+A person who fears that intimate pictures of them are shared without consent hashes them in the
+browser (``/protect``); only the hashes arrive here. They go into one set of category ``ncii``
+marked as not reviewed (``HashSetInfo.reviewed`` False), so platforms are told in every match
+that nobody at the hotline assessed the entry. The person gets a case number and chooses a PIN
+(kept as scrypt only), and can come back to see the case, add pictures, or withdraw it:
+withdrawal withdraws the case's entries, whose numbered "remove" changes take them out of every
+index and every partner's copy.
+
+Abuse is limited here by a cap of pictures per case, by refusing pictures that match an
+allow-list (the caller says which do: it holds the index), and by locking a case for an hour
+after ``MAX_PIN_FAILURES`` wrong PINs; the face adds a rate limit per address.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from meldpunt import audit, errors
+from meldpunt.clock import now
+from meldpunt.registry.batch import ItemInput, apply_items, normalize_signals
+from meldpunt.registry.categories import Category
+from meldpunt.registry.errors import InvalidInput, NotFound, RegistryError
+from meldpunt.registry.items import enable_item, withdraw_item
+from meldpunt.registry.locking import lock_registry
+from meldpunt.registry.sets import HashSetInfo, create_set, get_set
+from meldpunt.store.models import Item, ItemSignal, SelfCase, SelfCaseItem
+
+__all__ = [
+    "MAX_PIN_FAILURES",
+    "SELF_SET",
+    "AllowListed",
+    "CaseLocked",
+    "CaseView",
+    "Picture",
+    "PictureView",
+    "TooManyPictures",
+    "WrongPin",
+    "add_pictures",
+    "open_case",
+    "self_set",
+    "view_case",
+    "withdraw_case",
+]
+
+SELF_SET = "ncii-self-submitted"
+MAX_PIN_FAILURES = 5
+LOCK = timedelta(hours=1)
+MIN_PIN, MAX_PIN = 6, 64
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+ACTOR = "person pictured"
+
+
+class WrongPin(RegistryError, errors.Forbidden):
+    """No case with that number, or not that PIN (the two are not told apart)."""
+
+
+class CaseLocked(RegistryError, errors.RateLimited):
+    """Too many wrong PINs: the case opens again later."""
+
+
+class TooManyPictures(InvalidInput):
+    """More pictures than one case may hold."""
+
+
+class AllowListed(InvalidInput):
+    """A picture matches an allow-list (a known harmless picture) and cannot be added."""
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One picture's hashes as the person's browser computed them."""
+
+    pdq: str
+    quality: int
+    md5: str | None = None
+    orientations: tuple[str, ...] = ()  # the other seven orientations' PDQ hashes
+
+
+@dataclass(frozen=True)
+class PictureView:
+    pdq: str
+    md5: str | None
+    status: str
+    added_at: datetime
+
+
+@dataclass(frozen=True)
+class CaseView:
+    number: str
+    created_at: datetime
+    withdrawn_at: datetime | None
+    pictures: tuple[PictureView, ...]
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+
+def self_set(session: Session) -> HashSetInfo:
+    """The set of people's own pictures, made on first use."""
+    try:
+        return get_set(session, SELF_SET)
+    except NotFound:
+        return create_set(
+            session,
+            SELF_SET,
+            description="Hashes of intimate pictures, submitted by the people pictured "
+            "(hashed on their own device); not reviewed by the hotline.",
+            source_org="the people pictured",
+            default_category="ncii",
+            reviewed=False,
+            actor="system",
+        )
+
+
+def _hash_pin(pin: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(pin.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
+    encode = base64.b64encode
+    return f"scrypt${_SCRYPT['n']}${encode(salt).decode()}${encode(digest).decode()}"
+
+
+def _pin_ok(pin: str, stored: str) -> bool:
+    try:
+        kind, n, salt, digest = stored.split("$")
+        expected = base64.b64decode(digest)
+        given = hashlib.scrypt(
+            pin.encode("utf-8"),
+            salt=base64.b64decode(salt),
+            dklen=32,
+            n=int(n),
+            r=_SCRYPT["r"],
+            p=_SCRYPT["p"],
+        )
+    except (ValueError, TypeError):
+        return False
+    return kind == "scrypt" and hmac.compare_digest(given, expected)
+
+
+def _check_pin(pin: str) -> str:
+    if not MIN_PIN <= len(pin) <= MAX_PIN:
+        raise InvalidInput(f"choose a PIN of {MIN_PIN} to {MAX_PIN} characters")
+    if not pin.isprintable():
+        raise InvalidInput("a PIN has letters, digits and punctuation only")
+    if len(set(pin)) == 1 or pin in "0123456789" or pin in "9876543210":
+        raise InvalidInput("choose a PIN that is harder to guess (not one digit repeated)")
+    return pin
+
+
+def _inputs(pictures: Sequence[Picture]) -> list[ItemInput]:
+    ncii = Category("ncii", "ncii", "meldpunt")
+    inputs = []
+    for n, picture in enumerate(pictures, 1):
+        pairs = [("pdq", picture.pdq), *(("pdq", h) for h in picture.orientations[:7])]
+        if picture.md5:
+            pairs.append(("md5", picture.md5))
+        try:
+            signals = normalize_signals(pairs)
+        except InvalidInput as exc:
+            raise InvalidInput(f"picture {n}: {exc}") from None
+        if not 0 <= picture.quality <= 100:
+            raise InvalidInput(f"picture {n}: quality is 0 to 100")
+        inputs.append(ItemInput(signals=signals, category=ncii))
+    return inputs
+
+
+def _load(session: Session, number: str, pin: str) -> SelfCase:
+    """The case, once the PIN fits; counts wrong PINs and locks the case after too many."""
+    lock_registry(session)  # before the first read: the case's entries may change
+    number = number.strip().upper()
+    row = None
+    if number.isascii() and len(number) <= 40:
+        row = session.scalar(select(SelfCase).where(SelfCase.number == number).with_for_update())
+    at = now()
+    if row is not None and row.locked_until is not None and row.locked_until > at:
+        wait = int((row.locked_until - at).total_seconds()) + 1
+        raise CaseLocked(
+            f"too many wrong PINs: try again in {wait // 60 + 1} minutes", retry_after=wait
+        )
+    if row is None or not _pin_ok(pin, row.pin_hash):
+        if row is not None:
+            row.pin_failures += 1
+            if row.pin_failures >= MAX_PIN_FAILURES:
+                row.pin_failures, row.locked_until = 0, at + LOCK
+            session.commit()  # the count must hold even though the caller gets an error
+        raise WrongPin("that case number and PIN do not fit together")
+    row.pin_failures = 0
+    return row
+
+
+def _view(session: Session, row: SelfCase) -> CaseView:
+    found = session.execute(
+        select(SelfCaseItem.item_id, SelfCaseItem.added_at, Item.status)
+        .join(Item, Item.id == SelfCaseItem.item_id)
+        .where(SelfCaseItem.case_id == row.id)
+        .order_by(SelfCaseItem.added_at, SelfCaseItem.item_id)
+    ).all()
+    pictures = []
+    for item_id, added_at, status in found:
+        signals = session.execute(
+            select(ItemSignal.signal_type, ItemSignal.value)
+            .where(ItemSignal.item_id == item_id)
+            .order_by(ItemSignal.id)
+        ).all()
+        pdq = next((v for k, v in signals if k == "pdq"), "")
+        md5 = next((v for k, v in signals if k == "md5"), None)
+        pictures.append(PictureView(pdq, md5, status, added_at))
+    return CaseView(row.number, row.created_at, row.withdrawn_at, tuple(pictures))
+
+
+def _add(
+    session: Session,
+    row: SelfCase,
+    pictures: Sequence[Picture],
+    max_pictures: int,
+    allowlisted: Callable[[Picture], bool],
+) -> None:
+    if not pictures:
+        raise InvalidInput("choose at least one picture")
+    held = session.scalar(
+        select(func.count()).select_from(SelfCaseItem).where(SelfCaseItem.case_id == row.id)
+    )
+    if (held or 0) + len(pictures) > max_pictures:
+        raise TooManyPictures(
+            f"a case holds at most {max_pictures} pictures; this one has {held or 0}"
+        )
+    inputs = _inputs(pictures)
+    for n, picture in enumerate(pictures, 1):
+        if allowlisted(picture):
+            raise AllowListed(
+                f"picture {n} is on a list of pictures known to be harmless (for example a "
+                "widely shared photo), so it cannot be added. Nothing was added; remove it and "
+                "try again."
+            )
+    set_info = self_set(session)
+    result = apply_items(
+        session,
+        set_info.id,
+        inputs,
+        actor=ACTOR,
+        audit_each=False,
+        source=f"self-case {row.number}",
+    )
+    at = now()
+    for outcome in result.outcomes:
+        if outcome.item_id is None:
+            raise InvalidInput(f"a picture could not be added: {outcome.problem}")
+        status = session.scalar(select(Item.status).where(Item.id == outcome.item_id))
+        if status != "active":  # a picture withdrawn before, chosen again
+            enable_item(session, outcome.item_id, actor=ACTOR, note=f"case {row.number}")
+        exists = session.get(SelfCaseItem, (row.id, outcome.item_id))
+        if exists is None:
+            session.add(SelfCaseItem(case_id=row.id, item_id=outcome.item_id, added_at=at))
+    row.updated_at = at
+    session.flush()
+
+
+def open_case(
+    session: Session,
+    pin: str,
+    pictures: Sequence[Picture],
+    *,
+    max_pictures: int = 50,
+    allowlisted: Callable[[Picture], bool] = lambda picture: False,
+) -> CaseView:
+    """A new case with these pictures (flushed, not committed)."""
+    _check_pin(pin)
+    lock_registry(session)
+    at = now()
+    number = f"NC-{secrets.token_hex(3).upper()}-{secrets.token_hex(3).upper()}"
+    row = SelfCase(
+        number=number, pin_hash=_hash_pin(pin), created_at=at, updated_at=at, pin_failures=0
+    )
+    session.add(row)
+    session.flush()
+    _add(session, row, pictures, max_pictures, allowlisted)
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="selfhash.case.opened",
+        subject=("self_case", row.id),
+        details={"pictures": len(pictures)},
+    )
+    return _view(session, row)
+
+
+def view_case(session: Session, number: str, pin: str) -> CaseView:
+    row = _load(session, number, pin)
+    return _view(session, row)
+
+
+def add_pictures(
+    session: Session,
+    number: str,
+    pin: str,
+    pictures: Sequence[Picture],
+    *,
+    max_pictures: int = 50,
+    allowlisted: Callable[[Picture], bool] = lambda picture: False,
+) -> CaseView:
+    row = _load(session, number, pin)
+    if row.withdrawn_at is not None:
+        raise InvalidInput("this case was withdrawn; open a new one to add pictures")
+    _add(session, row, pictures, max_pictures, allowlisted)
+    audit.record(
+        session,
+        actor=ACTOR,
+        action="selfhash.case.added",
+        subject=("self_case", row.id),
+        details={"pictures": len(pictures)},
+    )
+    return _view(session, row)
+
+
+def withdraw_case(session: Session, number: str, pin: str) -> CaseView:
+    """Withdraw the case: its entries stop matching everywhere (unless another open case holds
+    the same picture). Withdrawing again changes nothing."""
+    row = _load(session, number, pin)
+    if row.withdrawn_at is None:
+        row.withdrawn_at = row.updated_at = now()
+        item_ids = session.scalars(
+            select(SelfCaseItem.item_id).where(SelfCaseItem.case_id == row.id)
+        ).all()
+        for item_id in item_ids:
+            others = session.scalar(
+                select(func.count())
+                .select_from(SelfCaseItem)
+                .join(SelfCase, SelfCase.id == SelfCaseItem.case_id)
+                .where(
+                    SelfCaseItem.item_id == item_id,
+                    SelfCase.id != row.id,
+                    SelfCase.withdrawn_at.is_(None),
+                )
+            )
+            if not others:
+                withdraw_item(
+                    session, item_id, reason="withdrawn by the person pictured", actor=ACTOR
+                )
+        audit.record(
+            session,
+            actor=ACTOR,
+            action="selfhash.case.withdrawn",
+            subject=("self_case", row.id),
+            details={"pictures": len(item_ids)},
+        )
+    session.flush()
+    return _view(session, row)
