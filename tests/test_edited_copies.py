@@ -356,3 +356,13 @@ def test_formats_carry_the_signals_they_can(session):
     registry.export_set(session, "pixels", out, "te-csv")
     kinds = {row.split(",")[0] for row in out.getvalue().splitlines()[1:]}
     assert kinds == {"md5", "sha1", "sha256", "pdq"}
+
+
+def test_odd_shapes_give_no_features_and_no_border_rather_than_errors():
+    for shape in ((20, 4000, 3), (4000, 20, 3), (33, 33, 3), (8, 8, 3)):
+        rgb = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+        png = io.BytesIO()
+        Image.fromarray(rgb).save(png, "PNG")
+        signal = pdq_signal(png.getvalue(), HashOptions(dihedral=True, features=QUERY))
+        assert signal.features is not None and len(signal.features) <= QUERY
+        assert find_border(luma_from_rgb(rgb)) is None
