@@ -236,10 +236,9 @@ def test_a_thousand_urls_take_a_few_statements(engine, session, settings, clock)
 
     event.listen(engine, "before_cursor_execute", count)
     try:
-        started = datetime.now(UTC)  # noqa: DTZ005 (the real time a test takes, not the clock)
+        # the statements are counted, not timed (speed is measured in bench/takedown.py)
         receipt = flag(session, org.id, [f"https://bulk.example/{i}" for i in range(1000)])
         session.commit()
-        took = (datetime.now(UTC) - started).total_seconds()
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert (receipt.received, receipt.linked) == (500, 500)
@@ -248,7 +247,6 @@ def test_a_thousand_urls_take_a_few_statements(engine, session, settings, clock)
     # The report, its lookups (two chunks), one insert of items, one of links, the timeline,
     # the audit chain (report and items): no statement per URL.
     assert len(statements) <= 20, statements
-    assert took < 5, f"1,000 URLs took {took:.2f} s"
     assert session.scalar(select(func.count()).select_from(UrlItem)) == 1000
     assert session.scalar(select(func.count()).select_from(ReportUrl)) == 1500
     assert session.scalar(select(func.count()).select_from(ItemEvent)) == 1500

@@ -995,10 +995,10 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
     groups: a refresh takes every change since its mark, so that a page is never behind by
     more than one refresh.
 
-    Every ``TOTAL_QUANTILE_SECONDS`` the totals' medians are settled (``settle_totals``) in a
-    thread of their own: at national scale that reads a year of rows for a while, and the
-    refreshes must go on meanwhile (an event waits for the next refresh, not for the settling).
-    What is left to settle is in the marks, so a thread that stops loses nothing."""
+    Every ``TOTAL_QUANTILE_SECONDS`` the totals' medians are settled (``settle_totals``); on
+    PostgreSQL in a thread of its own: at national scale that reads a year of rows for a while,
+    and the refreshes must go on meanwhile (an event waits for the next refresh, not for the
+    settling). What is left to settle is in the marks, so a thread that stops loses nothing."""
     now = clock.monotonic()
     last = _last_run.get(id(context))
     if last is not None and 0 <= now - last < context.settings.monitor_refresh_seconds:
@@ -1011,6 +1011,8 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
         settled is None or not 0 <= now - settled < TOTAL_QUANTILE_SECONDS
     ):
         _last_quantiles[id(context)] = now
+        if _on_sqlite(context):  # one writer at a time there: settle in the worker's own turn
+            return done + settle_totals(context.sessions)
         thread = threading.Thread(
             target=_settle_quietly, args=(context.sessions,), name="monitor-settle", daemon=True
         )
@@ -1020,6 +1022,18 @@ def run_monitor(context: HotlineContext, limit: int) -> int:
 
 
 _settling: dict[int, threading.Thread] = {}
+_dialects: dict[int, str] = {}
+
+
+def _on_sqlite(context: HotlineContext) -> bool:
+    """SQLite lets one connection write at a time and fails a transaction that reads before it
+    writes when another writes meanwhile, so there the settling stays in the worker's turn (the
+    embedded database holds small histories, where it is quick)."""
+    name = _dialects.get(id(context))
+    if name is None:
+        with context.sessions() as session:
+            name = _dialects[id(context)] = session.get_bind().dialect.name
+    return name == "sqlite"
 
 
 def finish_settling(context: HotlineContext, timeout: float = 30.0) -> None:
