@@ -16,8 +16,17 @@ almost nothing, so a page costs little more than its hashes (about 33 bytes a PD
 
 Each change states a result (see ``registry.changes``): ``add``/``update`` the entry is active
 with this category and this signal, ``remove`` it is not (any more). A change whose category
-the partner may not see goes out as a removal (reason ``not_shared``). Set-wide changes stay
-home. ``parse_page`` is the follower's side: it checks everything before anything is applied.
+the partner may not see goes out as a removal (reason ``not_shared``).
+
+Set-wide changes (the set created, disabled, enabled, its reviewed flag or default category
+changed) travel beside the columns: a page that holds any lists them (``"set_changes"``: their
+numbers and reasons) with the set's shared facts as they are when the page is built
+(``"set_state"``: state, reviewed, default category). Followers of an older version ignore
+both.
+
+``parse_page`` is the follower's side: it checks everything before anything is applied. A page
+is checked column by column (``registry.bulk.normalize_column``); only when something does not
+fit is it gone through change by change, to say which change and why.
 """
 
 from __future__ import annotations
@@ -26,9 +35,12 @@ import base64
 import binascii
 import contextlib
 import gzip
+import operator
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -42,24 +54,34 @@ from meldpunt.exchange.partners import PartnerInfo
 from meldpunt.registry import CODES, get_set, normalize_signals
 from meldpunt.registry import InvalidInput as SignalProblem
 from meldpunt.registry import NotFound as SetNotFound
+from meldpunt.registry.bulk import normalize_column
 from meldpunt.store.models import RegistryChange
 
 __all__ = [
     "FORMAT",
     "MAX_PAGE",
     "FeedChange",
+    "FeedColumns",
     "FeedPage",
+    "SetState",
     "build_page",
     "parse_page",
 ]
 
 FORMAT = "meldpunt-feed/1"
 DEFAULT_PAGE = 10_000
-MAX_PAGE = 50_000
-#: A page larger than this, unpacked, is refused (50,000 changes take about 8 MB).
+#: The most changes a page holds: a follower far behind asks for this many at a time.
+MAX_PAGE = 250_000
+#: A page larger than this, unpacked, is refused (250,000 PDQ changes take about 27 MB).
 MAX_PAGE_BYTES = 64 * 1024 * 1024
+#: gzip's level for pages. The hashes are random hex: Huffman coding does almost all the work
+#: (about 33 bytes a PDQ hash), which the fastest level does too; level 9 saves about one byte
+#: an entry at four times the source's time (``bench/README.md``, "Exchange").
+COMPRESS_LEVEL = 1
 ACTIONS = ("add", "update", "remove")
 COLUMNS = ("seq", "entry", "action", "type", "value", "category", "reason")
+#: Set-wide changes whose facts followers take over (``SetState``); ``set_ways`` stays home.
+SET_REASONS = ("set_created", "set_disabled", "set_enabled", "set_updated")
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,31 @@ class FeedChange:
 
 
 @dataclass(frozen=True)
+class FeedColumns:
+    """A page's changes as columns, numbers and entries as they are (no longer differences)."""
+
+    seq: list[int]
+    entry: list[int]
+    action: list[str]
+    type: list[str]
+    value: list[str]
+    category: list[str]
+    reason: list[str]
+
+    def __len__(self) -> int:
+        return len(self.seq)
+
+
+@dataclass(frozen=True)
+class SetState:
+    """The facts of a set that its followers take over when it changes as a whole."""
+
+    state: str  # 'active' | 'disabled'
+    reviewed: bool
+    default_category: str | None
+
+
+@dataclass(frozen=True)
 class FeedPage:
     set: str
     after: int
@@ -83,8 +130,21 @@ class FeedPage:
     head_at: datetime | None
     more: bool
     issued_at: datetime
-    changes: tuple[FeedChange, ...]
+    columns: FeedColumns
     size: int  # bytes on the wire
+    #: The set-wide changes in the page's range (number, reason), and the set's facts.
+    set_changes: tuple[tuple[int, str], ...] = ()
+    set_state: SetState | None = None
+
+    @cached_property
+    def changes(self) -> tuple[FeedChange, ...]:
+        """The changes one by one (the columns are cheaper for many)."""
+        c = self.columns
+        rows = zip(c.seq, c.entry, c.action, c.type, c.value, c.category, c.reason, strict=True)
+        return tuple(FeedChange(*row) for row in rows)
+
+    def __len__(self) -> int:
+        return len(self.columns)
 
 
 def _iso(at: datetime | None) -> str | None:
@@ -114,20 +174,21 @@ def build_page(
         hash_set = get_set(session, set_name)
     except SetNotFound:
         raise Forbidden(f"set {set_name!r} is not shared with partner {partner.name!r}") from None
-    shown = None if partner.send_categories is None else frozenset(partner.send_categories)
+    table = RegistryChange.__table__.c
+    # Plain columns, read as they are: at hundreds of thousands of rows a page, converting
+    # each row's time (only the last one's is sent) costs more than the query.
     rows = session.execute(
         select(
-            RegistryChange.seq,
-            RegistryChange.at,
-            RegistryChange.item_id,
-            RegistryChange.action,
-            RegistryChange.signal_type,
-            RegistryChange.value,
-            RegistryChange.category,
-            RegistryChange.reason,
+            table.seq,
+            table.item_id,
+            table.action,
+            table.signal_type,
+            table.value,
+            table.category,
+            table.reason,
         )
-        .where(RegistryChange.set_id == hash_set.id, RegistryChange.seq > after)
-        .order_by(RegistryChange.seq)
+        .where(table.set_id == hash_set.id, table.seq > after)
+        .order_by(table.seq)
         .limit(limit + 1)
     ).all()
     more = len(rows) > limit
@@ -138,20 +199,13 @@ def build_page(
         .order_by(RegistryChange.seq.desc())
         .limit(1)
     ).one_or_none() or (0, None)
-    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-    previous_seq, previous_entry = after, 0
-    for seq, _at, item_id, action, kind, value, category, reason in rows:
-        if item_id is None:
-            continue  # set-wide changes (created, disabled) are this instance's own business
-        if shown is not None and category not in shown:
-            action, reason = "remove", "not_shared"
-        columns["seq"].append(seq - previous_seq)
-        columns["entry"].append(item_id - previous_entry)
-        previous_seq, previous_entry = seq, item_id
-        for name, word in zip(COLUMNS[2:], (action, kind, value, category, reason), strict=True):
-            columns[name].append(word)
-    last, last_at = (rows[-1][0], rows[-1][1]) if rows else (after, None)
-    page = {
+    last, last_at = after, None
+    if rows:
+        last = rows[-1][0]
+        last_at = session.scalar(select(RegistryChange.at).where(RegistryChange.seq == last))
+    entries = [row for row in rows if row[1] is not None]
+    set_changes = [(row[0], row[6]) for row in rows if row[1] is None and row[6] in SET_REASONS]
+    page: dict[str, Any] = {
         "format": FORMAT,
         "key": key.fingerprint,
         "set": hash_set.name,
@@ -162,11 +216,46 @@ def build_page(
         "last": last,
         "last_at": _iso(last_at),
         "more": more,
-        "changes": columns,
+        "changes": _columns_of(entries, after, partner.send_categories),
     }
+    if set_changes:
+        page["set_changes"] = {
+            "seq": [seq for seq, _ in set_changes],
+            "reason": [reason for _, reason in set_changes],
+        }
+        page["set_state"] = {
+            "state": hash_set.state,
+            "reviewed": hash_set.reviewed,
+            "default_category": hash_set.default_category,
+        }
     payload = orjson.dumps(page)
     signature = base64.b64encode(key.sign(payload))
-    return gzip.compress(signature + b"\n" + payload, compresslevel=9, mtime=0)
+    return gzip.compress(signature + b"\n" + payload, compresslevel=COMPRESS_LEVEL, mtime=0)
+
+
+def _columns_of(
+    rows: list[Any], after: int, send_categories: tuple[str, ...] | None
+) -> dict[str, list[Any]]:
+    """The page's columns: change numbers and entries as differences from the one before."""
+    if not rows:
+        return {name: [] for name in COLUMNS}
+    seqs, items, actions, kinds, values, categories, reasons = (
+        list(c) for c in zip(*rows, strict=True)
+    )
+    if send_categories is not None:
+        shown = frozenset(send_categories)
+        for i, category in enumerate(categories):
+            if category not in shown:
+                actions[i], reasons[i] = "remove", "not_shared"
+    return {
+        "seq": list(map(operator.sub, seqs, [after, *seqs[:-1]])),
+        "entry": list(map(operator.sub, items, [0, *items[:-1]])),
+        "action": actions,
+        "type": kinds,
+        "value": values,
+        "category": categories,
+        "reason": reasons,
+    }
 
 
 def _unpack(body: bytes) -> bytes:
@@ -229,7 +318,7 @@ def _change(raw: tuple[object, ...], previous: int, previous_entry: int) -> Feed
     return FeedChange(seq, entry, action, kind, value, category, reason)
 
 
-def _columns(raw: object) -> list[tuple[object, ...]]:
+def _column_lists(raw: object) -> list[list[Any]]:
     if not isinstance(raw, dict) or set(raw) != set(COLUMNS):
         raise PageRefused(f"the page's changes are not the columns {', '.join(COLUMNS)}")
     columns = [raw[name] for name in COLUMNS]
@@ -237,7 +326,92 @@ def _columns(raw: object) -> list[tuple[object, ...]]:
         raise PageRefused("the page's columns of changes differ in length")
     if len(columns[0]) > MAX_PAGE:
         raise PageRefused(f"the page lists more than {MAX_PAGE:,} changes")
-    return list(zip(*columns, strict=True))
+    return columns
+
+
+def _all_ints(values: list[Any]) -> bool:
+    return all(type(v) is int for v in values)  # not bool, which is an int too
+
+
+def _all_texts(values: list[Any]) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _fast_columns(columns: list[list[Any]], after: int) -> FeedColumns | None:
+    """The columns, checked all at once; None when anything does not fit (the change-by-change
+    check then says which change and why)."""
+    seq_steps, entry_steps, actions, kinds, values, categories, reasons = columns
+    if not seq_steps:
+        return FeedColumns([], [], [], [], [], [], [])
+    if not (_all_ints(seq_steps) and _all_ints(entry_steps)):
+        return None
+    if min(seq_steps) <= 0 or max(seq_steps) > 2**62:
+        return None
+    seqs = list(accumulate(seq_steps, initial=after))[1:]
+    entries = list(accumulate(entry_steps))
+    if min(entries) < 0 or max(entries) >= 2**63:
+        return None
+    if not all(_all_texts(c) for c in (actions, kinds, values, categories, reasons)):
+        return None
+    if not set(actions) <= set(ACTIONS) or not set(categories) <= set(CODES):
+        return None
+    if not all(len(r) <= 40 and r.isprintable() for r in set(reasons)):
+        return None
+    by_kind: dict[str, list[str]] = {}
+    if len(set(kinds)) == 1:
+        by_kind[kinds[0]] = values
+    else:
+        for kind, value in zip(kinds, values, strict=True):
+            by_kind.setdefault(kind, []).append(value)
+    if not all(normalize_column(kind, found) for kind, found in by_kind.items()):
+        return None
+    return FeedColumns(seqs, entries, actions, kinds, values, categories, reasons)
+
+
+def _slow_columns(columns: list[list[Any]], after: int) -> FeedColumns:
+    """Change by change: refuses the page naming the first change that does not fit."""
+    out = FeedColumns([], [], [], [], [], [], [])
+    previous, previous_entry = after, 0
+    for raw in zip(*columns, strict=True):
+        change = _change(raw, previous, previous_entry)
+        for name, value in zip(
+            ("seq", "entry", "action", "type", "value", "category", "reason"),
+            (change.seq, change.entry, change.action, change.signal_type, change.value,
+             change.category, change.reason),
+            strict=True,
+        ):  # fmt: skip
+            getattr(out, name).append(value)
+        previous, previous_entry = change.seq, change.entry
+    return out
+
+
+def _set_part(
+    page: dict[str, Any], after: int, last: int
+) -> tuple[tuple[tuple[int, str], ...], SetState | None]:
+    """The page's set-wide changes and the set's facts (both optional)."""
+    raw, facts = page.get("set_changes"), page.get("set_state")
+    if raw is None and facts is None:
+        return (), None
+    if not isinstance(raw, dict) or set(raw) != {"seq", "reason"}:
+        raise PageRefused("the page's set-wide changes are not the columns seq, reason")
+    seqs, reasons = raw["seq"], raw["reason"]
+    if not (isinstance(seqs, list) and isinstance(reasons, list) and len(seqs) == len(reasons)):
+        raise PageRefused("the page's set-wide changes differ in length")
+    if not seqs or not _all_ints(seqs) or seqs != sorted(set(seqs)):
+        raise PageRefused("the page's set-wide changes are not in order")
+    if seqs[0] <= after or seqs[-1] > last:
+        raise PageRefused(f"a set-wide change lies outside the page ({after}, {last}]")
+    if not all(r in SET_REASONS for r in reasons):
+        raise PageRefused("the page names an unknown set-wide change")
+    if not isinstance(facts, dict):
+        raise PageRefused("the page has set-wide changes but not the set's state")
+    state, reviewed = facts.get("state"), facts.get("reviewed")
+    category = facts.get("default_category")
+    if state not in ("active", "disabled") or not isinstance(reviewed, bool):
+        raise PageRefused("the set's state in the page is not active or disabled, reviewed or not")
+    if category is not None and category not in CODES:
+        raise PageRefused(f"the set's default category {str(category)[:40]!r} is unknown")
+    return tuple(zip(seqs, reasons, strict=True)), SetState(state, reviewed, category)
 
 
 def parse_page(
@@ -297,14 +471,11 @@ def parse_page(
         )
     if age < -timedelta(minutes=5):
         raise PageRefused("the page was issued in the future: check both clocks")
-    changes = []
-    previous, previous_entry = after, 0
-    for raw in _columns(page.get("changes")):
-        change = _change(raw, previous, previous_entry)
-        changes.append(change)
-        previous, previous_entry = change.seq, change.entry
+    raw_columns = _column_lists(page.get("changes"))
+    columns = _fast_columns(raw_columns, after) or _slow_columns(raw_columns, after)
+    previous = columns.seq[-1] if columns.seq else after
     last = _int(page.get("last"), "the page's 'last'")
-    if last < previous or (not changes and last < after):
+    if last < previous or (not columns.seq and last < after):
         raise PageRefused(f"the page says its last change is {last}, but it lists {previous}")
     head = _int(page.get("head"), "the page's 'head'")
     if head < last:
@@ -312,6 +483,7 @@ def parse_page(
     more = page.get("more")
     if not isinstance(more, bool):
         raise PageRefused("the page does not say whether more follow")
+    set_changes, set_state = _set_part(page, after, last)
     return FeedPage(
         set=set_name,
         after=after,
@@ -321,6 +493,8 @@ def parse_page(
         head_at=_time(page.get("head_at"), "the time of the set's newest change"),
         more=more,
         issued_at=issued_at,
-        changes=tuple(changes),
+        columns=columns,
         size=len(body),
+        set_changes=set_changes,
+        set_state=set_state,
     )

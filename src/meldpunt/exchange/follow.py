@@ -10,27 +10,54 @@ pull cut off half-way resumes after the last page applied.
 Every entry received keeps where it came from (``EntrySource``: partner, set, the entry's id
 there, the change number that last touched it). An entry two partners both send is one item
 with two sources; it stops matching only when no source sends it any more.
+
+Two ways to apply, in the same transaction. Entries that are new here (no source yet, none of
+their signals in our set, none shared with another entry of the page) are written set-wise
+(``registry.bulk.add_new_entries``, and their sources in one statement): a first pull is almost
+all such entries. Everything else (an entry sent again or changed, a removal, an entry another
+partner sent already) goes through the registry's general write (``apply_items``), which
+merges. Either way each entry gets our own change numbers, so our indexes, platforms and
+partners follow it like any other.
+
+While a page is applied, the next one is fetched and checked in a thread (no transaction waits
+on the network); a follower far behind asks for larger pages, up to ``feeds.MAX_PAGE``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import cast
 from urllib.parse import quote
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from meldpunt.clock import now
 from meldpunt.exchange.errors import FeedUnavailable, NotFound, PageRefused
-from meldpunt.exchange.feeds import DEFAULT_PAGE, FeedChange, FeedPage, parse_page
-from meldpunt.registry import ItemInput, classify, disable_item, enable_item, lock_registry
+from meldpunt.exchange.feeds import DEFAULT_PAGE, MAX_PAGE, FeedChange, FeedPage, parse_page
+from meldpunt.registry import (
+    Category,
+    ItemInput,
+    classify,
+    disable_item,
+    disable_set,
+    enable_item,
+    enable_set,
+    get_set,
+    lock_registry,
+    update_set,
+)
 from meldpunt.registry.batch import apply_items
+from meldpunt.registry.bulk import NewEntries, add_new_entries, held_signals
 from meldpunt.reports.fetcher import FetchError, FetchPolicy, FetchRefused, fetch
 from meldpunt.store import begin_write
+from meldpunt.store.bulk import insert_rows
 from meldpunt.store.models import EntrySource, Item, ItemSignal, Partner, PartnerFollow
 
 __all__ = ["FollowResult", "apply_page", "partner_policy", "pull", "pull_due"]
@@ -38,6 +65,7 @@ __all__ = ["FollowResult", "apply_page", "partner_policy", "pull", "pull_due"]
 #: After a failed pull, the next waits this long, doubling up to a day.
 RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(days=1)
+ENTRY_SOURCES = cast(Table, EntrySource.__table__)
 
 
 @dataclass
@@ -96,6 +124,144 @@ def _fold(changes: tuple[FeedChange, ...]) -> dict[int, _Entry]:
     return entries
 
 
+@dataclass
+class _New:
+    """Entries new here, as columns (``registry.bulk.NewEntries`` plus where they came from)."""
+
+    remote: list[int] = field(default_factory=list)
+    seq: list[int] = field(default_factory=list)
+    category: list[str] = field(default_factory=list)
+    owners: list[int] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    values: list[str] = field(default_factory=list)
+
+    def add(self, remote: int, entry: _Entry) -> None:
+        self.remote.append(remote)
+        self.seq.append(entry.seq)
+        self.category.append(entry.category)
+        for kind, value in entry.signals:
+            self.owners.append(len(self.remote) - 1)
+            self.kinds.append(kind)
+            self.values.append(value)
+
+
+def _sources(
+    session: Session, partner_id: int, remote_set: str, remote: Sequence[int]
+) -> dict[int, EntrySource]:
+    """The sources we hold of these remote entries: one range read when they lie close together
+    (a page of a set's changes mostly does), else in chunks."""
+    if not remote:
+        return {}
+    query = select(EntrySource).where(
+        EntrySource.partner_id == partner_id, EntrySource.remote_set == remote_set
+    )
+    wanted = set(remote)
+    low, high = min(wanted), max(wanted)
+    found: dict[int, EntrySource] = {}
+    if high - low <= 4 * len(wanted) + 1000:
+        rows = session.scalars(query.where(EntrySource.remote_item.between(low, high)))
+        found = {row.remote_item: row for row in rows if row.remote_item in wanted}
+    else:
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), 1000):
+            chunk = ordered[start : start + 1000]
+            rows = session.scalars(query.where(EntrySource.remote_item.in_(chunk)))
+            found.update({row.remote_item: row for row in rows})
+    return found
+
+
+def _split(
+    page: FeedPage, taken: frozenset[str] | None, sources: dict[int, EntrySource]
+) -> tuple[_New, dict[int, _Entry]]:
+    """The page's entries: those new here (no source yet, active, taken in) and the rest."""
+    c = page.columns
+    new, rest = _New(), {}
+    if len(set(c.entry)) == len(c):  # every entry once: its change is its state
+        if not sources and taken is None and "remove" not in c.action:
+            count = len(c)
+            new = _New(c.entry, c.seq, c.category, list(range(count)), c.type, c.value)
+            return new, rest
+        for i, remote in enumerate(c.entry):
+            entry = _Entry(c.action[i] != "remove", c.category[i], {}, c.seq[i])
+            if entry.active:
+                entry.signals[(c.type[i], c.value[i])] = None
+            if (
+                entry.active
+                and (taken is None or entry.category in taken)
+                and remote not in sources
+            ):
+                new.add(remote, entry)
+            else:
+                rest[remote] = entry
+        return new, rest
+    for remote, entry in _fold(page.changes).items():
+        wanted = entry.active and (taken is None or entry.category in taken) and entry.signals
+        if wanted and remote not in sources:
+            new.add(remote, entry)
+        else:
+            rest[remote] = entry
+    return new, rest
+
+
+def _clashes(
+    session: Session, set_id: int, new: _New, rest: dict[int, _Entry]
+) -> set[tuple[str, str]]:
+    """Signals of new entries that our set holds already, or that another entry of the page
+    also has: those entries are merged the general way (one item, two sources)."""
+    pairs = list(zip(new.kinds, new.values, strict=True))
+    pairs += [signal for entry in rest.values() if entry.active for signal in entry.signals]
+    clashes = held_signals(session, set_id, new.kinds, new.values)
+    if len(set(pairs)) != len(pairs):
+        clashes |= {pair for pair, times in Counter(pairs).items() if times > 1}
+    return clashes
+
+
+def _without(new: _New, clashes: set[tuple[str, str]], rest: dict[int, _Entry]) -> _New:
+    """``new`` less the entries with a clashing signal (moved to ``rest``)."""
+    moved = {new.owners[j] for j, pair in enumerate(zip(new.kinds, new.values, strict=True))
+             if pair in clashes}  # fmt: skip
+    kept = _New()
+    by_owner: dict[int, list[int]] = {}
+    for j, owner in enumerate(new.owners):
+        by_owner.setdefault(owner, []).append(j)
+    for i, remote in enumerate(new.remote):
+        signals = {(new.kinds[j], new.values[j]): None for j in by_owner[i]}
+        entry = _Entry(True, new.category[i], signals, new.seq[i])
+        if i in moved:
+            rest[remote] = entry
+        else:
+            kept.add(remote, entry)
+    return kept
+
+
+def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _New) -> None:
+    """Write the new entries and their sources set-wise."""
+    categories: dict[str, Category] = {}
+    for code in set(new.category):
+        categories[code] = classify(code, "meldpunt")
+    entries = NewEntries(
+        references=[f"{partner.name}:{remote}"[:200] for remote in new.remote],
+        categories=[categories[code] for code in new.category],
+        owners=new.owners,
+        signal_types=new.kinds,
+        values=new.values,
+    )
+    written = add_new_entries(
+        session, follow.local_set_id, entries, actor=f"partner:{partner.name}", source=partner.name
+    )
+    insert_rows(
+        session.connection(),
+        ENTRY_SOURCES,
+        constants={
+            "partner_id": partner.id,
+            "remote_set": follow.remote_set,
+            "active": True,
+            "updated_at": now(),
+        },
+        columns={"item_id": written.item_ids, "remote_item": new.remote, "remote_seq": new.seq},
+    )
+
+
 def apply_page(
     session: Session,
     follow: PartnerFollow,
@@ -106,22 +272,63 @@ def apply_page(
     entries it touched. Changes outside the categories taken in count as removals."""
     lock_registry(session)
     taken = None if follow.categories is None else frozenset(json.loads(follow.categories))
-    entries = _fold(page.changes)
+    sources = _sources(session, partner.id, follow.remote_set, page.columns.entry)
+    new, entries = _split(page, taken, sources)
+    touched = len(new.remote) + len(entries)
+    if new.remote:
+        clashes = _clashes(session, follow.local_set_id, new, entries)
+        if clashes:
+            new = _without(new, clashes, entries)
+    _apply_entries(session, follow, partner, entries, taken, sources)
+    if new.remote:
+        _add_new(session, follow, partner, new)
+    _apply_set_state(session, follow, partner, page)
+    follow.after_seq = page.last
+    follow.remote_head = page.head
+    follow.remote_head_at = page.head_at
+    if page.last_at is not None:
+        follow.applied_at = page.last_at
+    elif page.last >= page.head:
+        follow.applied_at = page.head_at
+    follow.changes_applied += len(page)
+    session.flush()
+    return touched
+
+
+def _apply_set_state(
+    session: Session, follow: PartnerFollow, partner: Partner, page: FeedPage
+) -> None:
+    """Take over the partner's set-wide changes: its reviewed flag and default category, and
+    its state as it changes (a set the partner disables is disabled here; enabled again when
+    the partner enables it, so that our own decision stands until the partner's next one)."""
+    facts = page.set_state
+    if facts is None or not page.set_changes:
+        return
     actor = f"partner:{partner.name}"
-    sources = (
-        {
-            row.remote_item: row
-            for row in session.scalars(
-                select(EntrySource).where(
-                    EntrySource.partner_id == partner.id,
-                    EntrySource.remote_set == follow.remote_set,
-                    EntrySource.remote_item.in_(list(entries)),
-                )
-            )
-        }
-        if entries
-        else {}
-    )
+    ours = get_set(session, follow.local_set_id)
+    reasons = {reason for _, reason in page.set_changes}
+    category = facts.default_category or ours.default_category
+    if facts.reviewed != ours.reviewed or category != ours.default_category:
+        update_set(
+            session, ours.id, reviewed=facts.reviewed, default_category=category, actor=actor
+        )
+    if facts.state == "disabled" and ours.state == "active":
+        disable_set(session, ours.id, actor=actor)
+    elif facts.state == "active" and ours.state == "disabled" and "set_enabled" in reasons:
+        enable_set(session, ours.id, actor=actor)
+
+
+def _apply_entries(
+    session: Session,
+    follow: PartnerFollow,
+    partner: Partner,
+    entries: dict[int, _Entry],
+    taken: frozenset[str] | None,
+    sources: dict[int, EntrySource],
+) -> None:
+    """The general way: entries sent again, changed or removed, and new entries that merge with
+    an entry we hold already, through ``apply_items``."""
+    actor = f"partner:{partner.name}"
     at = now()
     adds: list[tuple[int, _Entry]] = []
     removals: list[tuple[int, _Entry]] = []
@@ -203,42 +410,52 @@ def apply_page(
                 actor=actor,
                 note=f"removed by partner {partner.name} (change {entry.seq})",
             )
-    follow.after_seq = page.last
-    follow.remote_head = page.head
-    follow.remote_head_at = page.head_at
-    if page.last_at is not None:
-        follow.applied_at = page.last_at
-    elif page.last >= page.head:
-        follow.applied_at = page.head_at
-    follow.changes_applied += len(page.changes)
-    session.flush()
-    return len(entries)
 
 
-def _fetch_page(partner: Partner, follow: PartnerFollow, policy: FetchPolicy, limit: int) -> bytes:
-    url = (
-        f"{partner.url}/v1/feeds/{quote(follow.remote_set, safe='')}"
-        f"?after={follow.after_seq}&limit={limit}"
-    )
+@dataclass(frozen=True)
+class _Feed:
+    """Where and how to read one followed set (plain values: a fetching thread reads them)."""
+
+    partner: str
+    url: str
+    token: str | None
+    public_key: str
+    remote_set: str
+
+
+def _fetch_page(feed: _Feed, policy: FetchPolicy, after: int, limit: int) -> bytes:
+    url = f"{feed.url}/v1/feeds/{quote(feed.remote_set, safe='')}?after={after}&limit={limit}"
     headers = {"Accept": "application/gzip"}
-    if partner.remote_token:
-        headers["Authorization"] = f"Bearer {partner.remote_token}"
+    if feed.token:
+        headers["Authorization"] = f"Bearer {feed.token}"
     try:
         answer = fetch(url, policy, headers=headers)
     except FetchRefused as exc:
-        raise FeedUnavailable(f"{partner.name}: {exc}") from None
+        raise FeedUnavailable(f"{feed.partner}: {exc}") from None
     except FetchError as exc:
-        raise FeedUnavailable(f"{partner.name} could not be reached: {exc}") from None
+        raise FeedUnavailable(f"{feed.partner} could not be reached: {exc}") from None
     if answer.status != 200:
         message = ""
         try:
             message = str(orjson.loads(answer.body)["error"]["message"])[:300]
         except (orjson.JSONDecodeError, KeyError, TypeError):
             message = answer.body[:200].decode("utf-8", "replace")
-        raise FeedUnavailable(f"{partner.name} answered {answer.status}: {message}")
+        raise FeedUnavailable(f"{feed.partner} answered {answer.status}: {message}")
     if answer.truncated or answer.error:
-        raise FeedUnavailable(f"{partner.name}'s page was cut off ({answer.error or 'too large'})")
+        raise FeedUnavailable(f"{feed.partner}'s page was cut off ({answer.error or 'too large'})")
     return answer.body
+
+
+def _next_page(feed: _Feed, policy: FetchPolicy, after: int, limit: int) -> FeedPage:
+    """Fetch and check the page after ``after`` (PageRefused or FeedUnavailable if it fails)."""
+    body = _fetch_page(feed, policy, after, limit)
+    return parse_page(
+        body,
+        partner=feed.partner,
+        public_key=feed.public_key,
+        set_name=feed.remote_set,
+        after=after,
+    )
 
 
 def _record_failure(sessions: sessionmaker[Session], follow_id: int, message: str) -> None:
@@ -265,8 +482,14 @@ def pull_follow(
     max_pages: int | None = None,
     every: timedelta = timedelta(minutes=1),
     on_page: Callable[[FollowResult], None] | None = None,
+    catch_up: int | None = None,
 ) -> FollowResult:
-    """Follow one set of a partner until it has nothing newer (or ``max_pages`` pages)."""
+    """Follow one set of a partner until it has nothing newer (or ``max_pages`` pages).
+
+    Pages of ``limit`` changes; with ``catch_up`` (``feeds.MAX_PAGE`` for the worker and the
+    command line), while full pages keep coming (a first pull, a follower far behind) each asks
+    for twice as many, up to ``catch_up``. The next page is fetched and checked while the
+    current one is applied."""
     with sessions() as session:
         follow = session.get(PartnerFollow, follow_id)
         if follow is None:
@@ -280,48 +503,57 @@ def pull_follow(
             after=follow.after_seq,
             head=follow.remote_head,
         )
-    pages = 0
-    while max_pages is None or pages < max_pages:
-        with sessions() as session:  # read, then let go: no transaction waits on the network
-            follow = session.get(PartnerFollow, follow_id)
-            partner = session.get(Partner, follow.partner_id) if follow else None
-            assert follow is not None and partner is not None
-            after = follow.after_seq
-            session.expunge_all()
-        try:
-            body = _fetch_page(partner, follow, policy, limit)
-            page = parse_page(
-                body,
-                partner=partner.name,
-                public_key=partner.public_key,
-                set_name=follow.remote_set,
-                after=after,
-            )
-        except (PageRefused, FeedUnavailable) as exc:
-            result.error = str(exc)
-            _record_failure(sessions, follow_id, str(exc))
-            raise
-        with sessions() as session:
-            lock_registry(session)  # before the first read
-            follow = session.get(PartnerFollow, follow_id, populate_existing=True)
-            partner = session.get(Partner, partner.id, populate_existing=True)
-            assert follow is not None and partner is not None
-            if follow.after_seq != after:  # another worker applied this page meanwhile
-                continue
-            apply_page(session, follow, partner, page)
-            follow.last_pull_at = follow.last_success_at = now()
-            follow.failures, follow.last_error = 0, None
-            follow.next_pull_at = now() + (timedelta(0) if page.more else every)
-            session.commit()
-        pages += 1
-        result.pages += 1
-        result.changes += len(page.changes)
-        result.bytes += page.size
-        result.after, result.head = page.last, page.head
-        if on_page is not None:
-            on_page(result)
-        if not page.more:
-            break
+    pages, ask = 0, max(1, limit)
+    ahead: tuple[int, Future[FeedPage]] | None = None  # the next page, asked for already
+    fetcher = ThreadPoolExecutor(1, thread_name_prefix="exchange-fetch")
+    try:
+        while max_pages is None or pages < max_pages:
+            with sessions() as session:  # read, then let go: no transaction waits on the network
+                follow = session.get(PartnerFollow, follow_id)
+                partner = session.get(Partner, follow.partner_id) if follow else None
+                assert follow is not None and partner is not None
+                after = follow.after_seq
+                feed = _Feed(partner.name, partner.url, partner.remote_token,
+                             partner.public_key, follow.remote_set)  # fmt: skip
+            if ahead is None or ahead[0] != after:
+                ahead = (after, fetcher.submit(_next_page, feed, policy, after, ask))
+            try:
+                page = ahead[1].result()
+            except (PageRefused, FeedUnavailable) as exc:
+                result.error = str(exc)
+                _record_failure(sessions, follow_id, str(exc))
+                raise
+            ahead = None
+            if catch_up is not None and page.more and len(page) >= ask:
+                ask = max(ask, min(catch_up, ask * 2))
+            if page.more and (max_pages is None or pages + 1 < max_pages):
+                ahead = (page.last, fetcher.submit(_next_page, feed, policy, page.last, ask))
+            with sessions() as session:
+                lock_registry(session)  # before the first read
+                follow = session.get(PartnerFollow, follow_id, populate_existing=True)
+                partner = session.get(Partner, follow.partner_id, populate_existing=True)
+                assert follow is not None and partner is not None
+                if follow.after_seq != after:  # another worker applied this page meanwhile
+                    continue
+                if partner.public_key != feed.public_key:  # set anew while the page came
+                    ahead = None
+                    continue
+                apply_page(session, follow, partner, page)
+                follow.last_pull_at = follow.last_success_at = now()
+                follow.failures, follow.last_error = 0, None
+                follow.next_pull_at = now() + (timedelta(0) if page.more else every)
+                session.commit()
+            pages += 1
+            result.pages += 1
+            result.changes += len(page)
+            result.bytes += page.size
+            result.after, result.head = page.last, page.head
+            if on_page is not None:
+                on_page(result)
+            if not page.more:
+                break
+    finally:
+        fetcher.shutdown(wait=True, cancel_futures=True)
     return result
 
 
@@ -332,6 +564,7 @@ def pull(
     *,
     limit: int = DEFAULT_PAGE,
     on_page: Callable[[FollowResult], None] | None = None,
+    catch_up: int | None = None,
 ) -> list[FollowResult]:
     """Follow every set of one partner (None: of every active partner). A refused page or an
     unreachable partner ends that set's pull (its error is in the result), not the others'."""
@@ -347,7 +580,14 @@ def pull(
     for follow_id in ids:
         try:
             results.append(
-                pull_follow(sessions, follow_id, _policy(policy), limit=limit, on_page=on_page)
+                pull_follow(
+                    sessions,
+                    follow_id,
+                    _policy(policy),
+                    limit=limit,
+                    on_page=on_page,
+                    catch_up=catch_up,
+                )
             )
         except (PageRefused, FeedUnavailable) as exc:
             with sessions() as session:
@@ -405,7 +645,9 @@ def pull_due(
     applied = 0
     for follow_id in ids:
         try:
-            applied += pull_follow(sessions, follow_id, _policy(policy), every=every).changes
+            applied += pull_follow(
+                sessions, follow_id, _policy(policy), every=every, catch_up=MAX_PAGE
+            ).changes
         except (PageRefused, FeedUnavailable):
             continue  # kept on the follow; retried later
     return applied

@@ -66,6 +66,7 @@ from meldpunt.registry.sets import (
     get_set,
     list_sets,
     set_ways,
+    update_set,
 )
 from meldpunt.registry.signal_types import PhotoDNA, register_registry_signal_types
 from meldpunt.registry.summaries import SetSummary, set_summaries, set_summary
@@ -128,5 +129,6 @@ __all__ = [
     "set_summaries",
     "set_summary",
     "set_ways",
+    "update_set",
     "withdraw_item",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "get_set",
     "list_sets",
     "load_set_row",
+    "update_set",
 ]
 
 DEFAULT_PDQ_THRESHOLD = 31
@@ -246,6 +247,44 @@ def set_ways(
         action="registry.set.ways",
         subject=("hash_set", row.id),
         details={"name": row.name, "ways_off": sorted(after), **trail.vouch(changes, seqs)},
+    )
+    return _info(row)
+
+
+def update_set(
+    session: Session,
+    ref: SetRef,
+    *,
+    reviewed: bool | None = None,
+    default_category: str | None = None,
+    actor: str = "system",
+) -> HashSetInfo:
+    """Change a set's reviewed flag (False: its entries were not assessed by the hotline, and
+    every match says so) or its default category. One set-wide change row (``set_updated``)
+    tells the set's followers to read it again: our matchers, and partners following it, who
+    take both over."""
+    code = _check_default_category(default_category) if default_category is not None else None
+    lock_registry(session)
+    row = load_set_row(session, ref)
+    changed: dict[str, object] = {}
+    if reviewed is not None and bool(row.reviewed) != reviewed:
+        row.reviewed = reviewed
+        changed["reviewed"] = reviewed
+    if code is not None and row.default_category != code:
+        row.default_category = code
+        changed["default_category"] = code
+    if not changed:
+        return _info(row)
+    row.updated_at = now()
+    session.flush()
+    changes = [ChangeRow(row.id, None, "update", None, None, None, "set_updated")]
+    seqs = append_changes(session, changes)
+    audit.record(
+        session,
+        actor=actor,
+        action="registry.set.updated",
+        subject=("hash_set", row.id),
+        details={"name": row.name, **changed, **trail.vouch(changes, seqs)},
     )
     return _info(row)
 

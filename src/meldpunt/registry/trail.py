@@ -14,7 +14,7 @@ change log; and since the change log states every entry's status, category and s
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,15 @@ from meldpunt import audit
 from meldpunt.registry.changes import ChangeRow
 from meldpunt.store.models import HashSet
 
-__all__ = ["batch_imported", "change_line", "changes_digest", "item_written", "vouch"]
+__all__ = [
+    "batch_imported",
+    "batch_recorded",
+    "change_line",
+    "changes_digest",
+    "columns_digest",
+    "item_written",
+    "vouch",
+]
 
 
 def item_written(
@@ -64,13 +72,57 @@ def changes_digest(changes: Sequence[ChangeRow], seqs: Sequence[int]) -> str | N
     """SHA-256 over change rows and their numbers, one canonical JSON line each."""
     if not seqs:
         return None
+    return columns_digest(
+        seqs,
+        [c.set_id for c in changes],
+        [c.item_id for c in changes],
+        [c.action for c in changes],
+        [c.signal_type for c in changes],
+        [c.value for c in changes],
+        [c.category for c in changes],
+        [c.reason for c in changes],
+    )
+
+
+def _plain(words: Iterable[str | None]) -> bool:
+    """True when every word is written in JSON as it is, between quotes (no escapes)."""
+    joined = "".join(w for w in words if w is not None)
+    return '"' not in joined and "\\" not in joined and joined.isprintable()
+
+
+_LINE = '[{},{},{},"{}","{}","{}","{}","{}"]\n'
+
+
+def columns_digest(
+    seqs: Sequence[int],
+    set_ids: Sequence[int],
+    item_ids: Sequence[int | None],
+    actions: Sequence[str],
+    signal_types: Sequence[str | None],
+    values: Sequence[str | None],
+    categories: Sequence[str | None],
+    reasons: Sequence[str],
+) -> str | None:
+    """``changes_digest`` of change rows given as columns: the same lines, written with one
+    format string when no field needs escaping (hashes, codes and words never do), which costs
+    a fraction of ``canonical_json`` a row. A bulk write of millions of rows digests them all."""
+    if not seqs:
+        return None
     digest = hashlib.sha256()
-    for seq, c in zip(seqs, changes, strict=True):
-        digest.update(
-            change_line(
-                seq, c.set_id, c.item_id, c.action, c.signal_type, c.value, c.category, c.reason
-            )
-        )
+    columns = (seqs, set_ids, item_ids, actions, signal_types, values, categories, reasons)
+    texts = (actions, signal_types, values, categories, reasons)
+    fast = (
+        all(None not in column for column in (item_ids, *texts))
+        and all(_plain(set(column)) for column in (actions, signal_types, categories, reasons))
+        and _plain(values)
+    )
+    if fast:
+        for start in range(0, len(seqs), 100_000):
+            chunk = (column[start : start + 100_000] for column in columns)
+            digest.update("".join(map(_LINE.format, *chunk)).encode("utf-8"))
+    else:
+        for row in zip(*columns, strict=True):
+            digest.update(change_line(*row))
     return digest.hexdigest()
 
 
@@ -98,6 +150,23 @@ def batch_imported(
     changes: Sequence[ChangeRow],
     seqs: Sequence[int],
 ) -> None:
+    batch_recorded(
+        session, actor, set_row, source, counts, item_ids,
+        (seqs[0], seqs[-1]) if seqs else None, changes_digest(changes, seqs),
+    )  # fmt: skip
+
+
+def batch_recorded(
+    session: Session,
+    actor: str,
+    set_row: HashSet,
+    source: str | None,
+    counts: Mapping[str, int],
+    item_ids: Sequence[int | None],
+    seqs: tuple[int, int] | None,
+    digest: str | None,
+) -> None:
+    """The event of a batch whose change rows' digest is known (``columns_digest``)."""
     audit.record(
         session,
         actor=actor,
@@ -109,7 +178,7 @@ def batch_imported(
             **{name: counts.get(name, 0) for name in ("added", "updated", "unchanged", "rejected")},
             "items": list(item_ids),
             "first_seq": seqs[0] if seqs else None,
-            "last_seq": seqs[-1] if seqs else None,
-            "changes_sha256": changes_digest(changes, seqs),
+            "last_seq": seqs[1] if seqs else None,
+            "changes_sha256": digest,
         },
     )
