@@ -39,6 +39,7 @@ from takedown import free_port, percentiles  # noqa: E402
 
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 GOALS = {"seconds_per_10m": 60.0, "bytes_per_entry": 40.0, "lag_p99_s": 5.0}
+FILL_BATCH = 250_000
 SERVE = """
 import sys, uvicorn
 from meldpunt.api import ServiceSettings, create_app
@@ -102,11 +103,12 @@ def _databases(postgresql: bool, work: Path) -> tuple[str, str, list[str]]:
 
 
 def _fill(url: str, entries: int) -> float:
-    """The source's set of ``entries`` PDQ entries, written as an import writes them."""
+    """The source's set of ``entries`` random PDQ entries, written by the registry's set-wise
+    path for new entries (``registry.bulk``: the same rows an import writes)."""
     from rich.progress import Progress
 
-    from meldpunt.registry import ItemInput, create_set, normalize_signals
-    from meldpunt.registry.batch import apply_items
+    from meldpunt.registry import classify, create_set
+    from meldpunt.registry.bulk import NewEntries, add_new_entries
     from meldpunt.store import init_db, make_engine, make_sessionmaker
 
     init_db(url)
@@ -116,15 +118,20 @@ def _fill(url: str, entries: int) -> float:
         create_set(session, "police", default_category="csam_baseline")
         create_set(session, "stream", default_category="csam_baseline")
         session.commit()
+    category = classify("csam_baseline", "meldpunt")
     with Progress(disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("source set", total=entries)
-        for first in range(0, entries, 5000):
-            count = min(5000, entries - first)
-            items = [
-                ItemInput(normalize_signals([("pdq", secrets.token_hex(32))])) for _ in range(count)
-            ]
+        for first in range(0, entries, FILL_BATCH):
+            count = min(FILL_BATCH, entries - first)
+            batch = NewEntries(
+                references=[None] * count,
+                categories=[category] * count,
+                owners=range(count),
+                signal_types=["pdq"] * count,
+                values=[secrets.token_hex(32) for _ in range(count)],
+            )
             with sessions() as session:
-                apply_items(session, "police", items, actor="bench", audit_each=False)
+                add_new_entries(session, "police", batch, actor="bench", source="bench")
                 session.commit()
             progress.advance(task, count)
     return time.perf_counter() - started
@@ -181,6 +188,7 @@ def _initial_pull(follower_url: str, entries: int) -> dict[str, Any]:
     from rich.progress import Progress
 
     from meldpunt import exchange
+    from meldpunt.exchange.feeds import MAX_PAGE
     from meldpunt.exchange.follow import pull_follow
     from meldpunt.reports.fetcher import FetchPolicy
     from meldpunt.store import make_engine, make_sessionmaker
@@ -197,7 +205,7 @@ def _initial_pull(follower_url: str, entries: int) -> dict[str, Any]:
             sessions,
             follow_id,
             policy,
-            limit=50_000,
+            catch_up=MAX_PAGE,  # as the worker and `meldpunt exchange pull` do
             on_page=lambda r: progress.update(task, completed=r.changes),
         )
         seconds = time.perf_counter() - started

@@ -14,10 +14,11 @@ with two sources; it stops matching only when no source sends it any more.
 Two ways to apply, in the same transaction. Entries that are new here (no source yet, none of
 their signals in our set, none shared with another entry of the page) are written set-wise
 (``registry.bulk.add_new_entries``, and their sources in one statement): a first pull is almost
-all such entries. Everything else (an entry sent again or changed, a removal, an entry another
-partner sent already) goes through the registry's general write (``apply_items``), which
-merges. Either way each entry gets our own change numbers, so our indexes, platforms and
-partners follow it like any other.
+all such entries. (Whether our set holds a signal already shows as the signals are written;
+such an entry is left out there and merged here.) Everything else (an entry sent again or
+changed, a removal, an entry another partner sent already) goes through the registry's general
+write (``apply_items``), which merges. Either way each entry gets our own change numbers, so
+our indexes, platforms and partners follow it like any other.
 
 While a page is applied, the next one is fetched and checked in a thread (no transaction waits
 on the network); a follower far behind asks for larger pages, up to ``feeds.MAX_PAGE``.
@@ -54,7 +55,7 @@ from meldpunt.registry import (
     update_set,
 )
 from meldpunt.registry.batch import apply_items
-from meldpunt.registry.bulk import NewEntries, add_new_entries, held_signals
+from meldpunt.registry.bulk import NewEntries, add_new_entries
 from meldpunt.reports.fetcher import FetchError, FetchPolicy, FetchRefused, fetch
 from meldpunt.store import begin_write
 from meldpunt.store.bulk import insert_rows
@@ -203,23 +204,19 @@ def _split(
     return new, rest
 
 
-def _clashes(
-    session: Session, set_id: int, new: _New, rest: dict[int, _Entry]
-) -> set[tuple[str, str]]:
-    """Signals of new entries that our set holds already, or that another entry of the page
-    also has: those entries are merged the general way (one item, two sources)."""
+def _shared(new: _New, rest: dict[int, _Entry]) -> set[tuple[str, str]]:
+    """Signals that a new entry shares with another entry of the page: those entries are
+    merged the general way (one item, two sources)."""
     pairs = list(zip(new.kinds, new.values, strict=True))
-    pairs += [signal for entry in rest.values() if entry.active for signal in entry.signals]
-    clashes = held_signals(session, set_id, new.kinds, new.values)
-    if len(set(pairs)) != len(pairs):
-        clashes |= {pair for pair, times in Counter(pairs).items() if times > 1}
-    return clashes
+    if rest:
+        pairs += [signal for entry in rest.values() if entry.active for signal in entry.signals]
+    if len(set(pairs)) == len(pairs):
+        return set()
+    return {pair for pair, times in Counter(pairs).items() if times > 1}
 
 
-def _without(new: _New, clashes: set[tuple[str, str]], rest: dict[int, _Entry]) -> _New:
-    """``new`` less the entries with a clashing signal (moved to ``rest``)."""
-    moved = {new.owners[j] for j, pair in enumerate(zip(new.kinds, new.values, strict=True))
-             if pair in clashes}  # fmt: skip
+def _without(new: _New, moved: set[int], rest: dict[int, _Entry]) -> _New:
+    """``new`` less the entries at positions ``moved``, which go to ``rest``."""
     kept = _New()
     by_owner: dict[int, list[int]] = {}
     for j, owner in enumerate(new.owners):
@@ -234,8 +231,9 @@ def _without(new: _New, clashes: set[tuple[str, str]], rest: dict[int, _Entry]) 
     return kept
 
 
-def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _New) -> None:
-    """Write the new entries and their sources set-wise."""
+def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _New) -> list[int]:
+    """Write the new entries and their sources set-wise; returns the positions of those left
+    out because our set holds one of their signals already (sent by another partner, or ours)."""
     categories: dict[str, Category] = {}
     for code in set(new.category):
         categories[code] = classify(code, "meldpunt")
@@ -249,6 +247,10 @@ def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _Ne
     written = add_new_entries(
         session, follow.local_set_id, entries, actor=f"partner:{partner.name}", source=partner.name
     )
+    remote, seqs = new.remote, new.seq
+    if written.refused:
+        remote = [remote[i] for i in written.added]
+        seqs = [seqs[i] for i in written.added]
     insert_rows(
         session.connection(),
         ENTRY_SOURCES,
@@ -258,8 +260,9 @@ def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _Ne
             "active": True,
             "updated_at": now(),
         },
-        columns={"item_id": written.item_ids, "remote_item": new.remote, "remote_seq": new.seq},
+        columns={"item_id": written.item_ids, "remote_item": remote, "remote_seq": seqs},
     )
+    return written.refused
 
 
 def apply_page(
@@ -275,13 +278,15 @@ def apply_page(
     sources = _sources(session, partner.id, follow.remote_set, page.columns.entry)
     new, entries = _split(page, taken, sources)
     touched = len(new.remote) + len(entries)
+    shared = _shared(new, entries) if new.remote else set()
+    if shared:
+        pairs = zip(new.kinds, new.values, strict=True)
+        new = _without(new, {new.owners[j] for j, p in enumerate(pairs) if p in shared}, entries)
     if new.remote:
-        clashes = _clashes(session, follow.local_set_id, new, entries)
-        if clashes:
-            new = _without(new, clashes, entries)
+        refused = _add_new(session, follow, partner, new)
+        if refused:  # our set holds their signals already: merged the general way
+            _without(new, set(refused), entries)
     _apply_entries(session, follow, partner, entries, taken, sources)
-    if new.remote:
-        _add_new(session, follow, partner, new)
     _apply_set_state(session, follow, partner, page)
     follow.after_seq = page.last
     follow.remote_head = page.head

@@ -9,10 +9,10 @@ change numbers, and one audit event vouching for them, as an import's batch even
 rows are exactly what ``apply_items`` writes for new entries, so the change log states them, the
 audit check (``integrity``) passes and every follower of the change log sees them.
 
-The caller makes sure the entries are new: ``held_signals`` says which signals the set holds
-already (any status), and no signal may appear twice in a batch. The set's unique index on its
-signals stands behind that: a batch that breaks it fails whole (an ``IntegrityError``), never
-half-written.
+The entries must be new: an entry one of whose signals the set holds already (of any status)
+is left out and named (``refused``), for the caller to merge the general way; the set's unique
+index finds them while the signals are written, so the usual batch costs no lookup. No signal
+may appear twice in a batch.
 
 ``normalize_column`` checks a column of one signal type at once, for the same purpose: a page
 of 250,000 hashes checked value by value costs more than storing them.
@@ -26,7 +26,8 @@ from itertools import pairwise
 from typing import cast
 
 import orjson
-from sqlalchemy import Table, text
+from sqlalchemy import Table, delete, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from meldpunt.clock import now
@@ -85,15 +86,21 @@ def normalize_column(kind: str, values: Sequence[str]) -> bool:
 
 
 def held_signals(
-    session: Session, set_id: int, kinds: Sequence[str], values: Sequence[str]
+    session: Session,
+    set_id: int,
+    kinds: Sequence[str],
+    values: Sequence[str],
+    *,
+    besides: Sequence[int] = (),
 ) -> set[tuple[str, str]]:
     """Which of the signals ``zip(kinds, values)`` the set holds already, of items of any
-    status: one lookup statement per signal type (and 100,000 values)."""
+    status other than ``besides``: one lookup statement per signal type (and 100,000 values)."""
     connection = session.connection()
     postgresql = connection.dialect.name == "postgresql"
     by_kind: dict[str, list[str]] = {}
     for kind, value in zip(kinds, values, strict=True):
         by_kind.setdefault(kind, []).append(value)
+    excluded = set(besides)
     held: set[tuple[str, str]] = set()
     for kind, wanted in by_kind.items():
         for start in range(0, len(wanted), _LOOKUP_CHUNK):
@@ -101,18 +108,18 @@ def held_signals(
             if postgresql:
                 # an array parameter: the unique index is probed once per value
                 query = text(
-                    "SELECT value FROM item_signals WHERE set_id = :set_id "
+                    "SELECT value, item_id FROM item_signals WHERE set_id = :set_id "
                     "AND signal_type = :kind AND value = ANY(CAST(:values AS VARCHAR[]))"
                 )
                 params: dict[str, object] = {"values": chunk}
             else:
                 query = text(
-                    "SELECT value FROM item_signals WHERE set_id = :set_id "
+                    "SELECT value, item_id FROM item_signals WHERE set_id = :set_id "
                     "AND signal_type = :kind AND value IN (SELECT value FROM json_each(:values))"
                 )
                 params = {"values": orjson.dumps(chunk).decode()}
             rows = connection.execute(query, {"set_id": set_id, "kind": kind, **params})
-            held.update((kind, value) for (value,) in rows)
+            held.update((kind, value) for value, item_id in rows if item_id not in excluded)
     return held
 
 
@@ -134,9 +141,25 @@ class NewEntries:
 
 @dataclass(frozen=True)
 class NewResult:
+    #: The entries added (their positions in the batch), and their ids, in order.
+    added: Sequence[int]
     item_ids: Sequence[int]
     #: First and last change number written, None when nothing was.
     seqs: tuple[int, int] | None
+    #: The entries left out because the set holds one of their signals already.
+    refused: list[int]
+
+
+def _subset(entries: NewEntries, kept: list[int]) -> NewEntries:
+    position = {entry: i for i, entry in enumerate(kept)}
+    signals = [j for j, owner in enumerate(entries.owners) if owner in position]
+    return NewEntries(
+        references=[entries.references[i] for i in kept],
+        categories=[entries.categories[i] for i in kept],
+        owners=[position[entries.owners[j]] for j in signals],
+        signal_types=[entries.signal_types[j] for j in signals],
+        values=[entries.values[j] for j in signals],
+    )
 
 
 def _check(entries: NewEntries) -> None:
@@ -167,23 +190,24 @@ def add_new_entries(
     actor: str = "system",
     source: str | None = None,
 ) -> NewResult:
-    """Add ``entries`` (none of whose signals the set holds) as active items, set-wise, in the
-    session's transaction (not committed); returns their ids, in order, and the change numbers.
+    """Add ``entries`` as active items, set-wise, in the session's transaction (not committed);
+    returns which were added, their ids and the change numbers written.
 
-    The signals must be normalised (``normalize_signals`` or ``normalize_column``)."""
+    The signals must be normalised (``normalize_signals`` or ``normalize_column``) and appear
+    once in the batch. An entry one of whose signals the set holds already is left out
+    (``refused``): the set's unique index says so as the signals are written, so the usual
+    case, where none is held, costs no lookup; the caller merges the refused ones the general
+    way (``apply_items``)."""
     if len(entries) == 0:
-        return NewResult([], None)
+        return NewResult([], [], None, [])
     _check(entries)
     lock_registry(session)
     set_row = load_set_row(session, hash_set)
     session.flush()
     connection = session.connection()
     at = now()
-    count, signal_count = len(entries), len(entries.values)
-    item_ids = allocate_ids(connection, ITEMS, "id", count)
-    seqs = allocate_ids(connection, CHANGES, "seq", signal_count)
-    if seqs[-1] - seqs[0] != signal_count - 1:  # pragma: no cover - the registry lock's promise
-        raise RuntimeError("change numbers are not consecutive: is the registry lock held?")
+    count = len(entries)
+    item_ids: Sequence[int] = allocate_ids(connection, ITEMS, "id", count)
     categories = entries.categories
     insert_rows(
         connection,
@@ -197,9 +221,8 @@ def add_new_entries(
             "category_scheme": [c.scheme for c in categories],
         },
     )
-    # one signal an entry (the usual case): the owners are the items themselves
-    owner_ids = item_ids if signal_count == count else [item_ids[o] for o in entries.owners]
-    insert_rows(
+    owner_ids = _owner_ids(entries, item_ids)
+    written = insert_rows(
         connection,
         ITEM_SIGNALS,
         constants={"set_id": set_row.id},
@@ -209,8 +232,29 @@ def add_new_entries(
             "value": entries.values,
         },
         order_by=("signal_type", "value"),  # into the unique index in its own order
+        skip_conflicts=True,
     )
-    codes = [categories[o].code for o in entries.owners]
+    added: Sequence[int] = range(count)
+    refused: list[int] = []
+    if written != len(entries.values):
+        held = held_signals(
+            session, set_row.id, entries.signal_types, entries.values, besides=item_ids
+        )
+        refused = sorted({entries.owners[j] for j, signal in enumerate(
+            zip(entries.signal_types, entries.values, strict=True)) if signal in held})  # fmt: skip
+        _forget(connection, [item_ids[i] for i in refused])
+        gone = set(refused)
+        added = [i for i in range(count) if i not in gone]
+        entries = _subset(entries, added)
+        item_ids = [item_ids[i] for i in added]
+        owner_ids = _owner_ids(entries, item_ids)
+        if not added:
+            return NewResult([], [], None, refused)
+    signal_count = len(entries.values)
+    seqs = allocate_ids(connection, CHANGES, "seq", signal_count)
+    if seqs[-1] - seqs[0] != signal_count - 1:  # pragma: no cover - the registry lock's promise
+        raise RuntimeError("change numbers are not consecutive: is the registry lock held?")
+    codes = [entries.categories[o].code for o in entries.owners]
     insert_rows(
         connection,
         CHANGES,
@@ -228,5 +272,21 @@ def add_new_entries(
         entries.signal_types, entries.values, codes, ["added"] * signal_count,
     )  # fmt: skip
     span = (seqs[0], seqs[-1])
-    trail.batch_recorded(session, actor, set_row, source, {"added": count}, item_ids, span, digest)
-    return NewResult(item_ids, span)
+    counts = {"added": len(item_ids)}
+    trail.batch_recorded(session, actor, set_row, source, counts, item_ids, span, digest)
+    return NewResult(added, item_ids, span, refused)
+
+
+def _owner_ids(entries: NewEntries, item_ids: Sequence[int]) -> Sequence[int]:
+    """Each signal's item id; with one signal an entry (the usual case) the items themselves."""
+    if len(entries.values) == len(entries):
+        return item_ids
+    return [item_ids[o] for o in entries.owners]
+
+
+def _forget(connection: Connection, item_ids: list[int]) -> None:
+    """Delete items written a moment ago in this transaction, before anything refers to them."""
+    for start in range(0, len(item_ids), 1000):
+        chunk = item_ids[start : start + 1000]
+        connection.execute(delete(ITEM_SIGNALS).where(ITEM_SIGNALS.c.item_id.in_(chunk)))
+        connection.execute(delete(ITEMS).where(ITEMS.c.id.in_(chunk)))

@@ -42,9 +42,11 @@ def insert_rows(
     constants: Mapping[str, Any] | None = None,
     columns: Mapping[str, Sequence[Any]],
     order_by: Sequence[str] = (),
+    skip_conflicts: bool = False,
 ) -> int:
     """Insert one row per position of ``columns`` (all the same length), each with
-    ``constants`` as well; returns how many.
+    ``constants`` as well; returns how many were inserted. ``skip_conflicts``: a row that would
+    break a unique index is left out (``ON CONFLICT DO NOTHING``), the others go in.
 
     Column values are plain JSON values (int, str, None). A column given as a ``range`` of
     step 1 (ids handed out by ``allocate_ids``) and a list of one repeated value cost nothing
@@ -103,12 +105,14 @@ def insert_rows(
     names = [*constants, *counted, *sent]
     ordered = [expression[name] for name in order_by if name in sent]  # the others are fixed
     order = f" ORDER BY {', '.join(ordered)}" if ordered else ""
+    # "WHERE true": SQLite would read ON CONFLICT after a FROM as a join's ON
+    conflicts = " WHERE true" + order + " ON CONFLICT DO NOTHING" if skip_conflicts else order
     statement = text(
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-        f"SELECT {', '.join(expression[n] for n in names)} FROM {source}{order}"
+        f"SELECT {', '.join(expression[n] for n in names)} FROM {source}{conflicts}"
     ).bindparams(*binds)
-    connection.execute(statement, params)
-    return count
+    result = connection.execute(statement, params)
+    return int(result.rowcount) if skip_conflicts else count
 
 
 def allocate_ids(connection: Connection, table: Table, column: str, count: int) -> Sequence[int]:
