@@ -41,6 +41,9 @@ def test_create_list_show_disable_enable(cli_db):
     assert shown["state"] == "disabled" and shown["default_category"] == "csam_baseline"
     assert "police-nl: active" in sets("enable", "police-nl").output
     sets("show", "nope", code=1)
+    out = sets("update", "police-nl", "--not-reviewed", "--default-category", "B1").output
+    assert "police-nl: not reviewed, default category csam_national" in out
+    sets("update", "police-nl", "--default-category", "nonsense", code=1)
 
 
 def test_import_show_and_export(cli_db, tmp_path):

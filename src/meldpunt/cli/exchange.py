@@ -27,6 +27,7 @@ from meldpunt import exchange
 from meldpunt.cli.common import fail, group, registry_session, stderr, stdout, table
 from meldpunt.config import get_settings
 from meldpunt.exchange import ExchangeError, FollowResult, PartnerInfo
+from meldpunt.exchange.feeds import DEFAULT_PAGE, MAX_PAGE
 from meldpunt.reports.fetcher import FetchPolicy
 from meldpunt.store import get_engine, init_db, make_sessionmaker
 
@@ -86,6 +87,16 @@ def _record(info: PartnerInfo) -> dict[str, Any]:
             for f in info.follows
         ],
     }
+
+
+def _partners_unless_json(as_json: bool) -> list[PartnerInfo] | None:
+    """The partners for a table; None when they were printed as JSON (``--json``)."""
+    with exchange_session() as session:
+        partners = exchange.list_partners(session)
+    if as_json:
+        print(json.dumps([_record(p) for p in partners], indent=2))
+        return None
+    return partners
 
 
 Send = Annotated[
@@ -207,10 +218,8 @@ def partners_list(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> None:
     """The partners, what goes out to them and what comes in from them."""
-    with exchange_session() as session:
-        partners = exchange.list_partners(session)
-    if as_json:
-        print(json.dumps([_record(p) for p in partners], indent=2))
+    partners = _partners_unless_json(as_json)
+    if partners is None:
         return
     shown = table("partners")
     shown.add_column("name", no_wrap=True)
@@ -245,10 +254,8 @@ def exchange_status(
     as_json: Annotated[bool, typer.Option("--json", help="As JSON.")] = False,
 ) -> None:
     """How far behind each followed set is, and its last failure."""
-    with exchange_session() as session:
-        partners = exchange.list_partners(session)
-    if as_json:
-        print(json.dumps([_record(p) for p in partners], indent=2))
+    partners = _partners_unless_json(as_json)
+    if partners is None:
         return
     shown = table("followed sets")
     for column in ("partner", "set", "applied", "behind", "s behind", "last pull", "failure"):
@@ -272,7 +279,15 @@ def exchange_pull(
     partner: Annotated[
         str | None, typer.Argument(help="One partner (default: every active partner).")
     ] = None,
-    page_size: Annotated[int, typer.Option("--page-size", min=1, max=50_000)] = 10_000,
+    page_size: Annotated[
+        int | None,
+        typer.Option(
+            "--page-size",
+            min=1,
+            max=MAX_PAGE,
+            help="Changes a page (default: 10,000, growing while far behind).",
+        ),
+    ] = None,
 ) -> None:
     """Follow the partners' sets now: every page verified, applied in one transaction each."""
     settings = get_settings()
@@ -298,7 +313,14 @@ def exchange_pull(
 
     try:
         with progress:
-            results = exchange.pull(sessions, partner, policy, limit=page_size, on_page=on_page)
+            results = exchange.pull(
+                sessions,
+                partner,
+                policy,
+                limit=page_size or DEFAULT_PAGE,
+                on_page=on_page,
+                catch_up=None if page_size else MAX_PAGE,
+            )
     except ExchangeError as exc:
         fail(str(exc))
     failed = 0

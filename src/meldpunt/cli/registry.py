@@ -355,6 +355,29 @@ def enable_command(name: Annotated[str, typer.Argument(help="The set's name.")])
     print(f"{info.name}: {info.state}")
 
 
+@sets_app.command("update")
+def update_command(
+    name: Annotated[str, typer.Argument(help="The set's name.")],
+    reviewed: Annotated[
+        bool | None,
+        typer.Option(
+            "--reviewed/--not-reviewed",
+            help="Whether the hotline assessed its entries (matches say so).",
+        ),
+    ] = None,
+    default_category: Annotated[
+        str | None, typer.Option("--default-category", help="For entries given without one.")
+    ] = None,
+) -> None:
+    """Change a set's reviewed flag or default category (partners following it take both)."""
+    with registry_session() as session:
+        info = registry.update_set(
+            session, name, reviewed=reviewed, default_category=default_category, actor="cli"
+        )
+    reviewed_word = "reviewed" if info.reviewed else "not reviewed"
+    print(f"{info.name}: {reviewed_word}, default category {info.default_category or '-'}")
+
+
 @sets_app.command("withdraw")
 def withdraw_command(
     name: Annotated[str, typer.Argument(help="The set the entry belongs to.")],

@@ -167,16 +167,15 @@ class MeldpuntSignalExchangeAPI(
                 after=after,
             )
             updates: dict[tuple[str, str], MeldpuntSignalMetadata | None] = {}
-            for change in page.changes:
-                kind = SIGNAL_TYPES.get(change.signal_type)
+            c = page.columns
+            for action, signal_type, value, category, entry in zip(
+                c.action, c.type, c.value, c.category, c.entry, strict=True
+            ):
+                kind = SIGNAL_TYPES.get(signal_type)
                 if kind is None:
                     continue
-                record = (
-                    None
-                    if change.action == "remove"
-                    else MeldpuntSignalMetadata(change.category, change.entry)
-                )
-                updates[(kind, change.value)] = record
+                record = None if action == "remove" else MeldpuntSignalMetadata(category, entry)
+                updates[(kind, value)] = record
             after = page.last
             yield state.FetchDelta(updates, MeldpuntCheckpoint(after))
             if not page.more:
