@@ -207,9 +207,10 @@ def _split(
 def _shared(new: _New, rest: dict[int, _Entry]) -> set[tuple[str, str]]:
     """Signals that a new entry shares with another entry of the page: those entries are
     merged the general way (one item, two sources)."""
+    if not rest and len(set(new.kinds)) == 1 and len(set(new.values)) == len(new.values):
+        return set()  # the usual page: one type, every value once
     pairs = list(zip(new.kinds, new.values, strict=True))
-    if rest:
-        pairs += [signal for entry in rest.values() if entry.active for signal in entry.signals]
+    pairs += [signal for entry in rest.values() if entry.active for signal in entry.signals]
     if len(set(pairs)) == len(pairs):
         return set()
     return {pair for pair, times in Counter(pairs).items() if times > 1}
@@ -237,8 +238,9 @@ def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _Ne
     categories: dict[str, Category] = {}
     for code in set(new.category):
         categories[code] = classify(code, "meldpunt")
+    prefix = f"{partner.name}:"  # the name read once: it is an ORM attribute
     entries = NewEntries(
-        references=[f"{partner.name}:{remote}"[:200] for remote in new.remote],
+        references=[(prefix + str(remote))[:200] for remote in new.remote],
         categories=[categories[code] for code in new.category],
         owners=new.owners,
         signal_types=new.kinds,

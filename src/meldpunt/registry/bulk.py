@@ -173,7 +173,8 @@ def _check(entries: NewEntries) -> None:
         raise InvalidInput("every entry needs at least one signal, in order")
     if owners != range(count) and any(b - a not in (0, 1) for a, b in pairwise(owners)):
         raise InvalidInput("every entry needs at least one signal, in order")
-    if len(set(zip(entries.signal_types, entries.values, strict=True))) != len(owners):
+    kinds, values = entries.signal_types, entries.values
+    if len(set(values)) != len(values) and len(set(zip(kinds, values, strict=True))) != len(values):
         raise InvalidInput("a signal appears twice among the new entries")
     if not {c.code for c in entries.categories} <= set(CODES):
         raise InvalidInput("an entry's category is not a known code")
@@ -254,7 +255,9 @@ def add_new_entries(
     seqs = allocate_ids(connection, CHANGES, "seq", signal_count)
     if seqs[-1] - seqs[0] != signal_count - 1:  # pragma: no cover - the registry lock's promise
         raise RuntimeError("change numbers are not consecutive: is the registry lock held?")
-    codes = [entries.categories[o].code for o in entries.owners]
+    codes = [c.code for c in entries.categories]
+    if len(entries.values) != len(entries):
+        codes = [codes[o] for o in entries.owners]
     insert_rows(
         connection,
         CHANGES,

@@ -35,6 +35,28 @@ def _same(values: Sequence[Any]) -> bool:
     return (first is None or isinstance(first, (int, str))) and values.count(first) == len(values)
 
 
+_SEPARATOR, _NULL = "\x1f", "\x1e"
+
+
+def _joined(values: Sequence[Any]) -> str | None:
+    """A column as one text for ``string_to_array(text, chr(31), chr(30))``; None when it cannot
+    be (a value holds the separator, is the null mark, or is empty: PostgreSQL reads an empty
+    text as no elements at all)."""
+    if len(values) < 2:
+        return None
+    if all(type(v) is str for v in values):
+        texts: Sequence[str] = values  # type: ignore[assignment]
+    elif all(type(v) is int or v is None for v in values):
+        texts = [_NULL if v is None else str(v) for v in values]
+        return _SEPARATOR.join(texts)
+    else:
+        return None
+    if "" in texts or _NULL in texts:
+        return None
+    joined = _SEPARATOR.join(texts)
+    return None if joined.count(_SEPARATOR) != len(texts) - 1 else joined
+
+
 def insert_rows(
     connection: Connection,
     table: Table,
@@ -77,8 +99,13 @@ def insert_rows(
         arrays = []
         for i, (name, values) in enumerate(sent.items()):
             element = table.c[name].type.compile(dialect=dialect)
-            arrays.append(f"CAST(:c{i} AS {element}[])")
-            params[f"c{i}"] = list(values)
+            joined = _joined(values)
+            if joined is None:
+                arrays.append(f"CAST(:c{i} AS {element}[])")
+                params[f"c{i}"] = list(values)
+            else:  # one text, split by the server: psycopg takes microseconds a list element
+                arrays.append(f"CAST(string_to_array(:c{i}, chr(31), chr(30)) AS {element}[])")
+                params[f"c{i}"] = joined
             expression[name] = f"u.c{i}"
         if not arrays:
             arrays.append(f"CAST(:c{len(sent)} AS INTEGER[])")
