@@ -1,19 +1,24 @@
 """Exchange benchmark: linking two instances on this machine, and the browser's hasher.
 
 1. initial pull: a set of ``--entries`` PDQ entries followed from one instance (``meldpunt
-   serve`` in its own process) into another (``exchange.pull`` here): time, bytes on the wire
-   per entry (goals at 10 million entries: under 60 s, at most 40 bytes an entry);
-2. steady stream: a writer in its own process adds ``--rate`` entries a second to the source for
+   serve`` in its own process) into another (``exchange.pull_follow`` here, pages growing from
+   10,000 to 250,000 changes as the worker's): time, bytes on the wire per entry (goals at 10
+   million entries: under 60 s, at most 40 bytes an entry);
+2. peer: the same set fetched by Meta's ``threatexchange fetch`` through meldpunt's plugin
+   (``meldpunt.exchange.txplugin``), from scratch; the ratio to step 1 printed;
+3. steady stream: a writer in its own process adds ``--rate`` entries a second to the source for
    ``--seconds`` seconds while the follower pulls without pause; the lag from each change's
    commit to the follower's commit of the page that holds it, p50/p99/max (goal: p99 under 5 s);
-3. peer: the same set fetched by Meta's ``threatexchange fetch`` through meldpunt's plugin
-   (``meldpunt.exchange.txplugin``), from scratch; the ratio to step 1 printed;
-4. the browser's hasher (``/protect``): pictures hashed per second (decode, MD5, PDQ with its
+4. floor: the rows the pull writes (an item, a signal, a change and a source an entry) written
+   into a fresh database of the same kind by the plainest statements it has (SQLite: ``INSERT
+   ... SELECT`` from ``json_each``; PostgreSQL: ``COPY``) and nothing else, into the real schema
+   and into the same tables without indexes and foreign keys: what the database itself costs;
+5. the browser's hasher (``/protect``): pictures hashed per second (decode, MD5, PDQ with its
    eight orientations) in headless Chromium at 2 and 12 megapixels, beside the server's fast path
    (``pdq_signal`` with orientations, and the MD5) on the same files, one core each.
 
     .venv/bin/python bench/exchange.py                     # 200,000 entries, a few minutes
-    .venv/bin/python bench/exchange.py --entries 10000000 --rate 1000 --seconds 60   # full size
+    .venv/bin/python bench/exchange.py --entries 10000000 --skip threatexchange,browser
     .venv/bin/python bench/exchange.py --postgresql        # both instances on PostgreSQL
 """
 
@@ -48,20 +53,21 @@ uvicorn.run(create_app(ServiceSettings.from_settings(run_worker=False)), host="1
 """
 WRITE = """
 import json, secrets, sys, time
-from meldpunt.registry import ItemInput, normalize_signals
-from meldpunt.registry.batch import apply_items
+from meldpunt.registry import classify
+from meldpunt.registry.bulk import NewEntries, add_new_entries
 from meldpunt.store import make_engine, make_sessionmaker
 url, rate, seconds, out = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 sessions = make_sessionmaker(make_engine(url))
 per_tick, tick = max(1, int(rate / 10)), 0.1
+category = classify("csam_baseline", "meldpunt")
 start = time.time()
 with open(out, "w") as log:
     while time.time() - start < seconds:
         due = start + tick * (1 + int((time.time() - start) / tick))
-        items = [ItemInput(normalize_signals([("pdq", secrets.token_hex(32))]))
-                 for _ in range(per_tick)]
+        batch = NewEntries([None] * per_tick, [category] * per_tick, range(per_tick),
+                           ["pdq"] * per_tick, [secrets.token_hex(32) for _ in range(per_tick)])
         with sessions() as session:
-            result = apply_items(session, "stream", items, actor="bench", audit_each=False)
+            result = add_new_entries(session, "stream", batch, actor="bench")
             session.commit()
         log.write(json.dumps([result.seqs[0], result.seqs[1], time.time()]) + "\\n")
         log.flush()
@@ -84,22 +90,34 @@ def _env(data_dir: Path, url: str) -> dict[str, str]:
     return env
 
 
-def _databases(postgresql: bool, work: Path) -> tuple[str, str, list[str]]:
+def _database(postgresql: bool, work: Path, role: str) -> tuple[str, list[str]]:
+    """A fresh database: a SQLite file, or a schema of its own on the PostgreSQL server."""
     if not postgresql:
-        return f"sqlite:///{work / 'source.db'}", f"sqlite:///{work / 'follower.db'}", []
+        return f"sqlite:///{work / f'{role}.db'}", []
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
-    admin = create_engine(PG_DEFAULT)
-    urls, schemas = [], []
-    for role in ("source", "follower"):
-        schema = f"bench_exchange_{role}_{secrets.token_hex(4)}"
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-        schemas.append(schema)
-        url = make_url(PG_DEFAULT).update_query_dict({"options": f"-csearch_path={schema}"})
-        urls.append(url.render_as_string(hide_password=False))
-    return urls[0], urls[1], schemas
+    schema = f"bench_exchange_{role.replace('-', '_')}_{secrets.token_hex(4)}"
+    with create_engine(PG_DEFAULT).begin() as connection:
+        connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = make_url(PG_DEFAULT).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), [schema]
+
+
+def _drop(schemas: list[str]) -> None:
+    if not schemas:
+        return
+    from sqlalchemy import create_engine
+
+    with create_engine(PG_DEFAULT).begin() as connection:
+        for schema in schemas:
+            connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def _databases(postgresql: bool, work: Path) -> tuple[str, str, list[str]]:
+    source, first = _database(postgresql, work, "source")
+    follower, second = _database(postgresql, work, "follower")
+    return source, follower, first + second
 
 
 def _fill(url: str, entries: int) -> float:
@@ -135,6 +153,151 @@ def _fill(url: str, entries: int) -> float:
                 session.commit()
             progress.advance(task, count)
     return time.perf_counter() - started
+
+
+BARE = {
+    "items": "id BIGINT, set_id INTEGER, reference VARCHAR(200), category VARCHAR(40), "
+    "category_raw VARCHAR(200), category_scheme VARCHAR(40), status VARCHAR(20), note TEXT, "
+    "created_at TIMESTAMP, updated_at TIMESTAMP",
+    "item_signals": "id BIGINT, item_id BIGINT, set_id INTEGER, signal_type VARCHAR(40), "
+    "value VARCHAR(1000)",
+    "registry_changes": "seq BIGINT, at TIMESTAMP, set_id INTEGER, item_id BIGINT, "
+    "action VARCHAR(10), signal_type VARCHAR(40), value VARCHAR(1000), category VARCHAR(40), "
+    "reason VARCHAR(40)",
+    "entry_sources": "id BIGINT, item_id BIGINT, partner_id INTEGER, remote_set VARCHAR(200), "
+    "remote_item BIGINT, remote_seq BIGINT, active BOOLEAN, updated_at TIMESTAMP",
+}
+
+
+def _floor(postgresql: bool, entries: int, work: Path) -> dict[str, Any]:
+    """The rows of ``entries`` received entries, written by the plainest statements the
+    database has, in batches of 250,000 (one transaction each, as the pull's largest pages):
+    into the real schema (``schema``) and into the same tables bare (``bare``)."""
+    out: dict[str, Any] = {"entries": entries}
+    for variant in ("schema", "bare"):
+        url, schemas = _database(postgresql, work, f"floor-{variant}")
+        try:
+            out[f"{variant}_seconds"] = round(_write_rows(url, entries, bare=variant == "bare"), 2)
+        finally:
+            _drop(schemas)
+        print(f"floor ({variant}): {out[f'{variant}_seconds']} s", flush=True)
+    return out
+
+
+def _write_rows(url: str, entries: int, *, bare: bool) -> float:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from meldpunt.store import init_db, make_engine
+    from meldpunt.store.bulk import insert_rows
+    from meldpunt.store.models import Base
+
+    engine = make_engine(url)
+    if bare:
+        with engine.begin() as connection:
+            for name, columns in BARE.items():
+                connection.execute(text(f"CREATE TABLE {name} ({columns})"))
+    else:
+        from meldpunt import exchange
+        from meldpunt.registry import create_set
+        from meldpunt.store import make_sessionmaker
+
+        init_db(url)
+        with make_sessionmaker(engine)() as session:
+            create_set(session, "from-a")
+            key = exchange.instance_key(Path(tempfile.mkdtemp())).public
+            exchange.add_partner(session, "a", url="http://127.0.0.1:9", public_key=key)
+            session.commit()
+    tables = Base.metadata.tables
+    at = datetime.now(UTC)
+    took = 0.0
+    for first in range(0, entries, FILL_BATCH):
+        count = min(FILL_BATCH, entries - first)
+        ids = range(1000 + first, 1000 + first + count)  # after the set's own change
+        values = [secrets.token_hex(32) for _ in range(count)]
+        references = [f"a:{i}" for i in ids]
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                _copy_rows(connection, ids, values, references, at)
+            else:
+                common = {"set_id": 1}
+                insert_rows(
+                    connection,
+                    tables["items"],
+                    constants={
+                        **common,
+                        "status": "active",
+                        "category": "csam_baseline",
+                        "category_raw": "csam_baseline",
+                        "category_scheme": "meldpunt",
+                        "created_at": at,
+                        "updated_at": at,
+                    },
+                    columns={"id": ids, "reference": references},
+                )
+                insert_rows(
+                    connection,
+                    tables["item_signals"],
+                    constants={**common, "signal_type": "pdq"},
+                    columns={"item_id": ids, "value": values},
+                    order_by=("value",),
+                )
+                insert_rows(
+                    connection,
+                    tables["registry_changes"],
+                    constants={
+                        **common,
+                        "at": at,
+                        "action": "add",
+                        "signal_type": "pdq",
+                        "category": "csam_baseline",
+                        "reason": "added",
+                    },
+                    columns={"seq": ids, "item_id": ids, "value": values},
+                )
+                insert_rows(
+                    connection,
+                    tables["entry_sources"],
+                    constants={
+                        "partner_id": 1,
+                        "remote_set": "police",
+                        "active": True,
+                        "updated_at": at,
+                    },
+                    columns={"item_id": ids, "remote_item": ids, "remote_seq": ids},
+                )
+        took += time.perf_counter() - started
+    engine.dispose()
+    return took
+
+
+def _copy_rows(connection: Any, ids: range, values: list[str], refs: list[str], at: Any) -> None:
+    """PostgreSQL's COPY of one batch's rows, as tab-separated text."""
+    cursor = connection.connection.driver_connection.cursor()
+    stamp = at.isoformat()
+    rows = {
+        "items (id, set_id, reference, category, category_raw, category_scheme, status, "
+        "created_at, updated_at)": (
+            f"{i}\t1\t{r}\tcsam_baseline\tcsam_baseline\tmeldpunt\tactive\t{stamp}\t{stamp}\n"
+            for i, r in zip(ids, refs, strict=True)
+        ),
+        "item_signals (item_id, set_id, signal_type, value)": (
+            f"{i}\t1\tpdq\t{v}\n"
+            for i, v in sorted(zip(ids, values, strict=True), key=lambda x: x[1])
+        ),
+        "registry_changes (seq, at, set_id, item_id, action, signal_type, value, category, "
+        "reason)": (
+            f"{i}\t{stamp}\t1\t{i}\tadd\tpdq\t{v}\tcsam_baseline\tadded\n"
+            for i, v in zip(ids, values, strict=True)
+        ),
+        "entry_sources (item_id, partner_id, remote_set, remote_item, remote_seq, active, "
+        "updated_at)": (f"{i}\t1\tpolice\t{i}\t{i}\tt\t{stamp}\n" for i in ids),
+    }
+    for target, lines in rows.items():
+        with cursor.copy(f"COPY {target} FROM STDIN") as copy:
+            copy.write("".join(lines))
 
 
 def _serve(url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -376,38 +539,58 @@ def _chart(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    browser = results.get("browser")
+    fig, axes = plt.subplots(1, 2 if browser else 1, figsize=(11 if browser else 6, 4.2))
+    left = axes[0] if browser else axes
     pull = results["initial_pull"]
-    names = ["meldpunt pull", "threatexchange fetch"]
-    values = [pull["seconds"], results["threatexchange"]["seconds"]]
-    left.bar(names, values, color=["#2b6cb0", "#a0aec0"])
+    bars = {"meldpunt pull": (pull["seconds"], "#2b6cb0")}
+    if "floor" in results:
+        bars["plain writes,\nsame schema"] = (results["floor"]["schema_seconds"], "#90cdf4")
+        bars["plain writes,\nno index or key"] = (results["floor"]["bare_seconds"], "#bee3f8")
+    if "threatexchange" in results:
+        bars["threatexchange\nfetch"] = (results["threatexchange"]["seconds"], "#a0aec0")
+    left.bar(list(bars), [v for v, _ in bars.values()], color=[c for _, c in bars.values()])
+    for i, (value, _) in enumerate(bars.values()):
+        left.annotate(f"{value:,.1f} s", (i, value), ha="center", va="bottom", fontsize=8)
     left.set_ylabel("seconds")
+    left.tick_params(axis="x", labelsize=8)
     left.set_title(
-        f"initial pull of {pull['entries']:,} entries ({pull['bytes_per_entry']} B/entry)"
+        f"first pull of {pull['entries']:,} entries, {results['database']}\n"
+        f"({pull['entries_per_second']:,}/s, {pull['bytes_per_entry']} B/entry)",
+        fontsize=10,
     )
-    sizes = list(results["browser"])
-    x = range(len(sizes))
-    left_bars = [results["browser"][s]["browser_per_second"] for s in sizes]
-    right_bars = [results["browser"][s]["server_per_second"] for s in sizes]
-    right.bar([i - 0.2 for i in x], left_bars, width=0.4, label="browser (Chromium)")
-    right.bar([i + 0.2 for i in x], right_bars, width=0.4, label="server fast path")
-    right.set_xticks(list(x), sizes)
-    right.set_ylabel("pictures / second")
-    right.set_title("hashing with 8 orientations and MD5")
-    right.legend()
+    if browser:
+        right = axes[1]
+        sizes = list(browser)
+        x = range(len(sizes))
+        right.bar([i - 0.2 for i in x], [browser[s]["browser_per_second"] for s in sizes],
+                  width=0.4, label="browser (Chromium)")  # fmt: skip
+        right.bar([i + 0.2 for i in x], [browser[s]["server_per_second"] for s in sizes],
+                  width=0.4, label="server fast path")  # fmt: skip
+        right.set_xticks(list(x), sizes)
+        right.set_ylabel("pictures / second")
+        right.set_title("hashing with 8 orientations and MD5", fontsize=10)
+        right.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+STEPS = ("threatexchange", "stream", "floor", "browser")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--entries", type=int, default=200_000)
-    parser.add_argument("--rate", type=float, default=200.0, help="changes a second")
-    parser.add_argument("--seconds", type=float, default=20.0, help="how long the stream runs")
+    parser.add_argument("--rate", type=float, default=1000.0, help="changes a second")
+    parser.add_argument("--seconds", type=float, default=30.0, help="how long the stream runs")
     parser.add_argument("--pictures", type=int, default=4, help="per size, for the browser")
     parser.add_argument("--postgresql", action="store_true")
+    parser.add_argument("--skip", default="", help=f"steps left out, of {', '.join(STEPS)}")
     parser.add_argument("--out", default=str(HERE / "results" / "exchange.json"))
     args = parser.parse_args()
+    skip = {step.strip() for step in args.skip.split(",") if step.strip()}
+    if skip - set(STEPS):
+        parser.error(f"unknown steps {', '.join(sorted(skip - set(STEPS)))}")
     results: dict[str, Any] = {"database": "postgresql" if args.postgresql else "sqlite"}
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
@@ -415,35 +598,37 @@ def main() -> int:
         source_dir, follower_dir = work / "source", work / "follower"
         try:
             results["fill_seconds"] = round(_fill(source_url, args.entries), 1)
+            print(f"source filled in {results['fill_seconds']} s", flush=True)
             server, base = _serve(source_url, source_dir)
             try:
                 token = _link(source_url, follower_url, source_dir, follower_dir, base)
                 results["initial_pull"] = _initial_pull(follower_url, args.entries)
                 print("initial pull:", json.dumps(results["initial_pull"]), flush=True)
-                results["threatexchange"] = _threatexchange(base, token, source_dir, work)
-                ratio = results["threatexchange"]["seconds"] / results["initial_pull"]["seconds"]
-                results["threatexchange"]["ratio_to_meldpunt"] = round(ratio, 2)
-                print(
-                    f"threatexchange fetch: {results['threatexchange']['seconds']} s, "
-                    f"{ratio:.2f}x meldpunt's pull",
-                    flush=True,
-                )
-                results["stream"] = _stream(
-                    source_url, follower_url, source_dir, args.rate, args.seconds, work
-                )
-                print("stream:", json.dumps(results["stream"]), flush=True)
+                if "threatexchange" not in skip:
+                    results["threatexchange"] = _threatexchange(base, token, source_dir, work)
+                    pulled = results["initial_pull"]["seconds"]
+                    ratio = results["threatexchange"]["seconds"] / pulled
+                    results["threatexchange"]["ratio_to_meldpunt"] = round(ratio, 2)
+                    print(
+                        f"threatexchange fetch: {results['threatexchange']['seconds']} s, "
+                        f"{ratio:.2f}x meldpunt's pull",
+                        flush=True,
+                    )
+                if "stream" not in skip:
+                    results["stream"] = _stream(
+                        source_url, follower_url, source_dir, args.rate, args.seconds, work
+                    )
+                    print("stream:", json.dumps(results["stream"]), flush=True)
             finally:
                 server.terminate()
                 server.wait(30)
         finally:
-            if schemas:
-                from sqlalchemy import create_engine
-
-                with create_engine(PG_DEFAULT).begin() as connection:
-                    for schema in schemas:
-                        connection.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        results["browser"] = _browser(args.pictures, work)
-        print("browser:", json.dumps(results["browser"]), flush=True)
+            _drop(schemas)
+        if "floor" not in skip:
+            results["floor"] = _floor(args.postgresql, args.entries, work)
+        if "browser" not in skip:
+            results["browser"] = _browser(args.pictures, work)
+            print("browser:", json.dumps(results["browser"]), flush=True)
     results["goals"] = GOALS
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
