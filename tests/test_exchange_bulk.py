@@ -311,3 +311,28 @@ def test_columns_are_checked_at_once_and_named_one_by_one_when_they_do_not_fit()
     assert not normalize_column("nonsense", [value])
     assert normalize_column("photodna", ["QUJD"])
     assert not normalize_column("photodna", ["not base64!"])
+
+
+def test_a_page_with_entries_changed_in_it_and_categories_not_taken_in(
+    session: Session, key: InstanceKey
+) -> None:
+    registry.create_set(session, "police", default_category="csam_baseline")
+    two = (_pdq(), secrets.token_hex(16))
+    item = registry.add_item(session, "police", [("pdq", two[0]), ("md5", two[1])]).item
+    gone = registry.add_item(session, "police", [("pdq", _pdq())]).item
+    registry.withdraw_item(session, gone.id, reason="wrongly classified")  # in the same page
+    other = _pdq()
+    registry.add_item(session, "police", [("pdq", other)], category="non_pertinent")
+    kept = [_pdq() for _ in range(5)]
+    _fill(session, "police", kept)
+    exchange.add_partner(session, "a", url="http://127.0.0.1:9", public_key=key.public,
+                         send_sets=["police"], receive=[("police", "from-a")],
+                         receive_categories=["csam_baseline"])  # fmt: skip
+    session.commit()
+    page = _pull(session, key, "a")
+    assert len(set(page.columns.entry)) < len(page)  # an entry twice: folded first
+    assert _active(session, "from-a") == {*two, *kept}
+    (mine,) = [i for i in registry.find_items(session, "md5", two[1]) if i.id != item.id]
+    assert set(mine.signals) == {("pdq", two[0]), ("md5", two[1])}  # one entry, two signals
+    assert session.scalar(select(func.count()).select_from(EntrySource)) == 6
+    assert verify_all(session).ok

@@ -176,7 +176,7 @@ def _split(
 ) -> tuple[_New, dict[int, _Entry]]:
     """The page's entries: those new here (no source yet, active, taken in) and the rest."""
     c = page.columns
-    new, rest = _New(), {}
+    new, rest = _New(), dict[int, _Entry]()
     if len(set(c.entry)) == len(c):  # every entry once: its change is its state
         if not sources and taken is None and "remove" not in c.action:
             count = len(c)
@@ -538,8 +538,9 @@ def pull_follow(
             with sessions() as session:
                 lock_registry(session)  # before the first read
                 follow = session.get(PartnerFollow, follow_id, populate_existing=True)
+                assert follow is not None
                 partner = session.get(Partner, follow.partner_id, populate_existing=True)
-                assert follow is not None and partner is not None
+                assert partner is not None
                 if follow.after_seq != after:  # another worker applied this page meanwhile
                     continue
                 if partner.public_key != feed.public_key:  # set anew while the page came

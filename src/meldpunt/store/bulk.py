@@ -45,7 +45,7 @@ def _joined(values: Sequence[Any]) -> str | None:
     if len(values) < 2:
         return None
     if all(type(v) is str for v in values):
-        texts: Sequence[str] = values  # type: ignore[assignment]
+        texts: Sequence[str] = values
     elif all(type(v) is int or v is None for v in values):
         texts = [_NULL if v is None else str(v) for v in values]
         return _SEPARATOR.join(texts)
