@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -361,15 +362,21 @@ def _initial_pull(follower_url: str, entries: int) -> dict[str, Any]:
     with sessions() as session:
         follow_id = session.query(PartnerFollow.id).filter_by(remote_set="police").scalar()
     policy = exchange.partner_policy(FetchPolicy())
+    pages: list[tuple[int, float]] = []  # (changes applied, seconds) after each page
     with Progress(disable=not sys.stderr.isatty()) as progress:
         task = progress.add_task("initial pull", total=entries)
         started = time.perf_counter()
+
+        def on_page(r: Any) -> None:
+            progress.update(task, completed=r.changes)
+            pages.append((r.changes, round(time.perf_counter() - started, 2)))
+
         result = pull_follow(
             sessions,
             follow_id,
             policy,
             catch_up=MAX_PAGE,  # as the worker and `meldpunt exchange pull` do
-            on_page=lambda r: progress.update(task, completed=r.changes),
+            on_page=on_page,
         )
         seconds = time.perf_counter() - started
     assert result.changes == entries, (result.changes, entries)
@@ -381,6 +388,7 @@ def _initial_pull(follower_url: str, entries: int) -> dict[str, Any]:
         "bytes_per_entry": round(result.bytes / entries, 1),
         "entries_per_second": round(entries / seconds),
         "projected_seconds_at_10m": round(seconds * 10_000_000 / entries),
+        "after_each_page": pages,
     }
 
 
@@ -438,6 +446,7 @@ def _last_written(log: Path) -> int:
 
 
 def _threatexchange(base: str, token: str, source_dir: Path, work: Path) -> dict[str, Any]:
+    from meldpunt.exchange.feeds import MAX_PAGE
     from meldpunt.exchange.keys import instance_key
 
     state = work / "tx"
@@ -473,7 +482,7 @@ def _threatexchange(base: str, token: str, source_dir: Path, work: Path) -> dict
         "--public-key",
         instance_key(source_dir).public,
         "--page-size",
-        "50000",
+        str(MAX_PAGE),
     )
     started = time.perf_counter()
     tx("fetch")
@@ -540,9 +549,20 @@ def _chart(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     browser = results.get("browser")
-    fig, axes = plt.subplots(1, 2 if browser else 1, figsize=(11 if browser else 6, 4.2))
-    left = axes[0] if browser else axes
     pull = results["initial_pull"]
+    panels = 2 + (1 if browser else 0)
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
+    left, middle = axes[0], axes[1]
+    done = [0, *[n for n, _ in pull["after_each_page"]]]
+    times = [0.0, *[t for _, t in pull["after_each_page"]]]
+    steps = zip(pairwise(done), pairwise(times), strict=True)
+    rates = [(b - a) / max(t1 - t0, 1e-9) for (a, b), (t0, t1) in steps]
+    middles = [(a + b) / 2e6 for a, b in pairwise(done)]
+    middle.plot(middles, rates, marker="o", markersize=3, color="#2b6cb0")
+    middle.set_xlabel("million entries held (middle of each page)")
+    middle.set_ylabel("entries / second (page by page)")
+    middle.set_ylim(bottom=0)
+    middle.set_title("the pull as the follower's tables grow", fontsize=10)
     bars = {"meldpunt pull": (pull["seconds"], "#2b6cb0")}
     if "floor" in results:
         bars["plain writes,\nsame schema"] = (results["floor"]["schema_seconds"], "#90cdf4")
@@ -560,7 +580,7 @@ def _chart(results: dict[str, Any], path: Path) -> None:
         fontsize=10,
     )
     if browser:
-        right = axes[1]
+        right = axes[2]
         sizes = list(browser)
         x = range(len(sizes))
         right.bar([i - 0.2 for i in x], [browser[s]["browser_per_second"] for s in sizes],
