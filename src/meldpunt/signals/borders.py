@@ -74,7 +74,7 @@ def _reduce(luma: NDArray[np.generic]) -> tuple[NDArray[np.float32], float, floa
     import cv2  # its area reduction is the blocks' mean, several times numpy's speed
 
     pixels = np.asarray(luma[: h * fy, : w * fx], dtype=np.float32)
-    small: NDArray[np.float32] = cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA)
+    small = np.asarray(cv2.resize(pixels, (w, h), interpolation=cv2.INTER_AREA), np.float32)
     return small, float(fy), float(fx)
 
 
