@@ -9,7 +9,8 @@ and the sampling together are one 64 x n weight matrix per axis:
 
 That gives meldpunt three things the reference does not have:
 
-* speed: two small matrix products instead of four passes over every pixel;
+* speed: two small matrix products instead of four passes over every pixel, each done band by
+  band (a sample weighs only its neighbourhood, so most of the matrix is zero);
 * reduced decoding: when the image was decoded at 1/s scale (JPEG DCT scaling, or a box
   reduction), each reduced pixel stands for an s x s block of the original, so the weights are
   summed per block and the result still follows the full-resolution filter closely;
