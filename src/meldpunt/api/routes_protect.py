@@ -11,10 +11,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from meldpunt import clock
 from meldpunt.registry import selfcases
@@ -155,6 +156,22 @@ def _out(view: CaseView) -> CaseOut:
     )
 
 
+def _answer(state: ServiceState, work: Callable[[Session], CaseView]) -> CaseOut:
+    """Run ``work`` in one transaction of its own and answer with the case it gives."""
+    with state.sessions() as session:
+        view = work(session)
+        session.commit()
+    return _out(view)
+
+
+def _limits(state: ServiceState) -> dict[str, Any]:
+    """What bounds the pictures a request adds: the cap per case, the allow-lists."""
+    return {
+        "max_pictures": state.hotline.settings.selfhash_max_pictures,
+        "allowlisted": _allowlisted(state),
+    }
+
+
 @router.post("/v1/protect/cases", status_code=201, summary="Open a case with pictures' hashes")
 def open_case(request: Request, body: CaseIn) -> CaseOut:
     state = _admit(request)
@@ -167,49 +184,26 @@ def open_case(request: Request, body: CaseIn) -> CaseOut:
             "Only the person in the pictures may ask for them to be hashed here. To "
             "report pictures of someone else, use /report.",
         )
-    settings = state.hotline.settings
-    with state.sessions() as session:
-        view = selfcases.open_case(
-            session,
-            body.pin,
-            _pictures(body.pictures),
-            max_pictures=settings.selfhash_max_pictures,
-            allowlisted=_allowlisted(state),
-        )
-        session.commit()
-    return _out(view)
+    pictures = _pictures(body.pictures)
+    return _answer(state, lambda s: selfcases.open_case(s, body.pin, pictures, **_limits(state)))
 
 
 @router.post("/v1/protect/cases/{number}", summary="See a case (with its PIN)")
 def view_case(request: Request, number: Number, body: PinIn) -> CaseOut:
     state = _admit(request)
-    with state.sessions() as session:
-        view = selfcases.view_case(session, number, body.pin)
-        session.commit()
-    return _out(view)
+    return _answer(state, lambda s: selfcases.view_case(s, number, body.pin))
 
 
 @router.post("/v1/protect/cases/{number}/pictures", summary="Add pictures' hashes to a case")
 def add_pictures(request: Request, number: Number, body: PicturesIn) -> CaseOut:
     state = _admit(request)
-    settings = state.hotline.settings
-    with state.sessions() as session:
-        view = selfcases.add_pictures(
-            session,
-            number,
-            body.pin,
-            _pictures(body.pictures),
-            max_pictures=settings.selfhash_max_pictures,
-            allowlisted=_allowlisted(state),
-        )
-        session.commit()
-    return _out(view)
+    pictures = _pictures(body.pictures)
+    return _answer(
+        state, lambda s: selfcases.add_pictures(s, number, body.pin, pictures, **_limits(state))
+    )
 
 
 @router.post("/v1/protect/cases/{number}/withdraw", summary="Withdraw a case: its hashes go")
 def withdraw_case(request: Request, number: Number, body: PinIn) -> CaseOut:
     state = _admit(request)
-    with state.sessions() as session:
-        view = selfcases.withdraw_case(session, number, body.pin)
-        session.commit()
-    return _out(view)
+    return _answer(state, lambda s: selfcases.withdraw_case(s, number, body.pin))

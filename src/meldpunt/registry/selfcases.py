@@ -225,7 +225,9 @@ def _add(
     pictures: Sequence[Picture],
     max_pictures: int,
     allowlisted: Callable[[Picture], bool],
-) -> None:
+    action: str,
+) -> CaseView:
+    """Add the pictures to the case, audited as ``action``; the case as it is then."""
     if not pictures:
         raise InvalidInput("choose at least one picture")
     held = session.scalar(
@@ -264,6 +266,14 @@ def _add(
             session.add(SelfCaseItem(case_id=row.id, item_id=outcome.item_id, added_at=at))
     row.updated_at = at
     session.flush()
+    audit.record(
+        session,
+        actor=ACTOR,
+        action=action,
+        subject=("self_case", row.id),
+        details={"pictures": len(pictures)},
+    )
+    return _view(session, row)
 
 
 def open_case(
@@ -284,15 +294,7 @@ def open_case(
     )
     session.add(row)
     session.flush()
-    _add(session, row, pictures, max_pictures, allowlisted)
-    audit.record(
-        session,
-        actor=ACTOR,
-        action="selfhash.case.opened",
-        subject=("self_case", row.id),
-        details={"pictures": len(pictures)},
-    )
-    return _view(session, row)
+    return _add(session, row, pictures, max_pictures, allowlisted, "selfhash.case.opened")
 
 
 def view_case(session: Session, number: str, pin: str) -> CaseView:
@@ -312,15 +314,7 @@ def add_pictures(
     row = _load(session, number, pin)
     if row.withdrawn_at is not None:
         raise InvalidInput("this case was withdrawn; open a new one to add pictures")
-    _add(session, row, pictures, max_pictures, allowlisted)
-    audit.record(
-        session,
-        actor=ACTOR,
-        action="selfhash.case.added",
-        subject=("self_case", row.id),
-        details={"pictures": len(pictures)},
-    )
-    return _view(session, row)
+    return _add(session, row, pictures, max_pictures, allowlisted, "selfhash.case.added")
 
 
 def withdraw_case(session: Session, number: str, pin: str) -> CaseView:
