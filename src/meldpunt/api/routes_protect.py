@@ -6,6 +6,7 @@ keep). Each address may make ``selfhash_per_hour`` of these requests an hour.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections import OrderedDict
@@ -14,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from sqlalchemy.orm import Session
 
 from meldpunt import clock
@@ -49,8 +50,9 @@ class PictureIn(BaseModel):
 
 class CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    adult: bool = Field(description="The person is 18 or older")
-    own_pictures: bool = Field(description="The pictures are of the person sending them")
+    # Strict: a declaration is true or false, never "yes" or 1.
+    adult: StrictBool = Field(description="The person is 18 or older")
+    own_pictures: StrictBool = Field(description="The pictures are of the person sending them")
     pin: Pin
     pictures: list[PictureIn] = Field(max_length=1000)
 
@@ -119,8 +121,22 @@ def _admit(request: Request) -> ServiceState:
             if budget is None:
                 per_hour = state.hotline.settings.selfhash_per_hour
                 budget = app_state.selfhash_budget = AddressBudget(per_hour)
-    budget.take(request.client.host if request.client else "unknown")
+    budget.take(_address(request.client.host if request.client else "unknown"))
     return state
+
+
+def _address(host: str) -> str:
+    """Whom a request counts against: its IPv4 address, or its IPv6 address's /64 network (one
+    connection's share of addresses, which a single caller could otherwise cycle through)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _pictures(items: list[PictureIn]) -> list[Picture]:
