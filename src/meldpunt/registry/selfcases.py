@@ -207,8 +207,9 @@ def _inputs(pictures: Sequence[Picture]) -> list[ItemInput]:
 
 def _number(number: str) -> str:
     """The case number as meldpunt writes it (a person may type it in lower case, with spaces
-    around); InvalidInput when it cannot be one."""
-    number = number.strip().upper()
+    around); InvalidInput when it cannot be one. Only plain white space is taken off: a control
+    character that str.strip() would also take (NEL) is refused like any other."""
+    number = number.strip(" \t\r\n").upper()
     if not _NUMBER.fullmatch(number):
         raise InvalidInput("a case number looks like NC-XXXXXX-XXXXXX (letters A-F and digits)")
     return number
@@ -234,7 +235,8 @@ def _load(session: Session, number: str, pin: str, *, writes: bool) -> SelfCase:
     at = now()
     if found is not None and found.locked_until is not None and found.locked_until > at:
         raise _locked(found.locked_until, at)
-    if not _pin_ok(pin, found.pin_hash if found is not None else None):
+    fits = _pin_ok(pin, found.pin_hash if found is not None else None)
+    if found is None or not fits:
         if found is not None:
             begin_write(session)
             row = session.get(SelfCase, found.id, with_for_update=True, populate_existing=True)
