@@ -328,8 +328,9 @@ def _add(
         if outcome.item_id is None:
             raise InvalidInput(f"a picture could not be added: {outcome.problem}")
         status = session.scalar(select(Item.status).where(Item.id == outcome.item_id))
-        if status != "active":  # a picture withdrawn before, chosen again
+        if status == "withdrawn":  # a picture withdrawn before, chosen again
             enable_item(session, outcome.item_id, actor=ACTOR, note=f"case {row.number}")
+        # A disabled one stays so: the hotline found it a false positive (checks' reviews).
         exists = session.get(SelfCaseItem, (row.id, outcome.item_id))
         if exists is None:
             session.add(SelfCaseItem(case_id=row.id, item_id=outcome.item_id, added_at=at))
@@ -395,7 +396,10 @@ def withdraw_case(session: Session, number: str, pin: str) -> CaseView:
         item_ids = session.scalars(
             select(SelfCaseItem.item_id).where(SelfCaseItem.case_id == row.id)
         ).all()
-        for item_id in item_ids:
+        active = session.scalars(
+            select(Item.id).where(Item.id.in_(item_ids), Item.status == "active")
+        ).all()
+        for item_id in active:  # a disabled one stays disabled: the hotline's decision
             others = session.scalar(
                 select(func.count())
                 .select_from(SelfCaseItem)
