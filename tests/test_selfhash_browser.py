@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import json
 import os
+import struct
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+import numpy as np
 import pytest
+from PIL import Image, ImageCms, ImageOps
 
 from bidi import firefox, firefox_binary
+from imaging import encode, photo
 from meldpunt import registry
 from meldpunt.config import load_settings
 from meldpunt.signals import HashOptions, digest_bytes, pdq_signal
@@ -215,6 +221,93 @@ def test_the_browser_pdq_agrees_with_the_reference_on_the_test_vectors(open_tab,
         tab.close()
     far = {path: d for path, d in distances.items() if d > 10}
     assert not far, far
+
+
+def _swapped_primaries() -> bytes:
+    """An ICC profile that is sRGB with its red and blue primaries swapped: a browser that
+    managed colours by it would turn reds blue, and the hash with them."""
+    profile = bytearray(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    (count,) = struct.unpack(">I", profile[128:132])
+    tags = {}
+    for n in range(count):
+        name, offset, size = struct.unpack(">4sII", profile[132 + 12 * n : 144 + 12 * n])
+        tags[name] = (offset, size)
+    (r, r_size), (b, b_size) = tags[b"rXYZ"], tags[b"bXYZ"]
+    red, blue = bytes(profile[r : r + r_size]), bytes(profile[b : b + b_size])
+    profile[r : r + r_size], profile[b : b + b_size] = blue, red
+    profile[84:100] = bytes(16)  # no profile ID to check
+    return bytes(profile)
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _telling_pictures(folder: Path) -> dict[str, bytes]:
+    """Pictures on which browsers are known to differ from each other or from the server:
+    colour profiles, PNG gamma, EXIF orientation, and transparency (a canvas keeps colours
+    multiplied by their alpha, so it loses them where a picture is transparent)."""
+    rgb = photo("astronaut")[::2, ::2].copy()
+    height, width = rgb.shape[:2]
+    alpha = np.tile((np.arange(width) % 256).astype(np.uint8), (height, 1))
+    rgb[:, : width // 3], alpha[:, : width // 3] = 255, 0  # white, stored under transparency
+    rgba = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
+    turned = Image.Exif()
+    turned[0x0112] = 6
+    turned_back = Image.Exif()
+    turned_back[0x0112] = 7
+    pictures = {
+        "profile.jpg": encode(rgb, "JPEG", quality=92, icc_profile=_swapped_primaries()),
+        "profile.png": encode(rgb, "PNG", icc_profile=_swapped_primaries()),
+        "exif-6.jpg": encode(rgb, "JPEG", quality=92, exif=turned.tobytes()),
+        "alpha.png": encode(rgba, "PNG"),
+        "alpha-exif-7.png": encode(rgba, "PNG", exif=turned_back.tobytes()),
+        "grey-alpha.png": encode(rgba.convert("LA"), "PNG"),
+        "palette-transparent.png": encode(
+            Image.fromarray(rgb).convert("P", palette=Image.ADAPTIVE, colors=64),
+            "PNG",
+            transparency=0,
+        ),
+    }
+    wide = np.dstack([rgb, alpha]).astype(np.uint16) * 257 + 3  # 16 bits, low bytes apart
+    head = struct.pack(">IIBBBBB", width, height, 16, 6, 0, 0, 0)
+    rows = b"".join(b"\0" + wide[y].astype(">u2").tobytes() for y in range(height))
+    gamma = struct.pack(">I", 100_000)  # gamma 1.0: a browser that applied it would brighten
+    flat = np.ascontiguousarray(rgb)
+    plain_rows = b"".join(b"\0" + flat[y].tobytes() for y in range(height))
+    signature = b"\x89PNG\r\n\x1a\n"
+    pictures["alpha-16.png"] = (
+        signature + _chunk(b"IHDR", head) + _chunk(b"IDAT", zlib.compress(rows))
+        + _chunk(b"IEND", b"")
+    )  # fmt: skip
+    pictures["gamma.png"] = (
+        signature + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + _chunk(b"gAMA", gamma) + _chunk(b"IDAT", zlib.compress(plain_rows))
+        + _chunk(b"IEND", b"")
+    )  # fmt: skip
+    for name, data in pictures.items():
+        (folder / name).write_bytes(data)
+    return pictures
+
+
+def test_pictures_that_tell_browsers_apart_hash_as_on_the_server(open_tab, tmp_path):
+    pictures = _telling_pictures(tmp_path)
+    with running(f"sqlite:///{tmp_path / 't.db'}", loopback=True) as world:
+        tab = open_tab(world.url)
+        tab.goto("/protect")
+        distances = {}
+        for name, data in pictures.items():
+            found = tab.evaluate(HASH_IN_PAGE, base64.b64encode(data).decode(), {})
+            server = pdq_signal(data, HashOptions(dihedral=True))
+            with Image.open(io.BytesIO(data)) as image:  # turned as the person sees it
+                assert (found["width"], found["height"]) == ImageOps.exif_transpose(image).size
+            distances[name] = hamming(found["pdq"], server.hash)
+        assert not tab.errors()
+        tab.close()
+    assert all(d <= 10 for d in distances.values()), distances
+    # transparent PNGs are decoded by the page itself, to the server's very pixels
+    exact = {name: d for name, d in distances.items() if name.startswith(("alpha", "grey", "pal"))}
+    assert set(exact.values()) == {0}, exact
 
 
 def _carries(body: bytes, picture: bytes) -> bool:
