@@ -31,6 +31,16 @@ def _picture(name: str) -> dict[str, object]:
             "orientations": turns}  # fmt: skip
 
 
+def _open(public: httpx.Client, picture: dict[str, object], pin: str) -> str:
+    """A new case with one picture; its number."""
+    opened = public.post(
+        "/v1/protect/cases",
+        json={"adult": True, "own_pictures": True, "pin": pin, "pictures": [picture]},
+    )
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["number"])
+
+
 def _check(world: World, pdq: str) -> list[dict[str, object]]:
     with world.client("platform") as client:
         answer = client.post(
@@ -153,11 +163,7 @@ def test_wrong_pins_lock_a_case_and_addresses_are_limited(db_url: str, tmp_path:
     project = load_settings(data_dir=tmp_path / "var", database_url=db_url, selfhash_per_hour=12)
     with running(db_url, project=project) as world, world.client(None) as public:
         picture = _picture("astronaut")
-        opened = public.post(
-            "/v1/protect/cases",
-            json={"adult": True, "own_pictures": True, "pin": "tulip-7391", "pictures": [picture]},
-        )
-        number = opened.json()["number"]
+        number = _open(public, picture, "tulip-7391")
         unknown = public.post("/v1/protect/cases/NC-000000-000000", json={"pin": "tulip-7391"})
         assert unknown.status_code == 403
         for _ in range(5):
@@ -191,11 +197,7 @@ def test_a_platforms_false_positive_flags_the_hash_for_the_hotline(db_url: str, 
     project = load_settings(data_dir=tmp_path / "var", database_url=db_url)
     with running(db_url, project=project) as world, world.client(None) as public:
         chelsea = _picture("chelsea")
-        opened = public.post(
-            "/v1/protect/cases",
-            json={"adult": True, "own_pictures": True, "pin": "482913", "pictures": [chelsea]},
-        )
-        number = opened.json()["number"]
+        number = _open(public, chelsea, "482913")
         _eventually(lambda: bool(_check(world, chelsea["pdq"])))
         # a false positive on the hotline's own (reviewed) set first, then on the person's hash
         (police,) = _check(world, world.known_pdq)
