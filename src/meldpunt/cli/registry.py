@@ -404,9 +404,9 @@ def add_command(
 
     shown = track(files, description="adding", console=_stderr(), transient=True,
                   disable=not sys.stderr.isatty())  # fmt: skip
-    with registry_session() as session:
+    with registry_session() as session:  # entries committed a batch at a time
         outcomes = add_pictures(session, name, ((str(p), read(p)) for p in shown), options,
-                                category=category, actor="cli")  # fmt: skip
+                                category=category, actor="cli", batch_size=64)  # fmt: skip
     if output_format is ListFormat.json:
         print(json.dumps([o.__dict__ for o in outcomes], indent=2))
     else:
