@@ -182,3 +182,24 @@ def test_with_a_batch_size_entries_are_committed_a_batch_at_a_time(engine):
         session.commit()
     assert [o.outcome for o in out] == ["added"] * 3
     assert seen == [0, 0, 2]
+
+
+def test_pictures_are_taken_one_at_a_time(engine):
+    """The next picture's bytes are asked for only once the previous one is decoded: a request
+    with many files holds one of them in memory, besides the entries made so far."""
+    a_set(engine)
+    events: list[str] = []
+
+    def pictures() -> Any:
+        for name, data in PICTURES:
+            events.append(f"read {name}")
+            yield name, data
+
+    def decode(data: bytes, options: HashOptions) -> Any:
+        events.append("decode")
+        return pdq_signal(data, options)
+
+    with make_sessionmaker(engine)() as session:
+        add_pictures(session, "pixels", pictures(), HashOptions(), decode=decode)
+        session.commit()
+    assert events == [e for name, _ in PICTURES for e in (f"read {name}", "decode")]

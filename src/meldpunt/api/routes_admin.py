@@ -156,7 +156,11 @@ PICTURES_BODY = {
                     "type": "object",
                     "properties": {
                         "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "category": {"type": "string"},
+                        "category": {
+                            "type": "string",
+                            "maxLength": 100,
+                            "description": "the entries' category (default: the set's)",
+                        },
                     },
                     "required": ["file"],
                 }
