@@ -162,6 +162,8 @@ def test_a_bad_request_is_refused_whole_and_writes_nothing(db_url):
             ("/v1/sets/police/pictures", one, {"category": ["A1", "A2"]}, 422),
             ("/v1/sets/police/pictures", [], {"category": "A1"}, 422),
             ("/v1/sets/police/pictures", files_of(*[GOOD] * 4), {}, 400),  # over max_upload_files
+            ("/v1/sets/police/pictures", one, {"category": "x" * 70_000}, 400),  # over 64 KiB
+            ("/v1/sets/police/pictures", one, {f"f{i}": "x" for i in range(9)}, 400),
             ("/v1/sets/nope/pictures", one, {}, 404),
             ("/v1/sets/po%00lice/pictures", one, {}, 404),
             ("/v1/sets/po%1Blice/pictures", one, {}, 404),

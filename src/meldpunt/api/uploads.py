@@ -63,13 +63,21 @@ class FileCheck:
         return self.query, ItemError(self.problem.code, message)
 
 
-async def read_form(request: Request, *, max_fields: int = 1000) -> FormData:
-    """The request's multipart form, with at most ``max_upload_files`` files (the files are
-    spooled to temporary files as they arrive; the body as a whole has ``max_multipart_bytes``).
-    A form the parser refuses (too many files or fields, a broken body) is a 400 in JSON."""
+#: The longest text field of an upload's form (a ref, a category, a page's CSRF token).
+MAX_FIELD_BYTES = 64 * 1024
+
+
+async def read_form(request: Request, *, max_fields: int | None = None) -> FormData:
+    """The request's multipart form, with at most ``max_upload_files`` files (each kept in memory
+    up to 1 MiB, the rest spooled to a temporary file as it arrives; the body as a whole has
+    ``max_multipart_bytes``) and at most ``max_fields`` text fields (default: one per file) of
+    at most 64 KiB. A form the parser refuses (too many files or fields, a field too long, a
+    broken body) is a 400 in JSON."""
     settings = service_of(request).settings
+    fields = settings.max_upload_files if max_fields is None else max_fields
     try:
-        form = await request.form(max_files=settings.max_upload_files, max_fields=max_fields)
+        form = await request.form(max_files=settings.max_upload_files, max_fields=fields,
+                                  max_part_size=MAX_FIELD_BYTES)  # fmt: skip
     except HTTPException as exc:  # Starlette's parser: too many files or fields, a bad body
         raise ApiError(400, "invalid_form", str(exc.detail)) from None
     # A form parsed earlier (the pages' CSRF check reads it first) had limits of its own.
