@@ -52,7 +52,8 @@ class World:
         headers.update(kwargs.pop("headers", {}))
         if self.transport is not None:
             kwargs["transport"] = self.transport
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, headers=headers, **kwargs)
 
     def session(self) -> Any:
         return make_sessionmaker(make_engine(self.db_url))()

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from imaging import encode, jpeg, photo
+from meldpunt import registry
 from meldpunt.signals import HashOptions, pdq_signal
 from meldpunt.sim.edits import apply_edit
 from service import running
@@ -108,3 +109,24 @@ def test_the_set_page_adds_pictures_and_turns_ways(db_url):
         assert "orientation (off)" in turned.text and "verified (off)" in turned.text
         refused = browser.post("/ui/sets/police/ways", data={"csrf": token, "on": ["sideways"]})
         assert refused.status_code == 400
+
+
+def test_a_picture_bomb_is_named_and_the_other_pictures_are_added(db_url):
+    import io as _io
+
+    from PIL import Image
+
+    bomb = _io.BytesIO()
+    Image.new("1", (20_000, 20_000)).save(bomb, "PNG")  # 400 megapixels in a few kilobytes
+    with running(db_url) as world, world.client("analyst") as analyst:
+        files = [("file", ("bomb.png", bomb.getvalue(), "image/png")),
+                 ("file", ("rocket.jpg", jpeg(photo("rocket")), "image/jpeg"))]  # fmt: skip
+        response = analyst.post("/v1/sets/police/pictures", files=files)
+        assert response.status_code == 201, response.text
+        bombed, added = response.json()["pictures"]
+        assert bombed["outcome"] == "rejected" and "pixels" in bombed["problem"]
+        assert bombed["code"] == "image_too_large"
+        assert added["outcome"] == "added"
+        with world.session() as session:
+            entry = registry.get_item(session, added["item_id"])
+            assert entry.reference == "rocket.jpg" and entry.status == "active"

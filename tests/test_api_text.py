@@ -93,6 +93,13 @@ BODIES: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {
     ("POST", "/v1/protect/cases/{number}/withdraw"): ("admin", {"pin": "tulip-7391"}),
 }  # fmt: skip
 
+# A request that succeeds, per route that takes a multipart form (with one picture as its
+# 'file'): the role that may send it and its text fields.
+FORMS: dict[tuple[str, str], tuple[str, dict[str, str]]] = {
+    ("POST", "/v1/check"): ("platform", {"ref": "upload-1"}),
+    ("POST", "/v1/sets/{name}/pictures"): ("analyst", {"category": "A1"}),
+}
+
 # A field that only another shape of the body has (a list of strings instead of objects): the
 # body that has it.
 OTHER_SHAPES: dict[tuple[str, str, str], dict[str, Any]] = {
@@ -226,6 +233,17 @@ def assert_json_error(response: httpx.Response, status: int, where: Any) -> None
     assert set(response.json()["error"]) >= {"code", "message"}, where
 
 
+def assert_refused(response: httpx.Response, path: str, where: Any) -> None:
+    """Bad text in a check goes no further than its item: the batch goes on, the item gets an
+    error and is not checked; any other route refuses the request with a JSON 422."""
+    if path == "/v1/check":
+        assert response.status_code == 200, (where, response.text[:300])
+        (result,) = response.json()["results"]
+        assert result["error"] and not result["match"], where
+    else:
+        assert_json_error(response, 422, where)
+
+
 def test_every_text_field_of_every_route_refuses_control_characters(db_url):
     with running(db_url) as world:
         with world.client(None) as anonymous:
@@ -258,15 +276,8 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
                     response = clients[role].request(
                         method, concrete(path, hit_id, notice_id, number), json=sent
                     )
-                    where = (method, path, field, bad)
                     tried += 1
-                    if path == "/v1/check":
-                        # A batch goes on: the item with the bad text gets an error, unchecked.
-                        assert response.status_code == 200, (where, response.text[:300])
-                        (result,) = response.json()["results"]
-                        assert result["error"] and not result["match"], where
-                    else:
-                        assert_json_error(response, 422, where)
+                    assert_refused(response, path, (method, path, field, bad))
         assert tried >= 4 * 20
         # The bodies themselves are fine: each route accepts its own.
         shapes = [((m, p), (BODIES[(m, p)][0], body)) for (m, p, _), body in OTHER_SHAPES.items()]
@@ -277,6 +288,57 @@ def test_every_text_field_of_every_route_refuses_control_characters(db_url):
                 method, concrete(path, hit_id, notice_id, number), json=body
             )
             assert response.status_code < 300, (method, path, response.text[:300])
+        for client in clients.values():
+            client.close()
+
+
+def form_text_fields(spec: dict[str, Any], schema: dict[str, Any]) -> set[str]:
+    """The text fields of a multipart form's schema (files, strings of format binary, aside)."""
+    found = set()
+    for name, sub in _resolve(spec, schema).get("properties", {}).items():
+        sub = sub.get("items", sub)
+        if sub.get("type") == "string" and sub.get("format") != "binary":
+            found.add(name)
+    return found
+
+
+def test_every_text_field_of_every_form_refuses_control_characters(db_url):
+    """The multipart forms (files with text fields beside them) follow the same rules: a bad
+    ref is its file's item error, a bad category refuses the request; nothing is written."""
+    from imaging import jpeg, photo
+    from meldpunt.store.models import Item
+
+    picture = {"file": ("upload.jpg", jpeg(photo("rocket")), "image/jpeg")}
+
+    def entries() -> int:
+        with world.session() as session:
+            return len(session.scalars(select(Item.id)).all())
+
+    with running(db_url) as world:
+        with world.client(None) as anonymous:
+            spec = anonymous.get("/openapi.json").json()
+        clients = {role: world.client(role) for role in ("platform", "analyst")}
+        before, tried = entries(), 0
+        for path, ops in spec["paths"].items():
+            for method, operation in ops.items():
+                content = operation.get("requestBody", {}).get("content", {})
+                if "multipart/form-data" not in content:
+                    continue
+                fields = form_text_fields(spec, content["multipart/form-data"]["schema"])
+                key = (method.upper(), path)
+                assert key in FORMS, f"{key} takes a form: add it to FORMS"
+                role, body = FORMS[key]
+                assert fields == set(body), (key, fields)
+                for field in sorted(fields):
+                    for bad in BAD:
+                        sent = {**body, field: f"{body[field][:1]}{bad}{body[field][1:]}"}
+                        response = clients[role].post(concrete(path, 1), files=picture, data=sent)
+                        tried += 1
+                        assert_refused(response, path, (key, field, bad))
+                assert entries() == before, key
+                accepted = clients[role].post(concrete(path, 1), files=picture, data=body)
+                assert accepted.status_code < 300, (key, accepted.text[:300])
+        assert tried == len(BAD) * sum(len(body) for _, body in FORMS.values())
         for client in clients.values():
             client.close()
 

@@ -96,3 +96,54 @@ def test_import_failures_exit_with_1(cli_db, tmp_path):
     out = sets("import", "police", str(plain)).output
     assert "line 5: expected '<signal_type> <value>'" in out
     assert "line 9: sha1 must be 40 hex digits" in out
+
+
+def test_sets_add_names_each_bad_picture_and_refuses_bad_text_before_reading(cli_db, tmp_path):
+    from imaging import jpeg, photo
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    good = folder / "rocket.jpg"
+    good.write_bytes(jpeg(photo("rocket")))
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_bytes(b"not a picture")
+    (folder / "half.jpg").write_bytes(good.read_bytes()[:2000])
+    odd = folder / "odd\x1b[31m[red]x.jpg"  # a terminal escape and console markup in a name
+    odd.write_bytes(jpeg(photo("chelsea")))
+    sets("create", "police")
+    for args, code, message in [
+        (["add", "police", str(good), "--category", "A\x1b1"], 1, "control characters"),
+        (["add", "police", str(good), "--category", "x" * 101], 1, "longer than 100"),
+        (["add", "nope", str(good)], 1, "no hash set 'nope'"),
+        (["add", "[/x]", str(good)], 1, "no hash set '[/x]'"),  # console markup stays text
+        (["add", "police", str(folder / "missing.jpg")], 2, "no such file"),
+    ]:
+        assert message in sets(*args, code=code).output.replace("\n", " ")
+    assert json.loads(sets("show", "police", "--format", "json").stdout)["items"] == 0
+    out = json.loads(sets("add", "police", str(folder), "--format", "json").stdout)
+    outcomes = {o["name"].rsplit("/", 1)[-1]: (o["outcome"], o["code"]) for o in out}
+    assert outcomes == {
+        "empty.jpg": ("rejected", "not_an_image"),
+        "half.jpg": ("rejected", "corrupt_image"),
+        "notes.txt": ("rejected", "not_an_image"),
+        "odd\ufffd[31m[red]x.jpg": ("added", None),
+        "rocket.jpg": ("added", None),
+    }
+    table = sets("add", "police", str(folder), env={"COLUMNS": "200"}).stdout
+    assert "odd\ufffd[31m[red]x.jpg" in table and "\x1b" not in table and "unchanged" in table
+    assert json.loads(sets("show", "police", "--format", "json").stdout)["items"] == 2
+    sets("add", "police", str(folder / "empty.jpg"), code=1)  # every picture refused
+
+
+def test_sets_ways_refuses_unknown_ways_and_names(cli_db):
+    sets("create", "police")
+    assert "verified: off" in sets("ways", "police", "--off", "verified").output
+    for args, code, message in [
+        (["ways", "police", "--off", "sideways"], 2, "sideways"),
+        (["ways", "police", "--off", "plain"], 1, "always matches the plain way"),
+        (["ways", "police", "--off", "trimmed", "--on", "trimmed"], 1, "both off and on"),
+        (["ways", "po\x1blice", "--off", "trimmed"], 1, "no hash set"),
+    ]:
+        assert message in sets(*args, code=code).output
+    shown = sets("ways", "police").output
+    assert "verified: off" in shown and "trimmed: on" in shown and "plain: on" in shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import secrets
 
 import pytest
@@ -115,6 +117,25 @@ def test_bad_signals_are_refused(session):
     ]:
         with pytest.raises(registry.InvalidInput, match=message):
             registry.add_item(session, police, signals)
+
+
+def test_text_longer_than_its_column_is_refused_per_item(session):
+    """PostgreSQL refuses text longer than a column, failing the whole transaction; the
+    registry names the item instead, alike on both databases, and the batch goes on."""
+    police = registry.create_set(session, "police")
+    for kwargs, message in [
+        ({"category": "x" * 201}, "category is longer than 200"),
+        ({"reference": "r" * 201}, "reference is longer than 200"),
+    ]:
+        with pytest.raises(registry.InvalidInput, match=message):
+            registry.add_item(session, police, [("md5", md5())], **kwargs)
+    session.commit()
+    lines = [json.dumps({"signals": [["md5", md5()]], "category": "x" * 300}),
+             json.dumps({"signals": [["md5", md5()]], "reference": "fine"})]  # fmt: skip
+    data = io.BytesIO("\n".join(lines).encode())
+    summary = registry.import_stream(session, police, data, format="jsonl")
+    assert (summary.added, summary.rejected) == (1, 1), summary
+    assert "longer than 200" in summary.problems[0].reason
 
 
 def test_photodna_is_stored_as_given_but_not_matchable(session):

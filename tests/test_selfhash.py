@@ -11,13 +11,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from meldpunt import registry
+from meldpunt import checks, registry
 from meldpunt.audit_verify import verify_all
 from meldpunt.config import load_settings
 from meldpunt.registry.selfcases import SELF_SET
 from meldpunt.signals import HashOptions, digest_bytes, pdq_signal
 from meldpunt.store.models import FalsePositiveReview, SelfCase
 from service import World, running
+from web_support import csrf_of, sign_in
 
 SAMPLES = Path(registry.__file__).parent.parent / "samples"
 
@@ -28,6 +29,16 @@ def _picture(name: str) -> dict[str, object]:
     turns = [h for h in (signal.dihedral or ()) if h != signal.hash][:7]
     return {"pdq": signal.hash, "quality": signal.quality, "md5": digest_bytes(data).md5,
             "orientations": turns}  # fmt: skip
+
+
+def _open(public: httpx.Client, picture: dict[str, object], pin: str) -> str:
+    """A new case with one picture; its number."""
+    opened = public.post(
+        "/v1/protect/cases",
+        json={"adult": True, "own_pictures": True, "pin": pin, "pictures": [picture]},
+    )
+    assert opened.status_code == 201, opened.text
+    return str(opened.json()["number"])
 
 
 def _check(world: World, pdq: str) -> list[dict[str, object]]:
@@ -152,11 +163,7 @@ def test_wrong_pins_lock_a_case_and_addresses_are_limited(db_url: str, tmp_path:
     project = load_settings(data_dir=tmp_path / "var", database_url=db_url, selfhash_per_hour=12)
     with running(db_url, project=project) as world, world.client(None) as public:
         picture = _picture("astronaut")
-        opened = public.post(
-            "/v1/protect/cases",
-            json={"adult": True, "own_pictures": True, "pin": "tulip-7391", "pictures": [picture]},
-        )
-        number = opened.json()["number"]
+        number = _open(public, picture, "tulip-7391")
         unknown = public.post("/v1/protect/cases/NC-000000-000000", json={"pin": "tulip-7391"})
         assert unknown.status_code == 403
         for _ in range(5):
@@ -184,3 +191,57 @@ def test_wrong_pins_lock_a_case_and_addresses_are_limited(db_url: str, tmp_path:
             for _ in range(5)
         ]
         assert statuses[-1] == 429
+
+
+def test_a_platforms_false_positive_flags_the_hash_for_the_hotline(db_url: str, tmp_path: Path):
+    project = load_settings(data_dir=tmp_path / "var", database_url=db_url)
+    with running(db_url, project=project) as world, world.client(None) as public:
+        chelsea = _picture("chelsea")
+        number = _open(public, chelsea, "482913")
+        _eventually(lambda: bool(_check(world, chelsea["pdq"])))
+        # a false positive on the hotline's own (reviewed) set first, then on the person's hash
+        (police,) = _check(world, world.known_pdq)
+        (mine,) = _check(world, chelsea["pdq"])
+        assert (police["reviewed"], mine["reviewed"]) == (True, False)
+        with world.client("platform") as platform:
+            for hit in (police, mine):
+                done = platform.post(
+                    f"/v1/hits/{hit['hit_id']}/outcome",
+                    json={"outcome": "false_positive", "reason": "someone else"},
+                )
+                assert done.status_code == 200, done.text
+
+        with world.session() as session:
+            queue = checks.review_queue(session)
+        # the hash nobody at the hotline looked at is flagged, and comes first
+        assert [(r.hit_id, r.flagged) for r in queue] == [
+            (mine["hit_id"], True),
+            (police["hit_id"], False),
+        ]
+        flagged = queue[0]
+
+        with sign_in(world, "analyst") as analyst:
+            assert "of them flagged" in analyst.get("/ui/").text
+            page = analyst.get("/ui/reviews").text
+            row = page[page.index(f'id="review-{flagged.id}"') :]
+            assert "flagged: not reviewed" in row[: row.index("</tr>")]
+            other = page[page.index(f'id="review-{queue[1].id}"') :]
+            assert "flagged" not in other[: other.index("</tr>")]
+            assert chelsea["pdq"] in page  # the hash itself, for the analyst to look at
+            # the hotline confirms: the hash stops matching everywhere
+            decided = analyst.post(
+                f"/ui/reviews/{flagged.id}",
+                data={"resolution": "confirmed", "csrf": csrf_of(page)},
+            )
+            assert decided.status_code == 303, decided.text
+        _eventually(lambda: not _check(world, chelsea["pdq"]))
+
+        # the person choosing the same picture again, or withdrawing, does not undo that
+        again = public.post(
+            f"/v1/protect/cases/{number}/pictures", json={"pin": "482913", "pictures": [chelsea]}
+        )
+        assert again.status_code == 200, again.text
+        assert [p["status"] for p in again.json()["pictures"]] == ["disabled"]
+        gone = public.post(f"/v1/protect/cases/{number}/withdraw", json={"pin": "482913"})
+        assert [p["status"] for p in gone.json()["pictures"]] == ["disabled"]
+        assert not _check(world, chelsea["pdq"])

@@ -191,6 +191,15 @@ def test_the_header_says_what_decoding_will_cost_before_any_pixel_is_decoded():
         pdq_signal(bomb, HashOptions(limits=ImageLimits(max_pixels=10**10, max_decode_bytes=2**30)))
 
 
+def test_the_exact_path_is_refused_by_its_decoding_cost_too():
+    bomb = png_claiming(60_000, 60_000)
+    limits = ImageLimits(max_pixels=10**10, max_decode_bytes=2**30)
+    with pytest.raises(ImageTooLarge, match="in colour needs about"):
+        pdq_signal(bomb, HashOptions(exact=True, limits=limits))
+    cheap = ImageLimits(max_decode_bytes=256 * 1024 * 1024)
+    assert pdq_signal(SMALL_JPEG, HashOptions(exact=True, limits=cheap)).hash
+
+
 def test_a_picture_one_pixel_high_is_refused_by_its_decoding_cost():
     # few pixels, but PDQ's filter weights grow with the sides: gigabytes for this one
     thin = png_claiming(20_000_000, 1)

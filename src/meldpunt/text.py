@@ -37,6 +37,7 @@ __all__ = [
     "check_name",
     "check_text",
     "could_be_name",
+    "printable_line",
     "text_problem",
 ]
 
@@ -47,6 +48,10 @@ _NOT_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udff
 _NOT_IN_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029]")
 _ASCII_NOT_IN_ONE_LINE = bytes(range(32)) + b"\x7f"
 _ASCII_NOT_IN_FREE_TEXT = bytes(c for c in _ASCII_NOT_IN_ONE_LINE if c not in b"\t\n\r")
+# What one-line values refuse, and bidirectional embeddings, overrides and isolates.
+_NOT_IN_LABELS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 # Line and paragraph separators, bidirectional embeddings, overrides and isolates.
 _NOT_IN_NAMES = re.compile("[/\\\\\u2028\u2029\u202a-\u202e\u2066-\u2069]|\\.\\.")
 
@@ -101,6 +106,14 @@ def check_name(value: str, what: str = "a name", *, max_length: int = MAX_NAME) 
         found = "'..'" if bad.group() == ".." else _describe(bad.group())
         raise TextError(f"{what} cannot contain {found} (names are used in addresses)")
     return name
+
+
+def printable_line(value: str, *, max_length: int = MAX_NAME) -> str:
+    """``value`` as a one-line label that can be stored and shown: every character one-line
+    values refuse, and the direction overrides that make a label read as another, replaced by
+    U+FFFD; cut to ``max_length``. For labels that only name something (an uploaded file's
+    name), where refusing the thing for its label would be wrong."""
+    return _NOT_IN_LABELS.sub("\ufffd", value[:max_length])
 
 
 def could_be_name(value: str) -> bool:

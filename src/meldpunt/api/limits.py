@@ -16,7 +16,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meldpunt import clock
 from meldpunt.errors import RateLimited
-from meldpunt.signals import HashOptions, PdqSignal, pdq_cost, pdq_signal, probe_image
+from meldpunt.signals import (
+    HashOptions,
+    ImageInfo,
+    ImageTooLarge,
+    PdqSignal,
+    decode_cost,
+    pdq_cost,
+    pdq_signal,
+    probe_image,
+)
 
 from .errors import ApiError, error_body
 
@@ -151,13 +160,30 @@ class DecodeBudget:
         """``signals.pdq_signal`` within the budget: the picture's header says what decoding it
         will need, which is reserved first (ApiError 503 when it does not fit now) and given
         back, to the system too, after. Blocking: call it from a worker thread."""
-        cost = pdq_cost(probe_image(data, options.limits), options)
+        info = probe_image(data, options.limits)
+        _refuse_past_limit(info, options)
+        cost = pdq_cost(info, options)
         with self.reserve(cost):
             try:
                 return pdq_signal(data, options)
             finally:
                 if cost > _TRIM_AFTER_BYTES:
                     return_memory()
+
+
+def _refuse_past_limit(info: ImageInfo, options: HashOptions) -> None:
+    """ImageTooLarge for a picture whose first decoding needs more than ``max_decode_bytes``
+    (``signals`` refuses it too, once it starts): refused before any reservation, so that it
+    never holds the budget and makes others' pictures wait."""
+    limit = options.limits.max_decode_bytes
+    if limit is None or options.exact:
+        return
+    needed = decode_cost(info, min_side=options.min_side)
+    if needed > limit:
+        raise ImageTooLarge(
+            f"decoding this {info.width}x{info.height} {info.format} picture needs about "
+            f"{needed:,} bytes; the limit is {limit:,}"
+        )
 
 
 # Decodes that reserved more than this give their memory back to the system when they end.

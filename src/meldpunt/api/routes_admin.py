@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
@@ -27,14 +26,13 @@ from meldpunt.checks import (
 )
 from meldpunt.checks.probing import list_alerts
 from meldpunt.clock import now
-from meldpunt.registry.pictures import add_pictures
-from meldpunt.signals import FileTooLarge, SignalError
 from meldpunt.text import FreeText, NameText, OneLine
 
 from .auth import AdminKey, AnalystKey, current_principal
 from .errors import ApiError
 from .schemas import RowId
 from .state import service_of
+from .uploads import add_picture_form, read_picture_form
 
 router = APIRouter()
 
@@ -158,7 +156,11 @@ PICTURES_BODY = {
                     "type": "object",
                     "properties": {
                         "file": {"type": "array", "items": {"type": "string", "format": "binary"}},
-                        "category": {"type": "string"},
+                        "category": {
+                            "type": "string",
+                            "maxLength": 100,
+                            "description": "the entries' category (default: the set's)",
+                        },
                     },
                     "required": ["file"],
                 }
@@ -178,36 +180,10 @@ PICTURES_BODY = {
     openapi_extra=PICTURES_BODY,
 )
 async def new_pictures(request: Request, name: str, principal: AnalystKey) -> dict[str, Any]:
-    state = service_of(request)
-    form = await request.form(max_files=state.settings.max_upload_files, max_fields=4)
-    files = [value for _, value in form.multi_items() if not isinstance(value, str)]
-    category = form.get("category")
-    if not files:
-        raise ApiError(422, "invalid_request", "add pictures as one or more 'file' fields")
-    if category is not None and not isinstance(category, str):
-        raise ApiError(422, "invalid_request", "category is a text field")
-    options = state.settings.hash_options()
-    limit = options.limits.max_bytes
-
-    def pictures() -> Iterator[tuple[str, bytes | SignalError]]:
-        for upload in files:  # one in memory at a time
-            label = (upload.filename or "upload")[:200]
-            upload.file.seek(0)
-            data = upload.file.read(limit + 1)
-            if len(data) > limit:
-                yield label, FileTooLarge(f"{label}: files are limited to {limit:,} bytes")
-            else:
-                yield label, data
-
-    def add() -> list[dict[str, Any]]:
-        with state.sessions() as session:
-            outcomes = add_pictures(session, name, pictures(), options,
-                                    category=category or None, actor=f"key:{principal.key_id}",
-                                    decode=state.decode_budget.pdq_signal)  # fmt: skip
-            session.commit()
-        return [asdict(o) for o in outcomes]
-
-    return {"pictures": await run_in_threadpool(add)}
+    form = await read_picture_form(request)
+    state, actor = service_of(request), f"key:{principal.key_id}"
+    outcomes = await run_in_threadpool(add_picture_form, state, name, form, actor)
+    return {"pictures": [asdict(o) for o in outcomes]}
 
 
 class WaysIn(BaseModel):

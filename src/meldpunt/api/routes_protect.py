@@ -6,15 +6,17 @@ keep). Each address may make ``selfhash_per_hour`` of these requests an hour.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from sqlalchemy.orm import Session
 
 from meldpunt import clock
 from meldpunt.registry import selfcases
@@ -48,8 +50,9 @@ class PictureIn(BaseModel):
 
 class CaseIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    adult: bool = Field(description="The person is 18 or older")
-    own_pictures: bool = Field(description="The pictures are of the person sending them")
+    # Strict: a declaration is true or false, never "yes" or 1.
+    adult: StrictBool = Field(description="The person is 18 or older")
+    own_pictures: StrictBool = Field(description="The pictures are of the person sending them")
     pin: Pin
     pictures: list[PictureIn] = Field(max_length=1000)
 
@@ -118,8 +121,22 @@ def _admit(request: Request) -> ServiceState:
             if budget is None:
                 per_hour = state.hotline.settings.selfhash_per_hour
                 budget = app_state.selfhash_budget = AddressBudget(per_hour)
-    budget.take(request.client.host if request.client else "unknown")
+    budget.take(_address(request.client.host if request.client else "unknown"))
     return state
+
+
+def _address(host: str) -> str:
+    """Whom a request counts against: its IPv4 address, or its IPv6 address's /64 network (one
+    connection's share of addresses, which a single caller could otherwise cycle through)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _pictures(items: list[PictureIn]) -> list[Picture]:
@@ -155,6 +172,22 @@ def _out(view: CaseView) -> CaseOut:
     )
 
 
+def _answer(state: ServiceState, work: Callable[[Session], CaseView]) -> CaseOut:
+    """Run ``work`` in one transaction of its own and answer with the case it gives."""
+    with state.sessions() as session:
+        view = work(session)
+        session.commit()
+    return _out(view)
+
+
+def _limits(state: ServiceState) -> dict[str, Any]:
+    """What bounds the pictures a request adds: the cap per case, the allow-lists."""
+    return {
+        "max_pictures": state.hotline.settings.selfhash_max_pictures,
+        "allowlisted": _allowlisted(state),
+    }
+
+
 @router.post("/v1/protect/cases", status_code=201, summary="Open a case with pictures' hashes")
 def open_case(request: Request, body: CaseIn) -> CaseOut:
     state = _admit(request)
@@ -167,49 +200,26 @@ def open_case(request: Request, body: CaseIn) -> CaseOut:
             "Only the person in the pictures may ask for them to be hashed here. To "
             "report pictures of someone else, use /report.",
         )
-    settings = state.hotline.settings
-    with state.sessions() as session:
-        view = selfcases.open_case(
-            session,
-            body.pin,
-            _pictures(body.pictures),
-            max_pictures=settings.selfhash_max_pictures,
-            allowlisted=_allowlisted(state),
-        )
-        session.commit()
-    return _out(view)
+    pictures = _pictures(body.pictures)
+    return _answer(state, lambda s: selfcases.open_case(s, body.pin, pictures, **_limits(state)))
 
 
 @router.post("/v1/protect/cases/{number}", summary="See a case (with its PIN)")
 def view_case(request: Request, number: Number, body: PinIn) -> CaseOut:
     state = _admit(request)
-    with state.sessions() as session:
-        view = selfcases.view_case(session, number, body.pin)
-        session.commit()
-    return _out(view)
+    return _answer(state, lambda s: selfcases.view_case(s, number, body.pin))
 
 
 @router.post("/v1/protect/cases/{number}/pictures", summary="Add pictures' hashes to a case")
 def add_pictures(request: Request, number: Number, body: PicturesIn) -> CaseOut:
     state = _admit(request)
-    settings = state.hotline.settings
-    with state.sessions() as session:
-        view = selfcases.add_pictures(
-            session,
-            number,
-            body.pin,
-            _pictures(body.pictures),
-            max_pictures=settings.selfhash_max_pictures,
-            allowlisted=_allowlisted(state),
-        )
-        session.commit()
-    return _out(view)
+    pictures = _pictures(body.pictures)
+    return _answer(
+        state, lambda s: selfcases.add_pictures(s, number, body.pin, pictures, **_limits(state))
+    )
 
 
 @router.post("/v1/protect/cases/{number}/withdraw", summary="Withdraw a case: its hashes go")
 def withdraw_case(request: Request, number: Number, body: PinIn) -> CaseOut:
     state = _admit(request)
-    with state.sessions() as session:
-        view = selfcases.withdraw_case(session, number, body.pin)
-        session.commit()
-    return _out(view)
+    return _answer(state, lambda s: selfcases.withdraw_case(s, number, body.pin))

@@ -4,6 +4,11 @@ A platform that marks a hit ``false_positive`` puts the entry behind it in front
 The decision is about the entry, not about one platform's hit: resolving a review resolves every
 open review of the same entry with it. ``confirmed`` disables the entry in the registry (it stops
 matching everywhere); ``rejected`` leaves it as it is.
+
+A claim against an entry of a set nobody at the hotline reviewed (``HashSetInfo.reviewed``
+False: people's own pictures, hashed on their own device) is *flagged*: the hotline has never
+looked at that hash, and a platform now says it matched something else. The queue lists flagged
+reviews first.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from meldpunt.checks._db import begin_write
 from meldpunt.checks.errors import InvalidInput, NotFound
 from meldpunt.checks.vocabulary import REVIEW_RESOLUTIONS
 from meldpunt.clock import now
-from meldpunt.store.models import FalsePositiveReview, Hit
+from meldpunt.store.models import FalsePositiveReview, HashSet, Hit
 
 __all__ = ["REVIEW_RESOLUTIONS", "ReviewInfo", "open_review", "resolve_review", "review_queue"]
 
@@ -40,13 +45,20 @@ class ReviewInfo:
     resolved_by: str | None
     #: The hit's outcome now: no longer 'false_positive' when the platform corrected it since.
     hit_outcome: str | None
+    #: Whether the entry's set was reviewed by the hotline; False: the review is flagged.
+    set_reviewed: bool = True
+
+    @property
+    def flagged(self) -> bool:
+        """A claim against a hash nobody at the hotline has looked at."""
+        return not self.set_reviewed
 
     @property
     def open(self) -> bool:
         return self.resolved_at is None
 
 
-def _info(review: FalsePositiveReview, hit: Hit) -> ReviewInfo:
+def _info(review: FalsePositiveReview, hit: Hit, set_reviewed: bool | None = True) -> ReviewInfo:
     return ReviewInfo(
         id=review.id,
         hit_id=hit.public_id,  # the id the platform and the pages name the hit by
@@ -59,6 +71,7 @@ def _info(review: FalsePositiveReview, hit: Hit) -> ReviewInfo:
         resolution=review.resolution,
         resolved_by=review.resolved_by,
         hit_outcome=hit.outcome,
+        set_reviewed=set_reviewed is not False,
     )
 
 
@@ -85,17 +98,22 @@ def open_review(session: Session, hit: Hit, reason: str | None) -> FalsePositive
 
 
 def _base_query() -> Any:
-    return select(FalsePositiveReview, Hit).join(Hit, FalsePositiveReview.hit_id == Hit.id)
+    return (
+        select(FalsePositiveReview, Hit, HashSet.reviewed)
+        .join(Hit, FalsePositiveReview.hit_id == Hit.id)
+        .join(HashSet, FalsePositiveReview.set_id == HashSet.id)
+    )
 
 
 def review_queue(session: Session, *, open_only: bool = True) -> list[ReviewInfo]:
-    """Reviews, oldest first; by default only those waiting for a decision."""
+    """Reviews, flagged ones first, then oldest first; by default only those waiting for a
+    decision."""
     query = _base_query()
     if open_only:
         query = query.where(FalsePositiveReview.resolved_at.is_(None))
-    query = query.order_by(FalsePositiveReview.created_at, FalsePositiveReview.id)
+    query = query.order_by(HashSet.reviewed, FalsePositiveReview.created_at, FalsePositiveReview.id)
     rows = session.execute(query.execution_options(populate_existing=True))
-    return [_info(review, hit) for review, hit in rows]
+    return [_info(review, hit, reviewed) for review, hit, reviewed in rows]
 
 
 def resolve_review(session: Session, review_id: int, resolution: str, *, actor: str) -> ReviewInfo:
@@ -108,11 +126,15 @@ def resolve_review(session: Session, review_id: int, resolution: str, *, actor: 
     if resolution == "confirmed":
         registry.lock_registry(session)  # before any other lock, as the registry asks
     begin_write(session)
-    query = _base_query().where(FalsePositiveReview.id == review_id).with_for_update()
+    query = (
+        _base_query()
+        .where(FalsePositiveReview.id == review_id)
+        .with_for_update(of=[FalsePositiveReview, Hit])
+    )
     found = session.execute(query.execution_options(populate_existing=True)).first()
     if found is None:
         raise NotFound(f"no review {review_id}")
-    review, hit = found
+    review, hit, set_reviewed = found
     if review.resolved_at is not None:
         raise InvalidInput(f"review {review_id} was resolved already ({review.resolution})")
     item_disabled = False
@@ -147,7 +169,7 @@ def resolve_review(session: Session, review_id: int, resolution: str, *, actor: 
             "also_resolved": [row.id for row in same_entry if row.id != review.id],
         },
     )
-    return _info(review, hit)
+    return _info(review, hit, set_reviewed)
 
 
 def _disable_item(session: Session, review: FalsePositiveReview, actor: str) -> bool:

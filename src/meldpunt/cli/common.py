@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, NoReturn
 import typer
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
@@ -76,8 +77,9 @@ def is_narrow(console: Console) -> bool:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``error: message`` on stderr and end the command with ``code``."""
-    stderr().print(f"[red]error:[/red] {message}", highlight=False)
+    """Print ``error: message`` on stderr and end the command with ``code``. The message is
+    printed as it is: a name in it that looks like console markup (``[/x]``) stays text."""
+    stderr().print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from meldpunt import registry
@@ -164,14 +165,14 @@ def list_command(
         items = [] if narrow else [str(s.items)]
         source = [] if narrow else [info.source_org or ""]
         table.add_row(
-            info.name,
+            escape(info.name),
             info.kind,
             info.state,
             str(s.active_items),
             *items,
-            info.default_category or "",
+            escape(info.default_category or ""),
             str(info.pdq_threshold),
-            *source,
+            *map(escape, source),
         )
     console.print(table)
 
@@ -181,7 +182,7 @@ def _counts_table(title: str, counts: dict[str, int]) -> Table:
     table.add_column(title.split(" by ")[-1], overflow="fold")
     table.add_column("count", justify="right")
     for key, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        table.add_row(key, str(count))
+        table.add_row(escape(key), str(count))
     return table
 
 
@@ -201,7 +202,7 @@ def show_command(
         return
     console = _stdout()
     info = summary.set
-    console.print(f"[bold]{info.name}[/bold]  {info.kind}, {info.state}", highlight=False)
+    console.print(f"[bold]{escape(info.name)}[/bold]  {info.kind}, {info.state}", highlight=False)
     settings = {
         "description": info.description,
         "source": info.source_org,
@@ -211,7 +212,7 @@ def show_command(
     }
     for label, value in settings.items():
         if value not in (None, ""):
-            console.print(f"  {label}: {value}", highlight=False)
+            console.print(f"  {label}: {escape(str(value))}", highlight=False)
     console.print(_counts_table("items by status", summary.items_by_status))
     console.print(_counts_table("active items by category", summary.active_by_category))
     console.print(_counts_table("active signals by type", summary.active_signals_by_type))
@@ -243,7 +244,7 @@ def _progress_bar(total: int, show: bool) -> Iterator[Callable[[ImportProgress],
 
 def _print_summary(summary: ImportSummary) -> None:
     console = _stdout()
-    table = _table(f"import into {summary.set_name} ({summary.format})")
+    table = _table(f"import into {escape(summary.set_name)} ({summary.format})")
     for column in ("records", "added", "updated", "unchanged", "rejected"):
         table.add_column(column, justify="right")
     columns = ("records", "added", "updated", "unchanged", "rejected")
@@ -251,17 +252,17 @@ def _print_summary(summary: ImportSummary) -> None:
     console.print(table)
     label = "record" if summary.format == "vics" else "line"
     for problem in summary.problems:
-        console.print(f"  {label} {problem.number}: {problem.reason}", highlight=False)
+        console.print(f"  {label} {problem.number}: {escape(problem.reason)}", highlight=False)
     if summary.rejected > len(summary.problems):
         console.print(f"  ... and {summary.rejected - len(summary.problems)} more rejected")
     for (scheme, raw), count in summary.unknown_categories.most_common(20):
         console.print(
-            f"  unknown category {raw!r} ({scheme or 'no scheme'}): {count} records, "
+            f"  unknown category {escape(repr(raw))} ({scheme or 'no scheme'}): {count} records, "
             "kept as raw with the code 'unknown'",
             highlight=False,
         )
     if summary.aborted:
-        console.print(f"[yellow]stopped early:[/yellow] {summary.aborted}", highlight=False)
+        console.print(f"[yellow]stopped early:[/yellow] {escape(summary.aborted)}", highlight=False)
 
 
 @sets_app.command("import")
@@ -427,18 +428,18 @@ def add_command(
 
     shown = track(files, description="adding", console=_stderr(), transient=True,
                   disable=not sys.stderr.isatty())  # fmt: skip
-    with registry_session() as session:
+    with registry_session() as session:  # entries committed a batch at a time
         outcomes = add_pictures(session, name, ((str(p), read(p)) for p in shown), options,
-                                category=category, actor="cli")  # fmt: skip
+                                category=category, actor="cli", batch_size=64)  # fmt: skip
     if output_format is ListFormat.json:
         print(json.dumps([o.__dict__ for o in outcomes], indent=2))
     else:
-        shown_table = _table(f"{name}: pictures added")
+        shown_table = _table(f"{escape(name)}: pictures added")
         for column in ("picture", "outcome", "entry", "signals or problem"):
             shown_table.add_column(column)
         for o in outcomes:
             detail = str(o.signals) if o.problem is None else o.problem
-            shown_table.add_row(o.name, o.outcome, str(o.item_id or "—"), detail)
+            shown_table.add_row(escape(o.name), o.outcome, str(o.item_id or "—"), escape(detail))
         _stdout().print(shown_table)
     rejected = sum(o.outcome == "rejected" for o in outcomes)
     _stderr().print(f"{len(outcomes) - rejected} added or updated, {rejected} refused",

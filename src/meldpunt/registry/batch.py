@@ -217,14 +217,24 @@ def _merge(state: _State, item: ItemInput) -> bool:
     return changed
 
 
+#: The longest reference, raw category and scheme an entry keeps (the columns' sizes: longer
+#: text would fail the whole transaction on PostgreSQL).
+MAX_TEXT = {"reference": 200, "category": 200, "scheme": 40}
+
+
 def item_text_problem(item: ItemInput) -> str | None:
     """Why an item's text cannot be stored (a control character in its note, reference or
-    category), or None."""
+    category, or one longer than its column), or None."""
     texts = [("reference", item.reference, False), ("note", item.note, True)]
     if item.category is not None:
         texts += [("category", item.category.raw, False), ("scheme", item.category.scheme, False)]
     for what, value, multiline in texts:
-        problem = None if value is None else text_problem(value, multiline=multiline)
+        if value is None:
+            continue
+        longest = MAX_TEXT.get(what)
+        if longest is not None and len(value) > longest:
+            return f"its {what} is longer than {longest} characters"
+        problem = text_problem(value, multiline=multiline)
         if problem is not None:
             return f"its {what} {problem}"
     return None

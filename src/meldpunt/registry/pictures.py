@@ -27,21 +27,25 @@ from sqlalchemy.orm import Session
 from meldpunt.registry.errors import InvalidInput
 from meldpunt.registry.features import keep_features
 from meldpunt.registry.items import ItemResult, add_item
+from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.matching import Query
-from meldpunt.registry.sets import SetRef
+from meldpunt.registry.sets import SetRef, get_set
 from meldpunt.signals import ExactDigests, HashOptions, PdqSignal, SignalError, digest_bytes
 from meldpunt.signals.features import LocalFeatures
 from meldpunt.signals.hashing import ENTRY, pdq_signal
+from meldpunt.text import TextError, check_text, printable_line
 
 __all__ = [
     "PictureEntry",
     "PictureOutcome",
     "add_entry",
     "add_pictures",
+    "check_category",
     "entry_of_query",
     "entry_options",
     "entry_signals",
     "keep_features",
+    "picture_label",
     "pixel_signals_json",
     "signals_from_json",
 ]
@@ -149,6 +153,29 @@ class PictureOutcome:
     outcome: str  # added, updated, unchanged, rejected
     signals: int = 0
     problem: str | None = None
+    code: str | None = None  # why it was rejected, for machines: not_an_image, low_quality, ...
+
+
+#: A reference (a picture's name) and a category as an entry keeps them.
+MAX_REFERENCE = 200
+MAX_CATEGORY = 100
+
+
+def picture_label(name: str) -> str:
+    """A picture's name as its outcome and its entry's reference carry it: a file's name is
+    only a label, so characters that could not be stored or shown are replaced, not refused."""
+    return printable_line(name, max_length=MAX_REFERENCE) or "picture"
+
+
+def check_category(category: str | None) -> str | None:
+    """The category pictures are added with, or None for the set's default; InvalidInput for
+    text no entry could carry (checked once, before any picture is decoded)."""
+    if category is None or not category.strip():
+        return None
+    try:
+        return check_text(category.strip(), "the category", max_length=MAX_CATEGORY)
+    except TextError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def add_pictures(
@@ -160,34 +187,88 @@ def add_pictures(
     category: str | None = None,
     actor: str = "system",
     decode: Callable[[bytes, HashOptions], PdqSignal] = pdq_signal,
+    batch_size: int | None = None,
 ) -> list[PictureOutcome]:
     """Entries from pictures (name, bytes): each hashed under ``options`` (its limits apply) with
     every signal meldpunt derives from pixels. A picture that cannot be hashed (or that comes
     as the ``SignalError`` that says why it could not be read) is named with why, and the others
     go on; the bytes are not kept. ``decode`` computes the PDQ signal (the service passes one
-    that reserves the decoding memory first)."""
-    out = []
+    that reserves the decoding memory first, and raises when none is free).
+
+    The pictures are decoded first, one at a time and outside any transaction, and their
+    entries (a few kilobytes each) written after, under the registry's write lock taken before
+    anything is read: the lock is never held while pixels are decoded, and an error while
+    decoding (other than the pictures' own) leaves nothing written. With ``batch_size``, the
+    entries are written and committed that many pictures at a time (the command line: a folder
+    of any size in bounded memory); without it the caller commits. Call it with ``session``
+    outside a transaction. Raises NotFound for an unknown set and InvalidInput for a category
+    no entry could carry, before any picture is decoded."""
     wanted = entry_options(options)
-    for name, data in pictures:
-        if isinstance(data, SignalError):
-            out.append(PictureOutcome(name, None, "rejected", problem=str(data)))
-            continue
-        try:
-            pdq = decode(data, wanted)
-        except SignalError as exc:
-            out.append(PictureOutcome(name, None, "rejected", problem=str(exc)))
-            continue
-        entry = entry_signals(digest_bytes(data), pdq, min_quality=options.min_quality)
-        if not any(kind == "pdq" for kind, _ in entry.signals):
-            problem = f"PDQ quality {pdq.quality} is below {options.min_quality}: not added"
-            out.append(PictureOutcome(name, None, "rejected", problem=problem))
-            continue
-        try:
-            with session.begin_nested():
-                result = add_entry(session, hash_set, entry, category=category,
-                                   reference=name[:200] or None, actor=actor)  # fmt: skip
-        except InvalidInput as exc:
-            out.append(PictureOutcome(name, None, "rejected", problem=str(exc)))
-            continue
-        out.append(PictureOutcome(name, result.item.id, result.outcome, len(entry.signals)))
-    return out
+    category = check_category(category)
+    fresh = not session.in_transaction()
+    set_id = get_set(session, hash_set).id  # an unknown set is named before any decoding
+    if fresh:
+        session.rollback()  # no read before the lock: the writes below begin their own
+    out: list[PictureOutcome | None] = []  # in the pictures' order; None: not written yet
+    pending: list[tuple[int, str, PictureEntry]] = []  # (place in out, name, entry)
+
+    def write() -> None:
+        if not pending:
+            return
+        lock_registry(session)  # before the first read (see locking)
+        for place, name, entry in pending:
+            out[place] = _write_entry(session, set_id, name, entry, category, actor)
+        pending.clear()
+        if batch_size is not None:
+            session.commit()
+
+    for raw_name, data in pictures:
+        name = picture_label(raw_name)
+        made = data if isinstance(data, SignalError) else _entry_of(data, decode, wanted, options)
+        if isinstance(made, PictureEntry):
+            pending.append((len(out), name, made))
+            out.append(None)
+        else:
+            out.append(_refused(name, made))
+        if batch_size is not None and len(pending) >= batch_size:
+            write()
+    write()
+    return [o for o in out if o is not None]
+
+
+def _entry_of(
+    data: bytes,
+    decode: Callable[[bytes, HashOptions], PdqSignal],
+    wanted: HashOptions,
+    options: HashOptions,
+) -> PictureEntry | SignalError:
+    try:
+        pdq = decode(data, wanted)
+    except SignalError as exc:
+        return exc
+    entry = entry_signals(digest_bytes(data), pdq, min_quality=options.min_quality)
+    if not any(kind == "pdq" for kind, _ in entry.signals):
+        problem = f"PDQ quality {pdq.quality} is below {options.min_quality}: not added"
+        return SignalError(problem, code="low_quality")
+    return entry
+
+
+def _refused(name: str, why: SignalError | InvalidInput) -> PictureOutcome:
+    return PictureOutcome(name, None, "rejected", problem=str(why), code=why.code)
+
+
+def _write_entry(
+    session: Session,
+    set_id: int,
+    name: str,
+    entry: PictureEntry,
+    category: str | None,
+    actor: str,
+) -> PictureOutcome:
+    try:
+        with session.begin_nested():
+            result = add_entry(session, set_id, entry, category=category, reference=name,
+                               actor=actor)  # fmt: skip
+    except InvalidInput as exc:
+        return _refused(name, exc)
+    return PictureOutcome(name, result.item.id, result.outcome, len(entry.signals))

@@ -18,7 +18,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -34,6 +36,7 @@ from meldpunt.registry.errors import InvalidInput, NotFound, RegistryError
 from meldpunt.registry.items import enable_item, withdraw_item
 from meldpunt.registry.locking import lock_registry
 from meldpunt.registry.sets import HashSetInfo, create_set, get_set
+from meldpunt.store.db import begin_write
 from meldpunt.store.models import Item, ItemSignal, SelfCase, SelfCaseItem
 
 __all__ = [
@@ -67,6 +70,10 @@ class WrongPin(RegistryError, errors.Forbidden):
 
 class CaseLocked(RegistryError, errors.RateLimited):
     """Too many wrong PINs: the case opens again later."""
+
+
+class Busy(RegistryError, errors.Unavailable):
+    """Too many PINs being checked at once: try again in a moment."""
 
 
 class TooManyPictures(InvalidInput):
@@ -124,28 +131,51 @@ def self_set(session: Session) -> HashSetInfo:
         )
 
 
+#: PINs checked at once: each scrypt takes 16 MiB and some 50 ms of a core, so a flood of wrong
+#: PINs (from many addresses) waits its turn instead of taking the machine.
+_PIN_SLOTS = threading.BoundedSemaphore(4)
+_PIN_WAIT_SECONDS = 20
+
+
+def _scrypt(pin: str, salt: bytes, n: int) -> bytes:
+    if not _PIN_SLOTS.acquire(timeout=_PIN_WAIT_SECONDS):
+        raise Busy("too many people are checking their case right now; try again in a minute",
+                   retry_after=60)  # fmt: skip
+    try:
+        return hashlib.scrypt(
+            pin.encode("utf-8"), salt=salt, dklen=32, n=n, r=_SCRYPT["r"], p=_SCRYPT["p"]
+        )
+    finally:
+        _PIN_SLOTS.release()
+
+
 def _hash_pin(pin: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(pin.encode("utf-8"), salt=salt, dklen=32, **_SCRYPT)
+    digest = _scrypt(pin, salt, _SCRYPT["n"])
     encode = base64.b64encode
     return f"scrypt${_SCRYPT['n']}${encode(salt).decode()}${encode(digest).decode()}"
 
 
-def _pin_ok(pin: str, stored: str) -> bool:
+def _pin_ok(pin: str, stored: str | None) -> bool:
+    """Whether ``pin`` is the one ``stored`` keeps. With nothing stored (no such case) the same
+    work is done, so that the time taken does not tell an unknown number from a wrong PIN."""
     try:
-        kind, n, salt, digest = stored.split("$")
+        kind, n, salt, digest = (stored or _NO_CASE).split("$")
         expected = base64.b64decode(digest)
-        given = hashlib.scrypt(
-            pin.encode("utf-8"),
-            salt=base64.b64decode(salt),
-            dklen=32,
-            n=int(n),
-            r=_SCRYPT["r"],
-            p=_SCRYPT["p"],
-        )
+        given = _scrypt(pin, base64.b64decode(salt), int(n))
     except (ValueError, TypeError):
         return False
-    return kind == "scrypt" and hmac.compare_digest(given, expected)
+    return stored is not None and kind == "scrypt" and hmac.compare_digest(given, expected)
+
+
+_NO_CASE = "$".join(
+    [
+        "scrypt",
+        str(_SCRYPT["n"]),
+        base64.b64encode(bytes(16)).decode(),
+        base64.b64encode(bytes(32)).decode(),
+    ]
+)
 
 
 def _check_pin(pin: str) -> str:
@@ -175,28 +205,67 @@ def _inputs(pictures: Sequence[Picture]) -> list[ItemInput]:
     return inputs
 
 
-def _load(session: Session, number: str, pin: str) -> SelfCase:
-    """The case, once the PIN fits; counts wrong PINs and locks the case after too many."""
-    lock_registry(session)  # before the first read: the case's entries may change
-    number = number.strip().upper()
-    row = None
-    if number.isascii() and len(number) <= 40:
-        row = session.scalar(select(SelfCase).where(SelfCase.number == number).with_for_update())
-    at = now()
-    if row is not None and row.locked_until is not None and row.locked_until > at:
-        wait = int((row.locked_until - at).total_seconds()) + 1
-        raise CaseLocked(
-            f"too many wrong PINs: try again in {wait // 60 + 1} minutes", retry_after=wait
+def _number(number: str) -> str:
+    """The case number as meldpunt writes it (a person may type it in lower case, with spaces
+    around); InvalidInput when it cannot be one. Only plain white space is taken off: a control
+    character that str.strip() would also take (NEL) is refused like any other."""
+    number = number.strip(" \t\r\n").upper()
+    if not _NUMBER.fullmatch(number):
+        raise InvalidInput("a case number looks like NC-XXXXXX-XXXXXX (letters A-F and digits)")
+    return number
+
+
+_NUMBER = re.compile(r"NC-[0-9A-F]{6}-[0-9A-F]{6}")
+
+
+def _load(session: Session, number: str, pin: str, *, writes: bool) -> SelfCase:
+    """The case, once the PIN fits; counts wrong PINs and locks the case after too many.
+
+    The PIN is checked (scrypt, slow on purpose) outside any transaction, so that a flood of
+    wrong PINs never holds up the registry's writers nor a connection: the session's transaction
+    is ended first, so call this at its start. ``writes``: the caller will change the case's
+    entries, so the registry's lock is taken (before the case is read again)."""
+    number = _number(number)
+    found = session.execute(
+        select(SelfCase.id, SelfCase.pin_hash, SelfCase.locked_until, SelfCase.pin_failures).where(
+            SelfCase.number == number
         )
-    if row is None or not _pin_ok(pin, row.pin_hash):
-        if row is not None:
-            row.pin_failures += 1
-            if row.pin_failures >= MAX_PIN_FAILURES:
-                row.pin_failures, row.locked_until = 0, at + LOCK
-            session.commit()  # the count must hold even though the caller gets an error
+    ).first()
+    session.rollback()  # nothing read is acted on below without reading it again, locked
+    at = now()
+    if found is not None and found.locked_until is not None and found.locked_until > at:
+        raise _locked(found.locked_until, at)
+    fits = _pin_ok(pin, found.pin_hash if found is not None else None)
+    if found is None or not fits:
+        if found is not None:
+            begin_write(session)
+            row = session.get(SelfCase, found.id, with_for_update=True, populate_existing=True)
+            if row is not None:
+                row.pin_failures += 1
+                if row.pin_failures >= MAX_PIN_FAILURES:
+                    row.pin_failures, row.locked_until = 0, at + LOCK
+                session.commit()  # the count must hold even though the caller gets an error
         raise WrongPin("that case number and PIN do not fit together")
-    row.pin_failures = 0
+    if writes:
+        lock_registry(session)  # before the case is read again: its entries may change
+    elif found.pin_failures:
+        begin_write(session)  # the count of wrong PINs starts again
+    locking = writes or bool(found.pin_failures)
+    row = session.get(SelfCase, found.id, with_for_update=locking, populate_existing=True)
+    if row is None:  # deleted since: as if it never was
+        raise WrongPin("that case number and PIN do not fit together")
+    if row.locked_until is not None and row.locked_until > at:
+        raise _locked(row.locked_until, at)
+    if row.pin_failures:
+        row.pin_failures = 0
     return row
+
+
+def _locked(until: datetime, at: datetime) -> CaseLocked:
+    wait = int((until - at).total_seconds()) + 1
+    return CaseLocked(
+        f"too many wrong PINs: try again in {wait // 60 + 1} minutes", retry_after=wait
+    )
 
 
 def _view(session: Session, row: SelfCase) -> CaseView:
@@ -225,7 +294,9 @@ def _add(
     pictures: Sequence[Picture],
     max_pictures: int,
     allowlisted: Callable[[Picture], bool],
-) -> None:
+    action: str,
+) -> CaseView:
+    """Add the pictures to the case, audited as ``action``; the case as it is then."""
     if not pictures:
         raise InvalidInput("choose at least one picture")
     held = session.scalar(
@@ -257,13 +328,22 @@ def _add(
         if outcome.item_id is None:
             raise InvalidInput(f"a picture could not be added: {outcome.problem}")
         status = session.scalar(select(Item.status).where(Item.id == outcome.item_id))
-        if status != "active":  # a picture withdrawn before, chosen again
+        if status == "withdrawn":  # a picture withdrawn before, chosen again
             enable_item(session, outcome.item_id, actor=ACTOR, note=f"case {row.number}")
+        # A disabled one stays so: the hotline found it a false positive (checks' reviews).
         exists = session.get(SelfCaseItem, (row.id, outcome.item_id))
         if exists is None:
             session.add(SelfCaseItem(case_id=row.id, item_id=outcome.item_id, added_at=at))
     row.updated_at = at
     session.flush()
+    audit.record(
+        session,
+        actor=ACTOR,
+        action=action,
+        subject=("self_case", row.id),
+        details={"pictures": len(pictures)},
+    )
+    return _view(session, row)
 
 
 def open_case(
@@ -284,19 +364,11 @@ def open_case(
     )
     session.add(row)
     session.flush()
-    _add(session, row, pictures, max_pictures, allowlisted)
-    audit.record(
-        session,
-        actor=ACTOR,
-        action="selfhash.case.opened",
-        subject=("self_case", row.id),
-        details={"pictures": len(pictures)},
-    )
-    return _view(session, row)
+    return _add(session, row, pictures, max_pictures, allowlisted, "selfhash.case.opened")
 
 
 def view_case(session: Session, number: str, pin: str) -> CaseView:
-    row = _load(session, number, pin)
+    row = _load(session, number, pin, writes=False)
     return _view(session, row)
 
 
@@ -309,30 +381,25 @@ def add_pictures(
     max_pictures: int = 50,
     allowlisted: Callable[[Picture], bool] = lambda picture: False,
 ) -> CaseView:
-    row = _load(session, number, pin)
+    row = _load(session, number, pin, writes=True)
     if row.withdrawn_at is not None:
         raise InvalidInput("this case was withdrawn; open a new one to add pictures")
-    _add(session, row, pictures, max_pictures, allowlisted)
-    audit.record(
-        session,
-        actor=ACTOR,
-        action="selfhash.case.added",
-        subject=("self_case", row.id),
-        details={"pictures": len(pictures)},
-    )
-    return _view(session, row)
+    return _add(session, row, pictures, max_pictures, allowlisted, "selfhash.case.added")
 
 
 def withdraw_case(session: Session, number: str, pin: str) -> CaseView:
     """Withdraw the case: its entries stop matching everywhere (unless another open case holds
     the same picture). Withdrawing again changes nothing."""
-    row = _load(session, number, pin)
+    row = _load(session, number, pin, writes=True)
     if row.withdrawn_at is None:
         row.withdrawn_at = row.updated_at = now()
         item_ids = session.scalars(
             select(SelfCaseItem.item_id).where(SelfCaseItem.case_id == row.id)
         ).all()
-        for item_id in item_ids:
+        active = session.scalars(
+            select(Item.id).where(Item.id.in_(item_ids), Item.status == "active")
+        ).all()
+        for item_id in active:  # a disabled one stays disabled: the hotline's decision
             others = session.scalar(
                 select(func.count())
                 .select_from(SelfCaseItem)

@@ -109,7 +109,7 @@ def _extras(
                 scale,
                 with_flips=orientation != ORIENTATION_TRANSFORMS[ORIENTATIONS[0]],
             )
-            trimmed = buffers.pdq(orientation).hash
+            trimmed = buffers.hash(orientation)
     features = None
     if options.features:
         features = local_features(orientation.apply(luma), options.features)
@@ -167,7 +167,7 @@ def _pdq_decoded(
     if not options.dihedral:
         return primary, None, extras, precise
     turned = tuple(
-        buffers.pdq(decoded.orientation.then(ORIENTATION_TRANSFORMS[o])).hash for o in ORIENTATIONS
+        buffers.hash(decoded.orientation.then(ORIENTATION_TRANSFORMS[o])) for o in ORIENTATIONS
     )
     return primary, turned, extras, precise
 

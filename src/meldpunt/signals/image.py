@@ -371,6 +371,15 @@ def decode_rgb(
     with open_image(source, limits) as image:
         orientation = _exif_orientation(image, exif_transpose)
         image_format = image.format or "unknown"
+        if limits.max_decode_bytes is not None:
+            width, height = image.size
+            info = ImageInfo(width, height, image_format, image.mode)
+            needed = decode_cost(info, min_side=0) + info.pixels * 3  # and its RGB array
+            if needed > limits.max_decode_bytes:
+                raise ImageTooLarge(
+                    f"decoding this {width}x{height} {image_format} picture in colour needs "
+                    f"about {needed:,} bytes; the limit is {limits.max_decode_bytes:,}"
+                )
         _load(image)
         eight_bit = _to_eight_bit(image)
         rgb = eight_bit.convert("RGB") if eight_bit.mode != "RGB" else eight_bit

@@ -9,7 +9,8 @@ and the sampling together are one 64 x n weight matrix per axis:
 
 That gives meldpunt three things the reference does not have:
 
-* speed: two small matrix products instead of four passes over every pixel;
+* speed: two small matrix products instead of four passes over every pixel, each done band by
+  band (a sample weighs only its neighbourhood, so most of the matrix is zero);
 * reduced decoding: when the image was decoded at 1/s scale (JPEG DCT scaling, or a box
   reduction), each reduced pixel stands for an s x s block of the original, so the weights are
   summed per block and the result still follows the full-resolution filter closely;
@@ -75,13 +76,18 @@ class Transform:
 
     def then(self, other: Transform) -> Transform:
         """The transform that applies ``self`` first and ``other`` second."""
-        probe = np.arange(6).reshape(2, 3)
-        target = other.apply(self.apply(probe))
-        for candidate in _ALL_TRANSFORMS:
-            result = candidate.apply(probe)
-            if result.shape == target.shape and np.array_equal(result, target):
-                return candidate
-        raise AssertionError("dihedral transforms are closed under composition")
+        return _composed(self, other)
+
+
+@lru_cache(maxsize=64)
+def _composed(first: Transform, second: Transform) -> Transform:
+    probe = np.arange(6).reshape(2, 3)
+    target = second.apply(first.apply(probe))
+    for candidate in _ALL_TRANSFORMS:
+        result = candidate.apply(probe)
+        if result.shape == target.shape and np.array_equal(result, target):
+            return candidate
+    raise AssertionError("dihedral transforms are closed under composition")
 
 
 _ALL_TRANSFORMS = tuple(
@@ -162,6 +168,9 @@ _cached_tents = lru_cache(maxsize=128)(_compute_tents)
 
 
 def _weights(side: int, scale: int, reverse: bool) -> NDArray[Any]:
+    """Filter weights for an axis of ``side`` pixels that was decoded at 1/scale: reduced pixel
+    k stands for original pixels [k*scale, (k+1)*scale), and its weight is the sum of theirs.
+    ``reverse`` gives the weights of the mirrored axis (for flipped orientations)."""
     base, values = _tents(side)
     pixels = np.minimum(base[:, None] + np.arange(values.shape[1]), side - 1)
     if reverse:
@@ -180,29 +189,9 @@ def prefilter_weights(side: int) -> NDArray[Any]:
     return weights
 
 
-# Weights take 256 bytes per decoded pixel of their axis: only short axes are cached, and only
-# so many, so that a run of unusual picture sizes leaves at most 64 MB behind in a service.
+# The bands of an axis's weights take about 2 KB per 64 decoded pixels of their axis; only
+# axes of up to this many decoded pixels are cached (256 of them, at most about 16 MB).
 _CACHED_COLUMNS = 2048
-
-
-def reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
-    """Filter weights for an axis of ``side`` pixels that was decoded at 1/scale.
-
-    Reduced pixel k stands for original pixels [k*scale, (k+1)*scale); its weight is the sum of
-    theirs. ``reverse`` gives the weights of the mirrored axis (for flipped orientations).
-    """
-    if -(-side // scale) > _CACHED_COLUMNS:
-        return _reduced_weights(side, scale, reverse)
-    return _cached_reduced_weights(side, scale, reverse)
-
-
-def _reduced_weights(side: int, scale: int, reverse: bool) -> NDArray[np.float32]:
-    weights = _weights(side, scale, reverse).astype(np.float32)
-    weights.setflags(write=False)
-    return weights
-
-
-_cached_reduced_weights = lru_cache(maxsize=128)(_reduced_weights)
 
 
 @lru_cache(maxsize=1)
@@ -329,14 +318,9 @@ class LumaBuffers:
         if (rows, cols) != (-(-height // scale), -(-width // scale)):
             raise ValueError(f"luma {luma.shape} does not match {full_shape} at 1/{scale}")
         pixels = np.asarray(luma, dtype=np.float32)
-        col_weights = [reduced_weights(width, scale, False)]
-        row_weights = [reduced_weights(height, scale, False)]
-        if with_flips:
-            col_weights.append(reduced_weights(width, scale, True))
-            row_weights.append(reduced_weights(height, scale, True))
-        across = pixels @ np.concatenate(col_weights).T  # rows x (64 * k)
-        product = np.concatenate(row_weights) @ across  # (64 * k) x (64 * k)
-        self._blocks = product.astype(np.float64)
+        across = _banded_product(pixels, axis_bands(width, scale, with_flips)).T  # (64k) x rows
+        product = _banded_product(across, axis_bands(height, scale, with_flips))  # (64k) x (64k)
+        self._blocks = product.T.astype(np.float64)
         self._with_flips = with_flips
 
     def buffer(self, transform: Transform) -> NDArray[np.float64]:
@@ -357,6 +341,74 @@ class LumaBuffers:
         coefficients = coefficients_of(buf)
         spread = spread_of(coefficients)
         return PdqHash(_hash_of_coefficients(coefficients), quality_of(buf), spread)
+
+    def hash(self, transform: Transform) -> str:
+        """Only the hash of ``pdq(transform)`` (no quality, no spread)."""
+        return _hash_of_coefficients(coefficients_of(self.buffer(transform)))
+
+
+@dataclass(frozen=True, eq=False)
+class _Band:
+    """Consecutive rows ``rows`` of a weight matrix whose non-zero weights all lie in columns
+    ``start:stop``; ``weights`` holds just those."""
+
+    rows: slice
+    start: int
+    stop: int
+    weights: NDArray[np.float32]
+
+
+@dataclass(frozen=True, eq=False)
+class _Banded:
+    """A weight matrix of ``height`` rows, kept as its bands."""
+
+    height: int
+    bands: tuple[_Band, ...]
+
+
+_BAND_ROWS = 8
+
+
+def axis_bands(side: int, scale: int, with_flips: bool) -> _Banded:
+    """The filter weights of an axis (and of its mirror, ``with_flips``), cut into bands."""
+    if -(-side // scale) > _CACHED_COLUMNS:
+        return _axis_bands(side, scale, with_flips)
+    return _cached_axis_bands(side, scale, with_flips)
+
+
+def _axis_bands(side: int, scale: int, with_flips: bool) -> _Banded:
+    """Each of PDQ's 64 samples weighs about ``2 * ceil(side / 128)`` neighbouring pixels, so a
+    band of consecutive samples (or of consecutive mirrored ones) touches a narrow range of
+    columns: multiplying band by band does about a twentieth of the dense product's work, with
+    the same terms (the weights outside a band's range are zero), and keeps only the weights
+    inside the bands (a few kilobytes an axis)."""
+    bands = []
+    for offset, reverse in enumerate((False, True) if with_flips else (False,)):
+        dense = _weights(side, scale, reverse)  # one dense matrix at a time: long axes are large
+        for first in range(0, BUFFER_SIDE, _BAND_ROWS):
+            block = dense[first : first + _BAND_ROWS]
+            used = np.flatnonzero(block.any(axis=0))
+            if len(used):
+                start, stop = int(used[0]), int(used[-1]) + 1
+                weights = np.ascontiguousarray(block[:, start:stop].T, dtype=np.float32)
+                weights.setflags(write=False)
+                rows = slice(
+                    offset * BUFFER_SIDE + first, offset * BUFFER_SIDE + len(block) + first
+                )
+                bands.append(_Band(rows, start, stop, weights))
+        del dense
+    return _Banded(BUFFER_SIDE * (2 if with_flips else 1), tuple(bands))
+
+
+_cached_axis_bands = lru_cache(maxsize=256)(_axis_bands)
+
+
+def _banded_product(pixels: NDArray[np.float32], banded: _Banded) -> NDArray[np.float32]:
+    """``pixels @ weights.T`` for weights kept as bands by ``axis_bands``."""
+    out = np.zeros((pixels.shape[0], banded.height), dtype=np.float32)
+    for band in banded.bands:
+        out[:, band.rows] = pixels[:, band.start : band.stop] @ band.weights
+    return out
 
 
 def luma_from_rgb(rgb: NDArray[np.uint8]) -> NDArray[Any]:

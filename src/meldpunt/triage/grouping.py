@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from meldpunt.index import PdqIndex
@@ -96,19 +96,20 @@ def group_new(session: Session, case_id: int, radius: int, min_quality: int) -> 
         Candidate(r[0], r[1], r[2], r[3], r[4], r[5], tuple((r[6] or "").split())) for r in rows
     ]
     groups = cluster(files, radius, min_quality)
+    numbers: list[dict[str, int]] = []
+    made: list[dict[str, object]] = []
     for number, group in enumerate(groups, start=1):
         chosen = _representative(files, group)
-        ids = [files[i].id for i in group]
-        for start in range(0, len(ids), 1000):
-            session.execute(
-                update(TriageFile)
-                .where(TriageFile.id.in_(ids[start : start + 1000]))
-                .values(group_number=number)
-            )
-        session.add(TriageGroup(
-            case_id=case_id, number=number, kind=chosen.kind, files=len(group),
-            distinct_files=len({files[i].sha256 or files[i].path for i in group}),
-            representative=chosen.path,
-        ))  # fmt: skip
+        numbers.extend({"id": files[i].id, "group_number": number} for i in group)
+        made.append({
+            "case_id": case_id, "number": number, "kind": chosen.kind, "files": len(group),
+            "distinct_files": len({files[i].sha256 or files[i].path for i in group}),
+            "representative": chosen.path,
+        })  # fmt: skip
+    # written set-wise: most groups are one file, and a statement per group was most of the time
+    for start in range(0, len(numbers), 5000):
+        session.execute(update(TriageFile), numbers[start : start + 5000])
+    for start in range(0, len(made), 5000):
+        session.execute(insert(TriageGroup), made[start : start + 5000])
     session.flush()
     return len(groups)

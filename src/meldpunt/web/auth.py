@@ -74,8 +74,8 @@ async def csrf_checked(
         origin not in (None, "null") and urlsplit(origin).netloc != request.headers.get("host")
     )
     token = request.headers.get("x-csrf-token")
-    if token is None:
-        form = await request.form()
+    if token is None:  # the form is parsed once: its limit on files holds for the route too
+        form = await request.form(max_files=service_of(request).settings.max_upload_files)
         value = form.get("csrf")
         token = value if isinstance(value, str) else None
     if foreign or not session.csrf_ok(token):

@@ -32,7 +32,7 @@ def dashboard(request: Request, session: AnyUser) -> Response:
     admin = principal.role == checks.Role.admin
     with service_of(request).sessions() as db:
         summaries = registry.set_summaries(db)
-        reviews = len(checks.review_queue(db))
+        open_reviews = checks.review_queue(db)
         waiting = sum(queue.counts(db, queue.WAITING).values())
         orgs = len(checks.list_orgs(db)) if admin else None
         figures = today(db) if admin else None
@@ -40,7 +40,8 @@ def dashboard(request: Request, session: AnyUser) -> Response:
     follower = service_of(request).follower
     return page(request, "dashboard.html", sets=len(summaries),
                 active_sets=sum(s.set.active for s in summaries),
-                entries=sum(s.active_items for s in summaries), reviews=reviews, orgs=orgs,
+                entries=sum(s.active_items for s in summaries), reviews=len(open_reviews),
+                flagged=sum(r.flagged for r in open_reviews), orgs=orgs,
                 waiting=waiting,
                 today=figures, overdue=overdue, index=follower.status(),
                 ready=follower.ready)  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -12,10 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from meldpunt import registry
 from meldpunt.api.state import service_of
+from meldpunt.api.uploads import add_picture_form, read_picture_form
 from meldpunt.registry import EXPORT_FORMATS, FormatError, ImportSummary
-from meldpunt.registry import pictures as registry_pictures
-from meldpunt.registry.pictures import PictureOutcome
-from meldpunt.signals import FileTooLarge, SignalError
 
 from .auth import Analyst, CsrfChecked, actor
 from .exporting import CONTENT_TYPES, download_name, stream_export
@@ -126,41 +123,10 @@ def withdraw_entry(
 
 
 @router.post("/ui/sets/{name}/pictures", response_class=HTMLResponse, dependencies=[CsrfChecked])
-async def add_pictures(
-    request: Request,
-    session: Analyst,
-    name: str,
-    file: Annotated[list[UploadFile], File()],
-    category: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
+async def add_pictures(request: Request, session: Analyst, name: str) -> Response:
+    form = await read_picture_form(request)  # 'file' fields and a category, as the API's
     state = service_of(request)
-    options = state.settings.hash_options()
-    limit = options.limits.max_bytes
-    who = actor(session)
-
-    def pictures() -> Iterator[tuple[str, bytes | SignalError]]:
-        for upload in file:  # one in memory at a time
-            label = (upload.filename or "upload")[:200]
-            upload.file.seek(0)
-            data = upload.file.read(limit + 1)
-            yield label, (FileTooLarge(f"{label}: larger than {limit:,} bytes")
-                          if len(data) > limit else data)  # fmt: skip
-
-    def add() -> list[PictureOutcome]:
-        with state.sessions() as db:
-            outcomes = registry_pictures.add_pictures(
-                db,
-                name,
-                pictures(),
-                options,
-                category=category.strip() or None,
-                actor=who,
-                decode=state.decode_budget.pdq_signal,
-            )
-            db.commit()
-        return outcomes
-
-    outcomes = await run_in_threadpool(add)
+    outcomes = await run_in_threadpool(add_picture_form, state, name, form, actor(session))
     refused = sum(o.outcome == "rejected" for o in outcomes)
     return page(request, "pictures_result.html", set_path=_set_path(name), set_name=name,
                 outcomes=outcomes, refused=refused)  # fmt: skip

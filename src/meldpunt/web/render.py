@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meldpunt.checks import Role
 from meldpunt.errors import MeldpuntError
@@ -187,6 +188,10 @@ class PageRoute(APIRoute):
             except MeldpuntError as exc:  # every room's error knows its status
                 title = "Not found" if exc.status == 404 else "That did not work"
                 response = _error_page(request, exc.status, title, str(exc))
+            except StarletteHTTPException as exc:  # the form parser's (too many files)
+                response = _error_page(
+                    request, exc.status_code, "That did not work", str(exc.detail)
+                )
             except RequestValidationError as exc:
                 problems = "; ".join(
                     f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}"

@@ -238,9 +238,149 @@
     return bytes;
   }
 
+  // --- transparent PNGs, decoded here -----------------------------------------------------
+  // A browser's canvas keeps colours multiplied by their alpha, so where a picture is (nearly)
+  // transparent its colours are lost: fully transparent pixels read back black, whatever the
+  // file stores. The server, like the reference tools, drops alpha and hashes the stored
+  // colours. A PNG with transparency is therefore decoded here (inflate through the browser's
+  // DecompressionStream), to the colours Pillow gives: 16-bit samples by their high byte, grey
+  // of 1, 2 or 4 bits scaled to 0..255, palette entries as stored. Interlaced ones (rare) and
+  // every other picture are left to the browser, whose pixels equal Pillow's there.
+
+  function pngChunks(bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+    if (bytes.length < 33 || signature.some((b, i) => bytes[i] !== b)) return null;
+    const chunks = [];
+    for (let at = 8; at + 12 <= bytes.length;) {
+      const size = view.getUint32(at);
+      const type = String.fromCharCode(...bytes.subarray(at + 4, at + 8));
+      if (at + 12 + size > bytes.length) break;
+      chunks.push({ type, data: bytes.subarray(at + 8, at + 8 + size) });
+      if (type === "IEND") break;
+      at += 12 + size;
+    }
+    return chunks;
+  }
+
+  function orientationIn(tiff) {
+    // The EXIF orientation tag of a TIFF structure (PNG's eXIf chunk), or 1.
+    if (tiff.length < 8) return 1;
+    const view = new DataView(tiff.buffer, tiff.byteOffset, tiff.byteLength);
+    const little = view.getUint16(0) === 0x4949;
+    const ifd = view.getUint32(4, little);
+    if (ifd + 2 > tiff.length) return 1;
+    const count = view.getUint16(ifd, little);
+    for (let i = 0; i < count && ifd + 14 + i * 12 <= tiff.length; i++) {
+      const entry = ifd + 2 + i * 12;
+      if (view.getUint16(entry, little) === 0x0112) return view.getUint16(entry + 8, little);
+    }
+    return 1;
+  }
+
+  async function inflate(parts) {
+    const stream = new Blob(parts).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  function unfilter(raw, rows, rowBytes, bpp) {
+    const out = new Uint8Array(rows * rowBytes);
+    for (let y = 0; y < rows; y++) {
+      const filter = raw[y * (rowBytes + 1)], line = raw.subarray(y * (rowBytes + 1) + 1, (y + 1) * (rowBytes + 1));
+      const at = y * rowBytes;
+      for (let x = 0; x < rowBytes; x++) {
+        const a = x >= bpp ? out[at + x - bpp] : 0, b = y ? out[at - rowBytes + x] : 0;
+        const c = x >= bpp && y ? out[at - rowBytes + x - bpp] : 0;
+        let v = line[x];
+        if (filter === 1) v += a;
+        else if (filter === 2) v += b;
+        else if (filter === 3) v += (a + b) >> 1;
+        else if (filter === 4) {
+          const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+          v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        } else if (filter !== 0) throw new Error(`a PNG row has filter ${filter}`);
+        out[at + x] = v & 0xff;
+      }
+    }
+    return out;
+  }
+
+  // Output pixel (x, y) of an oriented picture comes from stored pixel source(x, y).
+  const EXIF_SOURCE = {
+    2: (x, y, w) => [w - 1 - x, y],
+    3: (x, y, w, h) => [w - 1 - x, h - 1 - y],
+    4: (x, y, w, h) => [x, h - 1 - y],
+    5: (x, y) => [y, x],
+    6: (x, y, w, h) => [y, h - 1 - x],
+    7: (x, y, w, h) => [w - 1 - y, h - 1 - x],
+    8: (x, y, w) => [w - 1 - y, x],
+  };
+
+  function oriented(rgba, width, height, orientation) {
+    const source = EXIF_SOURCE[orientation];
+    if (!source) return { data: rgba, width, height };
+    const turned = orientation >= 5;
+    const w = turned ? height : width, h = turned ? width : height;
+    const out = new Uint8ClampedArray(w * h * 4);
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const [sx, sy] = source(x, y, width, height);
+        const from = (sy * width + sx) * 4, to = (y * w + x) * 4;
+        out[to] = rgba[from]; out[to + 1] = rgba[from + 1]; out[to + 2] = rgba[from + 2]; out[to + 3] = 255;
+      }
+    }
+    return { data: out, width: w, height: h };
+  }
+
+  // A transparent PNG's stored colours, oriented as ``options`` says; null when the browser's
+  // own decoding gives the same colours (no transparency) or the PNG is interlaced.
+  async function transparentPng(bytes, options) {
+    const chunks = pngChunks(bytes);
+    if (!chunks || !chunks.length || chunks[0].type !== "IHDR") return null;
+    const head = new DataView(chunks[0].data.buffer, chunks[0].data.byteOffset, 13);
+    const width = head.getUint32(0), height = head.getUint32(4);
+    const depth = head.getUint8(8), kind = head.getUint8(9), interlaced = head.getUint8(12);
+    const transparent = kind === 4 || kind === 6 || chunks.some((c) => c.type === "tRNS");
+    if (!transparent || interlaced) return null;
+    if (width * height > MAX_PIXELS) throw new Error(`the picture has more than ${MAX_PIXELS} pixels`);
+    const channels = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 }[kind];
+    if (!channels || ![1, 2, 4, 8, 16].includes(depth)) throw new Error("not a PNG this page knows");
+    const rowBytes = Math.ceil((width * channels * depth) / 8), bpp = Math.max(1, (channels * depth) >> 3);
+    const raw = await inflate(chunks.filter((c) => c.type === "IDAT").map((c) => c.data));
+    if (raw.length < height * (rowBytes + 1)) throw new Error("the PNG's picture data is cut short");
+    const rows = unfilter(raw, height, rowBytes, bpp);
+    const plte = chunks.find((c) => c.type === "PLTE");
+    const palette = plte ? plte.data : new Uint8Array(0);
+    const rgba = new Uint8ClampedArray(width * height * 4);
+    const step = depth === 16 ? 2 : 1, scale = depth < 8 && kind === 0 ? 255 / ((1 << depth) - 1) : 1;
+    for (let y = 0; y < height; y++) {
+      const line = rows.subarray(y * rowBytes, (y + 1) * rowBytes);
+      for (let x = 0; x < width; x++) {
+        let r, g, b;
+        if (depth < 8) {
+          const bit = x * depth, value = (line[bit >> 3] >> (8 - depth - (bit & 7))) & ((1 << depth) - 1);
+          if (kind === 3) [r, g, b] = [palette[value * 3] ?? 0, palette[value * 3 + 1] ?? 0, palette[value * 3 + 2] ?? 0];
+          else r = g = b = Math.round(value * scale);
+        } else {
+          const at = x * channels * step; // the high byte of each 16-bit sample
+          if (kind === 3) { const i = line[at] * 3; [r, g, b] = [palette[i] ?? 0, palette[i + 1] ?? 0, palette[i + 2] ?? 0]; }
+          else if (kind === 0 || kind === 4) r = g = b = line[at];
+          else [r, g, b] = [line[at], line[at + step], line[at + 2 * step]];
+        }
+        const to = (y * width + x) * 4;
+        rgba[to] = r; rgba[to + 1] = g; rgba[to + 2] = b; rgba[to + 3] = 255;
+      }
+    }
+    const exif = chunks.find((c) => c.type === "eXIf");
+    const orientation = options.exifTranspose === false || !exif ? 1 : orientationIn(exif.data);
+    return oriented(rgba, width, height, orientation);
+  }
+
   // Decoded as the person sees it (EXIF orientation applied; ``exifTranspose: false``: as
   // stored), without colour management.
   async function pixelsOf(blob, options = {}) {
+    const own = await transparentPng(new Uint8Array(await blob.arrayBuffer()), options);
+    if (own) return own;
     if (options.exifTranspose === false) {
       blob = new Blob([withoutOrientation(new Uint8Array(await blob.arrayBuffer()))]);
     }
@@ -270,5 +410,5 @@
              width, height };
   }
 
-  global.meldpuntHashing = { md5, pdqOfPixels, pixelsOf, hashFile };
+  global.meldpuntHashing = { md5, pdqOfPixels, pixelsOf, hashFile, transparentPng };
 })(globalThis);
