@@ -99,6 +99,7 @@ def answer(
 ) -> dict[str, Any]:
     with service_of(request).sessions() as session:
         check_hoster(session, notice_id, principal.org_id)
+        session.commit()  # end the read: recording takes the write lock first (SQLite)
         recorded = record_answers(
             session,
             notice_id,
