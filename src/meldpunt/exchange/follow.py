@@ -58,7 +58,7 @@ from meldpunt.registry.batch import apply_items
 from meldpunt.registry.bulk import NewEntries, add_new_entries
 from meldpunt.reports.fetcher import FetchError, FetchPolicy, FetchRefused, fetch
 from meldpunt.store import begin_write
-from meldpunt.store.bulk import insert_rows
+from meldpunt.store.bulk import insert_rows, large_cache
 from meldpunt.store.models import EntrySource, Item, ItemSignal, Partner, PartnerFollow
 
 __all__ = ["FollowResult", "apply_page", "partner_policy", "pull", "pull_due"]
@@ -546,10 +546,12 @@ def pull_follow(
                 if partner.public_key != feed.public_key:  # set anew while the page came
                     ahead = None
                     continue
-                apply_page(session, follow, partner, page)
-                follow.last_pull_at = follow.last_success_at = now()
-                follow.failures, follow.last_error = 0, None
-                follow.next_pull_at = now() + (timedelta(0) if page.more else every)
+                with large_cache(session.connection()):
+                    apply_page(session, follow, partner, page)
+                    follow.last_pull_at = follow.last_success_at = now()
+                    follow.failures, follow.last_error = 0, None
+                    follow.next_pull_at = now() + (timedelta(0) if page.more else every)
+                    session.flush()
                 session.commit()
             pages += 1
             result.pages += 1
