@@ -390,7 +390,7 @@ def _initial_pull(follower_url: str, entries: int) -> dict[str, Any]:
         "bytes_per_entry": round(result.bytes / entries, 1),
         "entries_per_second": round(entries / seconds),
         "projected_seconds_at_10m": round(seconds * 10_000_000 / entries),
-        "after_each_page": pages,
+        "after_each_commit": pages,
     }
 
 
@@ -555,8 +555,8 @@ def _chart(results: dict[str, Any], path: Path) -> None:
     panels = 2 + (1 if browser else 0)
     fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
     left, middle = axes[0], axes[1]
-    done = [0, *[n for n, _ in pull["after_each_page"]]]
-    times = [0.0, *[t for _, t in pull["after_each_page"]]]
+    done = [0, *[n for n, _ in pull["after_each_commit"]]]
+    times = [0.0, *[t for _, t in pull["after_each_commit"]]]
     steps = zip(pairwise(done), pairwise(times), strict=True)
     rates = [(b - a) / max(t1 - t0, 1e-9) for (a, b), (t0, t1) in steps]
     middles = [(a + b) / 2e6 for a, b in pairwise(done)]
