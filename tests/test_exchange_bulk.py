@@ -27,6 +27,7 @@ from meldpunt.registry.bulk import NewEntries, add_new_entries, normalize_column
 from meldpunt.registry.changes import ChangeRow, changes_since, current_seq
 from meldpunt.registry.matching import Matcher, Query
 from meldpunt.registry.trail import change_line, changes_digest
+from meldpunt.store.bulk import large_cache
 from meldpunt.store.models import EntrySource, Item, ItemSignal, Partner, PartnerFollow
 
 
@@ -359,3 +360,14 @@ def test_pages_that_wait_are_applied_as_one(session: Session, key: InstanceKey) 
     assert _active(session, "from-a") == set(values)
     assert _follow(session, "a")[0].after_seq == pages[-1].last
     assert verify_all(session).ok
+
+
+def test_a_large_page_cache_only_while_writing(session: Session) -> None:
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        with large_cache(connection, 64):  # the server's cache: nothing to do
+            return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    with large_cache(connection, 64):
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024
+    assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == before
