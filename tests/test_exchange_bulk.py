@@ -19,14 +19,15 @@ from sqlalchemy.orm import Session
 
 from meldpunt import exchange, registry
 from meldpunt.audit_verify import verify_all
-from meldpunt.exchange import follow as follow_module
+from meldpunt.exchange import applying
+from meldpunt.exchange.applying import apply_page, merged
 from meldpunt.exchange.feeds import MAX_PAGE, FeedPage, build_page, parse_page
-from meldpunt.exchange.follow import apply_page
 from meldpunt.exchange.keys import InstanceKey, instance_key
 from meldpunt.registry.bulk import NewEntries, add_new_entries, normalize_column
 from meldpunt.registry.changes import ChangeRow, changes_since, current_seq
 from meldpunt.registry.matching import Matcher, Query
 from meldpunt.registry.trail import change_line, changes_digest
+from meldpunt.store.bulk import large_cache
 from meldpunt.store.models import EntrySource, Item, ItemSignal, Partner, PartnerFollow
 
 
@@ -93,7 +94,7 @@ def test_a_first_pull_goes_set_wise_with_sources_change_numbers_and_audit(
     _fill(session, "police", values)
     _link(session, key, "a", "police", "from-a")
     general = []
-    monkeypatch.setattr(follow_module, "apply_items", lambda *a, **k: general.append(a))
+    monkeypatch.setattr(applying, "apply_items", lambda *a, **k: general.append(a))
     before = current_seq(session)
     page = _pull(session, key, "a")
     assert general == []  # nothing went the general way
@@ -148,12 +149,12 @@ def test_a_page_that_fails_half_way_applies_nothing(
     _fill(session, "police", [_pdq() for _ in range(25)])
     _link(session, key, "a", "police", "from-a")
     seq, items = current_seq(session), session.scalar(select(func.count()).select_from(Item))
-    real = follow_module.insert_rows
+    real = applying.insert_rows
 
     def broken(*args: object, **kwargs: object) -> int:
         raise OSError("disk full")  # after the items, signals and change rows were written
 
-    monkeypatch.setattr(follow_module, "insert_rows", broken)
+    monkeypatch.setattr(applying, "insert_rows", broken)
     with pytest.raises(OSError, match="disk full"):
         follow, partner = _follow(session, "a")
         apply_page(session, follow, partner, _page(session, key, "a", follow))
@@ -162,7 +163,7 @@ def test_a_page_that_fails_half_way_applies_nothing(
     assert session.scalar(select(func.count()).select_from(Item)) == items
     assert session.scalar(select(func.count()).select_from(EntrySource)) == 0
     assert _follow(session, "a")[0].after_seq == 0
-    monkeypatch.setattr(follow_module, "insert_rows", real)
+    monkeypatch.setattr(applying, "insert_rows", real)
     _pull(session, key, "a")  # the same page again, whole
     assert _active(session, "from-a") == _active(session, "police")
     assert verify_all(session).ok
@@ -336,3 +337,37 @@ def test_a_page_with_entries_changed_in_it_and_categories_not_taken_in(
     assert set(mine.signals) == {("pdq", two[0]), ("md5", two[1])}  # one entry, two signals
     assert session.scalar(select(func.count()).select_from(EntrySource)) == 6
     assert verify_all(session).ok
+
+
+def test_pages_that_wait_are_applied_as_one(session: Session, key: InstanceKey) -> None:
+    registry.create_set(session, "police", default_category="csam_baseline")
+    values = [_pdq() for _ in range(30)]
+    _fill(session, "police", values)
+    _link(session, key, "a", "police", "from-a")
+    follow, partner = _follow(session, "a")
+    info = exchange.get_partner(session, "a")
+    pages, after = [], 0
+    while not pages or pages[-1].more:  # 31 changes (the set's own first): four pages
+        body = build_page(session, key, info, "police", after=after, limit=10)
+        pages.append(parse_page(body, partner="a", public_key=key.public, set_name="police",
+                                after=after))  # fmt: skip
+        after = pages[-1].last
+    page = merged(pages)
+    assert (page.after, page.last, len(page)) == (0, pages[-1].last, 30)
+    assert [reason for _, reason in page.set_changes] == ["set_created"]
+    apply_page(session, follow, partner, page)
+    session.commit()
+    assert _active(session, "from-a") == set(values)
+    assert _follow(session, "a")[0].after_seq == pages[-1].last
+    assert verify_all(session).ok
+
+
+def test_a_large_page_cache_only_while_writing(session: Session) -> None:
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        with large_cache(connection, 64):  # the server's cache: nothing to do
+            return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    with large_cache(connection, 64):
+        assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == -64 * 1024
+    assert connection.exec_driver_sql("PRAGMA cache_size").scalar() == before

@@ -1,72 +1,51 @@
-"""Following partners' sets: fetch a page, verify it, apply it in one transaction, go on.
+"""Following partners' sets: fetch pages, verify them, apply them in one transaction, go on.
 
 ``pull(sessions, partner, policy)`` follows each set of a partner from where it left off
 (``PartnerFollow.after_seq``) until the partner has nothing newer. Each page is checked by
 ``feeds.parse_page`` first; a page that does not fit is refused whole and the refusal is kept
 on the follow (the admin pages show it), so nothing of it is applied and the next pull asks the
-same question again. A page that fits is applied with its new position in one transaction: a
-pull cut off half-way resumes after the last page applied.
+same question again. Pages that fit are applied with the new position in one transaction
+(``applying.apply_page``): a pull cut off half-way resumes after the last page applied.
 
-Every entry received keeps where it came from (``EntrySource``: partner, set, the entry's id
-there, the change number that last touched it). An entry two partners both send is one item
-with two sources; it stops matching only when no source sends it any more.
-
-Two ways to apply, in the same transaction. Entries that are new here (no source yet, none of
-their signals in our set, none shared with another entry of the page) are written set-wise
-(``registry.bulk.add_new_entries``, and their sources in one statement): a first pull is almost
-all such entries. (Whether our set holds a signal already shows as the signals are written;
-such an entry is left out there and merged here.) Everything else (an entry sent again or
-changed, a removal, an entry another partner sent already) goes through the registry's general
-write (``apply_items``), which merges. Either way each entry gets our own change numbers, so
-our indexes, platforms and partners follow it like any other.
-
-While a page is applied, the next one is fetched and checked in a thread (no transaction waits
-on the network); a follower far behind asks for larger pages, up to ``feeds.MAX_PAGE``.
+Pages are fetched and checked in a thread, one after another, while the ones before are applied
+(no transaction waits on the network). A follower far behind asks for larger pages (up to
+``feeds.MAX_PAGE``) and applies the pages that wait in one transaction (up to ``MAX_RUN``
+changes), so that a first pull of millions commits a few dozen times, not hundreds: each commit
+writes out the parts of the indexes it touched, most of them.
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import cast
 from urllib.parse import quote
 
 import orjson
-from sqlalchemy import Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from meldpunt.clock import now
+from meldpunt.exchange.applying import apply_page, merged
 from meldpunt.exchange.errors import FeedUnavailable, NotFound, PageRefused
-from meldpunt.exchange.feeds import DEFAULT_PAGE, MAX_PAGE, FeedChange, FeedPage, parse_page
-from meldpunt.registry import (
-    Category,
-    ItemInput,
-    classify,
-    disable_item,
-    disable_set,
-    enable_item,
-    enable_set,
-    get_set,
-    lock_registry,
-    update_set,
-)
-from meldpunt.registry.batch import apply_items
-from meldpunt.registry.bulk import NewEntries, add_new_entries
+from meldpunt.exchange.feeds import DEFAULT_PAGE, MAX_PAGE, FeedPage, parse_page
+from meldpunt.registry import lock_registry
 from meldpunt.reports.fetcher import FetchError, FetchPolicy, FetchRefused, fetch
 from meldpunt.store import begin_write
-from meldpunt.store.bulk import insert_rows
-from meldpunt.store.models import EntrySource, Item, ItemSignal, Partner, PartnerFollow
+from meldpunt.store.bulk import large_cache
+from meldpunt.store.models import Partner, PartnerFollow
 
-__all__ = ["FollowResult", "apply_page", "partner_policy", "pull", "pull_due"]
+__all__ = ["MAX_RUN", "FollowResult", "apply_page", "partner_policy", "pull", "pull_due"]
 
 #: After a failed pull, the next waits this long, doubling up to a day.
 RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(days=1)
-ENTRY_SOURCES = cast(Table, EntrySource.__table__)
+#: The most changes applied in one transaction (pages that wait, taken together).
+MAX_RUN = 1_000_000
+#: Pages fetched ahead of the applying, at most.
+AHEAD = 4
 
 
 @dataclass
@@ -80,16 +59,6 @@ class FollowResult:
     after: int = 0
     head: int = 0
     error: str | None = None
-
-
-@dataclass
-class _Entry:
-    """What a page says about one of the partner's entries, in the end."""
-
-    active: bool = True
-    category: str = "uncategorised"
-    signals: dict[tuple[str, str], None] = field(default_factory=dict)
-    seq: int = 0
 
 
 def partner_policy(base: FetchPolicy) -> FetchPolicy:
@@ -107,316 +76,6 @@ def partner_policy(base: FetchPolicy) -> FetchPolicy:
         user_agent=base.user_agent.replace("hotline re-check", "exchange"),
         names=base.names,
     )
-
-
-def _fold(changes: tuple[FeedChange, ...]) -> dict[int, _Entry]:
-    """Each entry's state at the end of the page (changes state results, so the last wins)."""
-    entries: dict[int, _Entry] = {}
-    for change in changes:
-        entry = entries.setdefault(change.entry, _Entry())
-        entry.seq = change.seq
-        entry.category = change.category
-        if change.action == "remove":
-            entry.active = False
-            entry.signals.clear()
-        else:
-            entry.active = True
-            entry.signals[(change.signal_type, change.value)] = None
-    return entries
-
-
-@dataclass
-class _New:
-    """Entries new here, as columns (``registry.bulk.NewEntries`` plus where they came from)."""
-
-    remote: list[int] = field(default_factory=list)
-    seq: list[int] = field(default_factory=list)
-    category: list[str] = field(default_factory=list)
-    owners: list[int] = field(default_factory=list)
-    kinds: list[str] = field(default_factory=list)
-    values: list[str] = field(default_factory=list)
-
-    def add(self, remote: int, entry: _Entry) -> None:
-        self.remote.append(remote)
-        self.seq.append(entry.seq)
-        self.category.append(entry.category)
-        for kind, value in entry.signals:
-            self.owners.append(len(self.remote) - 1)
-            self.kinds.append(kind)
-            self.values.append(value)
-
-
-def _sources(
-    session: Session, partner_id: int, remote_set: str, remote: Sequence[int]
-) -> dict[int, EntrySource]:
-    """The sources we hold of these remote entries: one range read when they lie close together
-    (a page of a set's changes mostly does), else in chunks."""
-    if not remote:
-        return {}
-    query = select(EntrySource).where(
-        EntrySource.partner_id == partner_id, EntrySource.remote_set == remote_set
-    )
-    wanted = set(remote)
-    low, high = min(wanted), max(wanted)
-    found: dict[int, EntrySource] = {}
-    if high - low <= 4 * len(wanted) + 1000:
-        rows = session.scalars(query.where(EntrySource.remote_item.between(low, high)))
-        found = {row.remote_item: row for row in rows if row.remote_item in wanted}
-    else:
-        ordered = sorted(wanted)
-        for start in range(0, len(ordered), 1000):
-            chunk = ordered[start : start + 1000]
-            rows = session.scalars(query.where(EntrySource.remote_item.in_(chunk)))
-            found.update({row.remote_item: row for row in rows})
-    return found
-
-
-def _split(
-    page: FeedPage, taken: frozenset[str] | None, sources: dict[int, EntrySource]
-) -> tuple[_New, dict[int, _Entry]]:
-    """The page's entries: those new here (no source yet, active, taken in) and the rest."""
-    c = page.columns
-    new, rest = _New(), dict[int, _Entry]()
-    if len(set(c.entry)) == len(c):  # every entry once: its change is its state
-        if not sources and taken is None and "remove" not in c.action:
-            count = len(c)
-            new = _New(c.entry, c.seq, c.category, list(range(count)), c.type, c.value)
-            return new, rest
-        for i, remote in enumerate(c.entry):
-            entry = _Entry(c.action[i] != "remove", c.category[i], {}, c.seq[i])
-            if entry.active:
-                entry.signals[(c.type[i], c.value[i])] = None
-            if (
-                entry.active
-                and (taken is None or entry.category in taken)
-                and remote not in sources
-            ):
-                new.add(remote, entry)
-            else:
-                rest[remote] = entry
-        return new, rest
-    for remote, entry in _fold(page.changes).items():
-        wanted = entry.active and (taken is None or entry.category in taken) and entry.signals
-        if wanted and remote not in sources:
-            new.add(remote, entry)
-        else:
-            rest[remote] = entry
-    return new, rest
-
-
-def _shared(new: _New, rest: dict[int, _Entry]) -> set[tuple[str, str]]:
-    """Signals that a new entry shares with another entry of the page: those entries are
-    merged the general way (one item, two sources)."""
-    if not rest and len(set(new.kinds)) == 1 and len(set(new.values)) == len(new.values):
-        return set()  # the usual page: one type, every value once
-    pairs = list(zip(new.kinds, new.values, strict=True))
-    pairs += [signal for entry in rest.values() if entry.active for signal in entry.signals]
-    if len(set(pairs)) == len(pairs):
-        return set()
-    return {pair for pair, times in Counter(pairs).items() if times > 1}
-
-
-def _without(new: _New, moved: set[int], rest: dict[int, _Entry]) -> _New:
-    """``new`` less the entries at positions ``moved``, which go to ``rest``."""
-    kept = _New()
-    by_owner: dict[int, list[int]] = {}
-    for j, owner in enumerate(new.owners):
-        by_owner.setdefault(owner, []).append(j)
-    for i, remote in enumerate(new.remote):
-        signals = {(new.kinds[j], new.values[j]): None for j in by_owner[i]}
-        entry = _Entry(True, new.category[i], signals, new.seq[i])
-        if i in moved:
-            rest[remote] = entry
-        else:
-            kept.add(remote, entry)
-    return kept
-
-
-def _add_new(session: Session, follow: PartnerFollow, partner: Partner, new: _New) -> list[int]:
-    """Write the new entries and their sources set-wise; returns the positions of those left
-    out because our set holds one of their signals already (sent by another partner, or ours)."""
-    categories: dict[str, Category] = {}
-    for code in set(new.category):
-        categories[code] = classify(code, "meldpunt")
-    prefix = f"{partner.name}:"  # the name read once: it is an ORM attribute
-    entries = NewEntries(
-        references=[(prefix + str(remote))[:200] for remote in new.remote],
-        categories=[categories[code] for code in new.category],
-        owners=new.owners,
-        signal_types=new.kinds,
-        values=new.values,
-    )
-    written = add_new_entries(
-        session, follow.local_set_id, entries, actor=f"partner:{partner.name}", source=partner.name
-    )
-    remote, seqs = new.remote, new.seq
-    if written.refused:
-        remote = [remote[i] for i in written.added]
-        seqs = [seqs[i] for i in written.added]
-    insert_rows(
-        session.connection(),
-        ENTRY_SOURCES,
-        constants={
-            "partner_id": partner.id,
-            "remote_set": follow.remote_set,
-            "active": True,
-            "updated_at": now(),
-        },
-        columns={"item_id": written.item_ids, "remote_item": remote, "remote_seq": seqs},
-    )
-    return written.refused
-
-
-def apply_page(
-    session: Session,
-    follow: PartnerFollow,
-    partner: Partner,
-    page: FeedPage,
-) -> int:
-    """Apply a verified page to the follow's set (flushed, not committed); returns how many
-    entries it touched. Changes outside the categories taken in count as removals."""
-    lock_registry(session)
-    taken = None if follow.categories is None else frozenset(json.loads(follow.categories))
-    sources = _sources(session, partner.id, follow.remote_set, page.columns.entry)
-    new, entries = _split(page, taken, sources)
-    touched = len(new.remote) + len(entries)
-    shared = _shared(new, entries) if new.remote else set()
-    if shared:
-        pairs = zip(new.kinds, new.values, strict=True)
-        new = _without(new, {new.owners[j] for j, p in enumerate(pairs) if p in shared}, entries)
-    if new.remote:
-        refused = _add_new(session, follow, partner, new)
-        if refused:  # our set holds their signals already: merged the general way
-            _without(new, set(refused), entries)
-    _apply_entries(session, follow, partner, entries, taken, sources)
-    _apply_set_state(session, follow, partner, page)
-    follow.after_seq = page.last
-    follow.remote_head = page.head
-    follow.remote_head_at = page.head_at
-    if page.last_at is not None:
-        follow.applied_at = page.last_at
-    elif page.last >= page.head:
-        follow.applied_at = page.head_at
-    follow.changes_applied += len(page)
-    session.flush()
-    return touched
-
-
-def _apply_set_state(
-    session: Session, follow: PartnerFollow, partner: Partner, page: FeedPage
-) -> None:
-    """Take over the partner's set-wide changes: its reviewed flag and default category, and
-    its state as it changes (a set the partner disables is disabled here; enabled again when
-    the partner enables it, so that our own decision stands until the partner's next one)."""
-    facts = page.set_state
-    if facts is None or not page.set_changes:
-        return
-    actor = f"partner:{partner.name}"
-    ours = get_set(session, follow.local_set_id)
-    reasons = {reason for _, reason in page.set_changes}
-    category = facts.default_category or ours.default_category
-    if facts.reviewed != ours.reviewed or category != ours.default_category:
-        update_set(
-            session, ours.id, reviewed=facts.reviewed, default_category=category, actor=actor
-        )
-    if facts.state == "disabled" and ours.state == "active":
-        disable_set(session, ours.id, actor=actor)
-    elif facts.state == "active" and ours.state == "disabled" and "set_enabled" in reasons:
-        enable_set(session, ours.id, actor=actor)
-
-
-def _apply_entries(
-    session: Session,
-    follow: PartnerFollow,
-    partner: Partner,
-    entries: dict[int, _Entry],
-    taken: frozenset[str] | None,
-    sources: dict[int, EntrySource],
-) -> None:
-    """The general way: entries sent again, changed or removed, and new entries that merge with
-    an entry we hold already, through ``apply_items``."""
-    actor = f"partner:{partner.name}"
-    at = now()
-    adds: list[tuple[int, _Entry]] = []
-    removals: list[tuple[int, _Entry]] = []
-    for remote, entry in entries.items():
-        if entry.active and (taken is None or entry.category in taken) and entry.signals:
-            adds.append((remote, entry))
-        elif not entry.active or (taken is not None and entry.category not in taken):
-            removals.append((remote, entry))
-    inputs = []
-    for remote, entry in adds:
-        signals = list(entry.signals)
-        source = sources.get(remote)
-        if source is not None:  # signals it had already, so that the new ones join the same item
-            signals += session.execute(
-                select(ItemSignal.signal_type, ItemSignal.value).where(
-                    ItemSignal.item_id == source.item_id
-                )
-            ).all()
-        inputs.append(
-            ItemInput(
-                signals=tuple(dict.fromkeys(signals)),
-                category=classify(entry.category, "meldpunt"),
-                reference=f"{partner.name}:{remote}"[:200],
-            )
-        )
-    result = (
-        apply_items(
-            session, follow.local_set_id, inputs, actor=actor, audit_each=False, source=partner.name
-        )
-        if inputs
-        else None
-    )
-    woken: list[int] = []
-    new_sources = []
-    for (remote, entry), outcome in zip(adds, result.outcomes if result else [], strict=True):
-        if outcome.item_id is None:
-            continue  # its signals belong to two of our items: left as they are
-        source = sources.get(remote)
-        if source is None:
-            new_sources.append(
-                {
-                    "item_id": outcome.item_id,
-                    "partner_id": partner.id,
-                    "remote_set": follow.remote_set,
-                    "remote_item": remote,
-                    "remote_seq": entry.seq,
-                    "active": True,
-                    "updated_at": at,
-                }
-            )
-            if outcome.outcome != "added":
-                woken.append(outcome.item_id)
-        else:
-            if not source.active:
-                woken.append(outcome.item_id)
-            source.item_id, source.remote_seq = outcome.item_id, entry.seq
-            source.active, source.updated_at = True, at
-    if new_sources:
-        session.execute(EntrySource.__table__.insert(), new_sources)  # type: ignore[attr-defined]
-    for item_id in woken:  # an entry sent again after a removal matches again
-        status = session.scalar(select(Item.status).where(Item.id == item_id))
-        if status == "disabled":
-            enable_item(session, item_id, actor=actor, note=f"sent again by partner {partner.name}")
-    for remote, entry in removals:
-        source = sources.get(remote)
-        if source is None or not source.active:
-            continue
-        source.active, source.remote_seq, source.updated_at = False, entry.seq, at
-        session.flush()
-        others = session.scalar(
-            select(EntrySource.id)
-            .where(EntrySource.item_id == source.item_id, EntrySource.active.is_(True))
-            .limit(1)
-        )
-        if others is None:
-            disable_item(
-                session,
-                source.item_id,
-                actor=actor,
-                note=f"removed by partner {partner.name} (change {entry.seq})",
-            )
 
 
 @dataclass(frozen=True)
@@ -480,6 +139,79 @@ def _record_failure(sessions: sessionmaker[Session], follow_id: int, message: st
         session.commit()
 
 
+class _Reader:
+    """Fetches and checks a set's pages one after another in a thread, ahead of the applying:
+    each page, or the refusal that ends the reading, goes into ``pages`` in order."""
+
+    def __init__(
+        self,
+        feed: _Feed,
+        policy: FetchPolicy,
+        after: int,
+        *,
+        limit: int,
+        catch_up: int | None,
+        max_pages: int | None,
+    ) -> None:
+        self.feed, self.policy, self.after = feed, policy, after
+        self.limit, self.catch_up, self.max_pages = limit, catch_up, max_pages
+        self.pages: queue.Queue[FeedPage | PageRefused | FeedUnavailable] = queue.Queue(AHEAD)
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._read, name="exchange-read", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        after, ask, read = self.after, self.limit, 0
+        while not self.stopping.is_set() and (self.max_pages is None or read < self.max_pages):
+            try:
+                page: FeedPage | PageRefused | FeedUnavailable = _next_page(
+                    self.feed, self.policy, after, ask
+                )
+            except (PageRefused, FeedUnavailable) as exc:
+                page = exc
+            while not self.stopping.is_set():
+                try:
+                    self.pages.put(page, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            if not isinstance(page, FeedPage) or not page.more:
+                return
+            read += 1
+            if self.catch_up is not None and len(page) >= ask:
+                ask = max(ask, min(self.catch_up, ask * 2))
+            after = page.last
+
+    def take(self, most: int) -> tuple[list[FeedPage], PageRefused | FeedUnavailable | None]:
+        """The pages waiting (at least one; at most ``most`` changes unless the first alone is
+        more), and the refusal after them, if any."""
+        pages: list[FeedPage] = []
+        item = self.pages.get()
+        while True:
+            if not isinstance(item, FeedPage):
+                return pages, item
+            if pages and sum(len(p) for p in pages) + len(item) > most:
+                self._keep(item)
+                return pages, None
+            pages.append(item)
+            if not item.more:
+                return pages, None
+            try:
+                item = self.pages.get_nowait()
+            except queue.Empty:
+                return pages, None
+
+    def _keep(self, item: FeedPage) -> None:
+        # put back at the front: the reader only ever adds at the end
+        with self.pages.mutex:
+            self.pages.queue.appendleft(item)
+            self.pages.not_empty.notify()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=self.policy.total_seconds + 5)
+
+
 def pull_follow(
     sessions: sessionmaker[Session],
     follow_id: int,
@@ -495,8 +227,8 @@ def pull_follow(
 
     Pages of ``limit`` changes; with ``catch_up`` (``feeds.MAX_PAGE`` for the worker and the
     command line), while full pages keep coming (a first pull, a follower far behind) each asks
-    for twice as many, up to ``catch_up``. The next page is fetched and checked while the
-    current one is applied."""
+    for twice as many, up to ``catch_up``, and the pages that wait are applied together, up to
+    ``MAX_RUN`` changes a transaction. ``on_page`` is called after each commit."""
     with sessions() as session:
         follow = session.get(PartnerFollow, follow_id)
         if follow is None:
@@ -510,11 +242,10 @@ def pull_follow(
             after=follow.after_seq,
             head=follow.remote_head,
         )
-    pages, ask = 0, max(1, limit)
-    ahead: tuple[int, Future[FeedPage]] | None = None  # the next page, asked for already
-    fetcher = ThreadPoolExecutor(1, thread_name_prefix="exchange-fetch")
+    most = MAX_RUN if catch_up is not None else 1  # without catch_up: a page a transaction
+    reader: _Reader | None = None
     try:
-        while max_pages is None or pages < max_pages:
+        while max_pages is None or result.pages < max_pages:
             with sessions() as session:  # read, then let go: no transaction waits on the network
                 follow = session.get(PartnerFollow, follow_id)
                 partner = session.get(Partner, follow.partner_id) if follow else None
@@ -522,47 +253,63 @@ def pull_follow(
                 after = follow.after_seq
                 feed = _Feed(partner.name, partner.url, partner.remote_token,
                              partner.public_key, follow.remote_set)  # fmt: skip
-            if ahead is None or ahead[0] != after:
-                ahead = (after, fetcher.submit(_next_page, feed, policy, after, ask))
-            try:
-                page = ahead[1].result()
-            except (PageRefused, FeedUnavailable) as exc:
-                result.error = str(exc)
-                _record_failure(sessions, follow_id, str(exc))
-                raise
-            ahead = None
-            if catch_up is not None and page.more and len(page) >= ask:
-                ask = max(ask, min(catch_up, ask * 2))
-            if page.more and (max_pages is None or pages + 1 < max_pages):
-                ahead = (page.last, fetcher.submit(_next_page, feed, policy, page.last, ask))
-            with sessions() as session:
-                lock_registry(session)  # before the first read
-                follow = session.get(PartnerFollow, follow_id, populate_existing=True)
-                assert follow is not None
-                partner = session.get(Partner, follow.partner_id, populate_existing=True)
-                assert partner is not None
-                if follow.after_seq != after:  # another worker applied this page meanwhile
-                    continue
-                if partner.public_key != feed.public_key:  # set anew while the page came
-                    ahead = None
-                    continue
-                apply_page(session, follow, partner, page)
-                follow.last_pull_at = follow.last_success_at = now()
-                follow.failures, follow.last_error = 0, None
-                follow.next_pull_at = now() + (timedelta(0) if page.more else every)
-                session.commit()
-            pages += 1
-            result.pages += 1
-            result.changes += len(page)
-            result.bytes += page.size
-            result.after, result.head = page.last, page.head
-            if on_page is not None:
+            if reader is None:
+                left = None if max_pages is None else max_pages - result.pages
+                reader = _Reader(feed, policy, after, limit=limit, catch_up=catch_up,
+                                 max_pages=left)  # fmt: skip
+            pages, refusal = reader.take(most)
+            if pages and not _apply(sessions, follow_id, feed, after, merged(pages), every):
+                reader.stop()  # our position or the partner's key changed meanwhile: read anew
+                reader = None
+                continue
+            result.pages += len(pages)
+            for page in pages:
+                result.changes += len(page)
+                result.bytes += page.size
+                result.after, result.head = page.last, page.head
+            if pages and on_page is not None:
                 on_page(result)
-            if not page.more:
+            if refusal is not None:
+                result.error = str(refusal)
+                _record_failure(sessions, follow_id, str(refusal))
+                raise refusal
+            if not pages[-1].more:
                 break
     finally:
-        fetcher.shutdown(wait=True, cancel_futures=True)
+        if reader is not None:
+            reader.stop()
     return result
+
+
+def _apply(
+    sessions: sessionmaker[Session],
+    follow_id: int,
+    feed: _Feed,
+    after: int,
+    page: FeedPage,
+    every: timedelta,
+) -> bool:
+    """Apply ``page`` (pages taken together) with the new position in one transaction; False
+    when the follow is no longer where the page starts, or the partner's key was set anew while
+    it came (nothing applied)."""
+    with sessions() as session:
+        lock_registry(session)  # before the first read
+        follow = session.get(PartnerFollow, follow_id, populate_existing=True)
+        assert follow is not None
+        partner = session.get(Partner, follow.partner_id, populate_existing=True)
+        assert partner is not None
+        if follow.after_seq != after or page.after != after:  # another worker applied it
+            return False
+        if partner.public_key != feed.public_key:
+            return False
+        with large_cache(session.connection()):
+            apply_page(session, follow, partner, page)
+            follow.last_pull_at = follow.last_success_at = now()
+            follow.failures, follow.last_error = 0, None
+            follow.next_pull_at = now() + (timedelta(0) if page.more else every)
+            session.flush()
+        session.commit()
+    return True
 
 
 def pull(

@@ -9,18 +9,28 @@ pages once instead of at random.
 
 ``allocate_ids`` hands out ``n`` new values of a table's key ahead of the insert, so that rows
 of other tables can refer to them in the same statements.
+
+``large_cache`` gives a SQLite connection a larger page cache for one set-wise write: rows going
+into indexes of millions of random hashes touch most of their pages, which SQLite's default
+cache of 2 MB reads from the file again and again (measured at four million entries: the
+signals' insert took half the time with 1 GB).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from sqlalchemy import Table, bindparam, text
 from sqlalchemy.engine import Connection
 
-__all__ = ["allocate_ids", "insert_rows"]
+__all__ = ["BULK_CACHE_MB", "allocate_ids", "insert_rows", "large_cache"]
+
+#: The most page cache a SQLite connection takes during a set-wise write (taken as pages are
+#: used, and given back when the write is done).
+BULK_CACHE_MB = 1024
 
 
 def _dialect(connection: Connection) -> str:
@@ -177,3 +187,20 @@ def allocate_ids(connection: Connection, table: Table, column: str, count: int) 
     ).scalar()
     first = max(int(used or 0), int(largest or 0)) + 1
     return range(first, first + count)
+
+
+@contextmanager
+def large_cache(connection: Connection, megabytes: int = BULK_CACHE_MB) -> Iterator[None]:
+    """On SQLite, a page cache of up to ``megabytes`` for ``connection`` while the block runs,
+    then the one it had. Leave the block before committing: the pages the write dirtied stay
+    until the commit writes them, the others are given back. PostgreSQL: nothing to do (its
+    cache is the server's)."""
+    if _dialect(connection) != "sqlite":
+        yield
+        return
+    before = connection.exec_driver_sql("PRAGMA cache_size").scalar()
+    connection.exec_driver_sql(f"PRAGMA cache_size = -{int(megabytes) * 1024}")
+    try:
+        yield
+    finally:
+        connection.exec_driver_sql(f"PRAGMA cache_size = {int(before or -2000)}")
